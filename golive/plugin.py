@@ -1,0 +1,373 @@
+"""The pytest plugin: options, config loading, the lab, result collection, reports, exit code.
+
+pytest is the runner; this module binds it to golive's contracts (architecture.md).  It
+does not measure (``checks/``) and does not render (``reports/``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from golive import __version__ as GOLIVE_VERSION
+from golive.model import Severity, Status, utcnow
+from golive.profile import ResolvedProfile, list_profiles, load_profile
+from golive.recorder import Checks, ScenarioInfo
+from golive.redact import redact
+from golive.target import Target, load_target, with_overrides
+from golive.verdict import Verdict, decide_dicts
+from golive.waivers import Waivers
+from golive.yamlpos import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKERS = {
+    "critical": "severity: a failure blocks go-live at every --fail-on level",
+    "high": "severity high (blocks go-live with the default --fail-on high)",
+    "medium": "severity medium",
+    "low": "severity low (recommendations)",
+    "hosts": "host hardware and software checks",
+    "ports": "open and closed ports, listen addresses",
+    "tls": "TLS protocol, cipher and certificate checks",
+    "http": "HTTP redirect, HSTS and security header checks",
+    "cors": "CORS policy checks",
+    "auth": "authentication and rate limiting checks",
+    "throughput": "throughput of the inference core (disruptive)",
+    "backups": "backup freshness, integrity and restore checks",
+    "ha": "high-availability failover drill (disruptive)",
+    "kubernetes": "Kubernetes platform checks",
+    "disruptive": "changes or loads the target; needs --allow-disruptive",
+}
+
+
+class GoliveRun:
+    """Everything the run knows: config, the started target, collected results."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.profile: ResolvedProfile | None = None
+        self.target: Target | None = None
+        self.target_path = ""
+        self.waivers = Waivers()
+        self.fail_on = Severity(config.getoption("golive_fail_on"))
+        self.allow_disruptive: bool = config.getoption("golive_allow_disruptive")
+        self.started_at = utcnow()
+        self.results: list[dict[str, Any]] = []
+        self.golive_items = 0
+        self.lab: Any = None
+        self.run_dir: Path | None = None
+        self.verdict: Verdict | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.profile is not None
+
+
+RUN_KEY = pytest.StashKey[GoliveRun]()
+INFO_KEY = pytest.StashKey[ScenarioInfo]()
+CHECKS_KEY = pytest.StashKey[Checks]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("golive", "golive: deployment validation (see docs/usage.md)")
+    g.addoption("--profile", dest="golive_profile", default=None, metavar="NAME|PATH",
+                help="tier requirements: a name in profiles/ or a YAML path; 'list' lists the profiles")
+    g.addoption("--list-profiles", dest="golive_list_profiles", action="store_true",
+                help="list the profiles with their descriptions and exit")
+    g.addoption("--target", dest="golive_target", default="lab", metavar="NAME|PATH",
+                help="inventory: a name in targets/ or a YAML path (default: lab, the embedded reference deployment)")
+    g.addoption("--report-dir", dest="golive_report_dir", default=None, metavar="DIR",
+                help="where the run folder is written (default: reports/runs/)")
+    g.addoption("--waivers", dest="golive_waivers", default=None, metavar="PATH",
+                help="waiver file (default: waivers.yaml next to the target file, if present)")
+    g.addoption("--allow-disruptive", dest="golive_allow_disruptive", action="store_true",
+                help="permit checks that change or load the target (drills, load tests, restores)")
+    g.addoption("--fail-on", dest="golive_fail_on", default="high", choices=[s.value for s in Severity],
+                help="lowest severity whose failure or error makes the verdict NO-GO (default: high)")
+
+
+def _print_profiles() -> None:
+    rows = list_profiles()
+    width = max(len(r[0]) for r in rows)
+    print("golive profiles (profiles/*.yaml):")
+    for name, desc, parent in rows:
+        ext = f"  [extends {parent}]" if parent else ""
+        print(f"  {name:<{width}}  {desc}{ext}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("golive_list_profiles") or config.getoption("golive_profile") == "list":
+        _print_profiles()
+        return 0
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    run = GoliveRun(config)
+    config.stash[RUN_KEY] = run
+    profile = config.getoption("golive_profile")
+    if not profile:
+        return
+    try:
+        run.profile = load_profile(profile)
+        tpath = config.getoption("golive_target")
+        run.target = load_target(tpath)
+        run.target_path = tpath
+        wpath = config.getoption("golive_waivers")
+        if wpath is None:
+            from golive.target import resolve_path
+
+            candidate = resolve_path(tpath).parent / "waivers.yaml"
+            wpath = str(candidate) if candidate.exists() else None
+        if wpath:
+            run.waivers = Waivers.load(wpath)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    run = config.stash[RUN_KEY]
+    golive_items = [i for i in items if _is_golive_item(i)]
+    run.golive_items = len(golive_items)
+    if golive_items and not run.active:
+        raise pytest.UsageError(
+            "--profile is required to run golive checks\n  fix: pytest --profile poc --target lab "
+            "(pytest --profile list shows the profiles)")
+
+
+def _is_golive_item(item: pytest.Item) -> bool:
+    """A golive check is a pytest-bdd scenario (its steps use the ``golive`` fixture, which
+    pytest-bdd resolves at run time, so ``fixturenames`` cannot tell)."""
+    names = getattr(item, "fixturenames", ())
+    return "_pytest_bdd_example" in names or "golive" in names
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+class Environment:
+    """What step functions see: the profile, the (started) target, run options."""
+
+    def __init__(self, run: GoliveRun, target: Target) -> None:
+        self.profile = run.profile
+        self.target = target
+        self.allow_disruptive = run.allow_disruptive
+        self.lab = run.lab
+
+
+@pytest.fixture(scope="session")
+def golive_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
+    """The target, with the embedded lab started first when the target asks for it."""
+    run = request.config.stash[RUN_KEY]
+    if not run.active or run.target is None:
+        pytest.skip("golive checks need --profile")
+    target = run.target
+    if target.lab is not None:
+        from lab.run import start_lab
+
+        workdir = Path(tempfile.mkdtemp(prefix="golive-lab-"))
+        run.lab = start_lab(workdir, target.lab.variant, cost_ms=target.lab.cost_ms, instances=target.lab.instances)
+        try:
+            target = with_overrides(target, run.lab.target_overrides())
+        except BaseException:
+            run.lab.stop()
+            raise
+    try:
+        yield Environment(run, target)
+    finally:
+        if run.lab is not None:
+            run.lab.stop()
+            shutil.rmtree(run.lab.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def golive(request: pytest.FixtureRequest, golive_env: Environment) -> "StepContext":
+    """Per-scenario context: profile, target and the recorder for results."""
+    info = request.node.stash.get(INFO_KEY, None) or ScenarioInfo(nodeid=request.node.nodeid)
+    checks = Checks(info, request.config.stash[RUN_KEY].waivers)
+    request.node.stash[CHECKS_KEY] = checks
+    return StepContext(golive_env, checks)
+
+
+class StepContext:
+    def __init__(self, env: Environment, checks: Checks) -> None:
+        self.env = env
+        self.checks = checks
+        self.profile = env.profile
+        self.req = env.profile.req if env.profile else None
+        self.target = env.target
+
+
+# ----------------------------------------------------------------------------- pytest-bdd hooks
+
+def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    tags = tuple(sorted(set(scenario.tags) | set(feature.tags)))
+    request.node.stash[INFO_KEY] = ScenarioInfo(feature=feature.name, feature_file=feature.rel_filename,
+                                                 scenario=scenario.name, tags=tags, nodeid=request.node.nodeid)
+    checks = request.node.stash.get(CHECKS_KEY, None)
+    if checks is not None:
+        checks.info = request.node.stash[INFO_KEY]
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    """Turn the scenario's results into its pytest outcome (fail > error > skip > pass)."""
+    if sys.exc_info()[0] is not None:
+        return
+    checks = request.node.stash.get(CHECKS_KEY, None)
+    if checks is None or not checks.results:
+        return
+    bad = [r for r in checks.results if r.status in (Status.FAIL, Status.ERROR)]
+    if bad:
+        lines = [f"{r.status.value.upper()} {r.id}: expected {r.expected}, measured {r.measured}"
+                 + (f" ({r.reason})" if r.reason else "") for r in bad]
+        pytest.fail("\n".join(lines), pytrace=False)
+    if all(r.status == Status.SKIP for r in checks.results):
+        pytest.skip("; ".join(sorted({r.reason for r in checks.results})))
+
+
+# ----------------------------------------------------------------------------- collection of results
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    run = item.config.stash[RUN_KEY]
+    if not run.active or not _is_golive_item(item):
+        return report
+    checks = item.stash.get(CHECKS_KEY, None)
+    info = item.stash.get(INFO_KEY, None) or ScenarioInfo(nodeid=item.nodeid, scenario=item.name)
+    if checks is None:
+        checks = Checks(info, run.waivers)
+        item.stash[CHECKS_KEY] = checks
+    emit = False
+    if report.when == "setup" and report.failed:
+        checks.error(_scenario_id(info, item), f"set-up failed: {_short(call.excinfo)}")
+        emit = True
+    elif report.when == "setup" and report.skipped and not checks.results:
+        reason = _skip_reason(report)
+        checks.skip(_scenario_id(info, item), reason)
+        emit = True
+    elif report.when == "call":
+        if report.failed and not any(r.status in (Status.FAIL, Status.ERROR) for r in checks.results):
+            checks.error(_scenario_id(info, item), f"the check itself failed: {_short(call.excinfo)}")
+        elif report.skipped and not checks.results:
+            checks.skip(_scenario_id(info, item), _skip_reason(report))
+        emit = True
+    if emit:
+        report.user_properties.append(("golive_results", [r.to_dict() for r in checks.results]))
+    return report
+
+
+def _scenario_id(info: ScenarioInfo, item: pytest.Item) -> str:
+    base = Path(info.feature_file).stem if info.feature_file else item.module.__name__.rsplit(".", 1)[-1]  # type: ignore[attr-defined]
+    return f"{base.removeprefix('test_')}.{(info.scenario or item.name).lower().replace(' ', '_')}"
+
+
+def _short(excinfo: Any) -> str:
+    if excinfo is None:
+        return "unknown error"
+    return redact(f"{excinfo.typename}: {excinfo.value}")[:500]
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in report.user_properties:
+        if name == "golive_results":
+            _RESULTS.extend(value)
+
+
+_RESULTS: list[dict[str, Any]] = []
+
+
+# ----------------------------------------------------------------------------- the end of the run
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        sha = out.stdout.strip()
+        if out.returncode == 0 and sha:
+            dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def _metadata(run: GoliveRun, finished_at: str, exitstatus: int) -> dict[str, Any]:
+    assert run.profile is not None and run.target is not None
+    operator = os.environ.get("GOLIVE_OPERATOR") or getpass.getuser()
+    target = {"name": run.target.name, "environment": run.target.environment, "file": run.target_path,
+              "description": run.target.description}
+    if run.lab is not None:
+        target["lab_variant"] = run.lab.variant
+    return {
+        "golive": {"version": GOLIVE_VERSION, "git_sha": _git_sha()},
+        "run": {"started_at": run.started_at, "finished_at": finished_at, "operator": operator,
+                "checking_host": socket.gethostname(), "platform": platform.platform(),
+                "python": platform.python_version(), "pytest": pytest.__version__,
+                "args": [redact(a) for a in run.config.invocation_params.args],
+                "allow_disruptive": run.allow_disruptive, "pytest_exitstatus": int(exitstatus)},
+        "profile": {"name": run.profile.name, "description": run.profile.profile.description,
+                    "sha256": run.profile.sha256, "files": run.profile.files,
+                    "source": run.profile.profile.source, "notes": run.profile.profile.notes},
+        "target": target,
+    }
+
+
+def _run_dir(run: GoliveRun) -> Path:
+    assert run.profile is not None and run.target is not None
+    base = run.config.getoption("golive_report_dir")
+    root = Path(base) if base else ROOT / "reports" / "runs"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = root / f"{stamp}_{run.profile.name}_{run.target.name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}_{run.profile.name}_{run.target.name}-{n}"
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash[RUN_KEY]
+    if not run.active or run.golive_items == 0 or hasattr(session.config, "workerinput"):
+        return
+    from reports import write_run
+
+    results = sorted(_RESULTS, key=lambda r: (r["nodeid"], r["id"]))
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    run.verdict = decide_dicts(results, run.fail_on, complete=not interrupted)
+    finished = utcnow()
+    meta = _metadata(run, finished, exitstatus)
+    run.run_dir = _run_dir(run)
+    write_run(run.run_dir, meta, run.verdict.to_dict(), results, run.waivers.summary())
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        session.exitstatus = pytest.ExitCode.OK if run.verdict.go else pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    run = config.stash[RUN_KEY]
+    if run.verdict is None or run.run_dir is None:
+        return
+    from reports.terminal import summary_lines
+
+    tr = terminalreporter
+    tr.section("golive verdict", sep="=", bold=True)
+    for line, style in summary_lines(run.verdict.to_dict(), _RESULTS, run.run_dir):
+        tr.write_line(line, **style)

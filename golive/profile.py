@@ -1,0 +1,369 @@
+"""Profiles: a tier's requirements, with numbers, units and catalogue ids.
+
+A profile is YAML validated strictly (unknown keys are errors) before any probe runs.
+``extends`` inherits another profile; sections deep-merge, except host *sizing*, which the
+child replaces as a whole (catalogue §16: the Oz numbers are not monotonic, so max-merging
+would invent requirements no seed states).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from golive import catalogue
+from golive.model import Severity
+from golive.units import Duration, Rate, Size
+from golive.validation import raise_config_error
+from golive.yamlpos import ConfigError, PositionedYaml, load
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Block(Strict):
+    """Every requirement block cites catalogue ids (``ref``) and may set the severity a
+    failure has (otherwise the feature's tag decides)."""
+
+    ref: list[str] = Field(default_factory=list, description="catalogue ids, e.g. OZ-POC-HW-01")
+    severity: Severity | None = None
+
+    @field_validator("ref", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("ref")
+    @classmethod
+    def _known_ids(cls, v: list[str]) -> list[str]:
+        for rid in v:
+            if not catalogue.known(rid):
+                raise ValueError(f"unknown requirement id '{rid}' (not in the catalogue; see docs/profiles.md)")
+        return v
+
+
+class GpuReq(Strict):
+    count: int = Field(ge=0)
+    memory: Size | None = None
+
+
+class DiskReq(Strict):
+    """The filesystem holding the host's data path (the target says which path)."""
+
+    size: Size | None = None
+    media: Literal["any", "ssd", "nvme"] = "any"
+
+
+class Sizing(Block):
+    """Hardware of one host (or every host of a role)."""
+
+    cpu_cores: int | None = Field(default=None, ge=1)
+    memory: Size | None = None
+    disk: DiskReq | None = None
+    nic_speed: Rate | None = None
+    gpu: GpuReq | None = None
+
+
+class NodeCount(Block):
+    min: int = Field(ge=0)
+    max: int | None = Field(default=None, ge=1)
+
+
+class OsReq(Block):
+    family: Literal["linux"] = "linux"
+    recommended: list[str] = Field(default_factory=list, description="e.g. ['ubuntu>=20.04', 'centos>=8']")
+
+
+class SoftwareReq(Block):
+    version: str = Field(description="minimum version, e.g. '1.18'")
+    required: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, v: Any) -> Any:
+        if isinstance(v, (str, int, float)):
+            return {"version": str(v)}
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        v = v.strip().removeprefix(">=").rstrip("+").strip()
+        parts = v.split(".")
+        if not v or not all(p.isdigit() for p in parts):
+            raise ValueError(f"version '{v}' is not dotted numbers; write e.g. '1.18'")
+        return v
+
+
+SOFTWARE = ("python", "pip", "nginx", "gunicorn", "uvicorn", "postgresql", "docker", "sqlite", "openssl", "haproxy")
+
+
+class Layout(Strict):
+    """Sizing for one node-count layout (Oz Medium Load: 2, 3 or 4 nodes, each different)."""
+
+    default: Sizing | None = None
+    roles: dict[str, Sizing] = Field(default_factory=dict)
+
+
+class HostsReq(Block):
+    memory_tolerance: float = Field(default=0.95, gt=0, le=1,
+                                    description="MemTotal passes at >= tolerance x required (kernel reservation)")
+    default: Sizing | None = None
+    roles: dict[str, Sizing] = Field(default_factory=dict)
+    layouts: dict[int, Layout] = Field(default_factory=dict, description="sizing by number of hosts")
+    count: dict[str, NodeCount] = Field(default_factory=dict, description="hosts per role ('all' = every host)")
+    os: OsReq | None = None
+    software: dict[str, SoftwareReq] = Field(default_factory=dict)
+
+    @field_validator("software")
+    @classmethod
+    def _known_software(cls, v: dict[str, SoftwareReq]) -> dict[str, SoftwareReq]:
+        for name in v:
+            if name not in SOFTWARE:
+                raise ValueError(f"unknown software '{name}'; golive measures: {', '.join(SOFTWARE)}")
+        return v
+
+    def sizing_for(self, roles: list[str], host_count: int) -> tuple[Sizing | None, str]:
+        """The sizing that applies to a host with these roles, and where it comes from.
+        A layout for this many hosts wins; then the first role with its own sizing; then
+        ``default``."""
+        default, by_role, origin = self.default, self.roles, ""
+        if host_count in self.layouts:
+            lay = self.layouts[host_count]
+            default, by_role, origin = lay.default, lay.roles, f"{host_count}-host layout, "
+        for role in roles:
+            if role in by_role:
+                return by_role[role], f"{origin}role '{role}'"
+        return default, f"{origin}default"
+
+
+class PortsReq(Block):
+    public_open: bool = True
+    http_answers: bool = True
+    internal_closed: bool = True
+    internal_bind_loopback: bool = True
+
+
+class TlsReq(Block):
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    require_tls13: bool = False
+    forbid: list[Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"]] = Field(
+        default_factory=lambda: ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"])
+    forbid_weak_ciphers: bool = True
+    require_aead: bool = False
+    cert_min_days_left: int = Field(default=14, ge=0)
+    min_rsa_bits: int = 2048
+    min_ec_bits: int = 256
+    vulnerabilities: bool = True
+
+
+class HttpReq(Block):
+    redirect_to_https: bool = True
+    hsts_min_age: Duration | None = None
+    hsts_include_subdomains: bool = False
+    security_headers: list[str] = Field(default_factory=list)
+    health_status: int = 200
+
+
+class CorsReq(Block):
+    forbid_wildcard_with_credentials: bool = True
+    forbid_origin_reflection: bool = True
+    forbid_null_origin: bool = True
+    methods: list[str] = Field(default_factory=list)
+    headers: list[str] = Field(default_factory=list)
+
+
+class RateLimitReq(Strict):
+    burst: int = Field(ge=1, le=10000)
+    expect_status: int = 429
+
+
+class AuthReq(Block):
+    protected_paths: list[str] = Field(default_factory=list)
+    rate_limit: RateLimitReq | None = None
+
+
+class ThroughputReq(Block):
+    apm_min: float | None = Field(default=None, gt=0, description="analyses per minute; none = baseline mode")
+    p95: Duration | None = None
+    error_rate_max: float = Field(default=0.01, ge=0, le=1)
+    duration: Duration = 60.0
+    regression_max_pct: float = Field(default=20, ge=0)
+
+
+class BackupAge(Strict):
+    incremental: Duration | None = None
+    full: Duration | None = None
+
+
+class BackupsReq(Block):
+    max_age: BackupAge | None = None
+    retention_full_min: int | None = Field(default=None, ge=1)
+    contents: list[Literal["database", "config", "keys", "code", "features"]] = Field(default_factory=list)
+    integrity: bool = True
+    encryption: bool = False
+    offsite: bool = False
+    pitr: bool = False
+    rto: Duration | None = None
+
+
+class HaReq(Block):
+    min_instances: int = Field(default=2, ge=1)
+    failover_max: Duration = 30.0
+    error_rate_max: float = Field(default=0.05, ge=0, le=1)
+    auto_restart: bool = False
+
+
+class KubernetesReq(Block):
+    min_version: str = "1.25"
+    components: list[Literal["ingress-nginx", "cluster-issuer", "metrics-server", "prometheus",
+                             "cluster-autoscaler"]] = Field(default_factory=list)
+    storage_rwx: bool = False
+    min_replicas: int = Field(default=1, ge=1)
+    pdb: bool = False
+    hpa: bool = False
+    probes: bool = False
+    resources: bool = False
+    zones_min: int = Field(default=1, ge=1)
+
+
+class Requirements(Strict):
+    hosts: HostsReq | None = None
+    ports: PortsReq | None = None
+    tls: TlsReq | None = None
+    http: HttpReq | None = None
+    cors: CorsReq | None = None
+    auth: AuthReq | None = None
+    throughput: ThroughputReq | None = None
+    backups: BackupsReq | None = None
+    ha: HaReq | None = None
+    kubernetes: KubernetesReq | None = None
+
+
+class Profile(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str
+    extends: str | None = None
+    source: list[str] = Field(default_factory=list, description="seed files/sections, e.g. 004_...txt#poc")
+    systems: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="conflicts and interpretations (catalogue §15)")
+    requirements: Requirements = Requirements()
+
+    @field_validator("source", "systems", "notes", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class ResolvedProfile(BaseModel):
+    """A profile after ``extends`` was applied, with the files it was built from."""
+
+    model_config = ConfigDict(frozen=True)
+    profile: Profile
+    files: list[str]
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    @property
+    def req(self) -> Requirements:
+        return self.profile.requirements
+
+
+SIZING_KEYS = ("default", "roles", "count", "layouts")
+
+
+def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    out = copy.deepcopy(parent)
+    for key, value in child.items():
+        here = path + (key,)
+        if here == ("requirements", "hosts") and isinstance(value, dict) and isinstance(out.get(key), dict):
+            base = dict(out[key])
+            if any(k in value for k in SIZING_KEYS):
+                for k in SIZING_KEYS:  # sizing is replaced as a whole, never max-merged
+                    base.pop(k, None)
+            out[key] = _merge(base, value, here)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, here)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_path(name_or_path: str, directory: Path = PROFILES_DIR) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return p
+    return directory / f"{name_or_path}.yaml"
+
+
+def _validate(doc: PositionedYaml) -> Profile:
+    if not isinstance(doc.data, dict):
+        raise ConfigError(doc.path, 1, "a profile must be a mapping", "start with 'name:', 'description:', 'requirements:'")
+    try:
+        return Profile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise_config_error(doc, exc, kind="profile", model=Profile)
+        raise  # unreachable
+
+
+def load_profile(name_or_path: str, directory: Path = PROFILES_DIR) -> ResolvedProfile:
+    """Load, validate and resolve a profile.  Raises :class:`ConfigError` with file and line."""
+    path = resolve_path(name_or_path, directory)
+    if not path.exists():
+        available = ", ".join(p.stem for p in sorted(directory.glob("*.yaml")))
+        raise ConfigError(path, None, f"profile '{name_or_path}' not found",
+                          f"use one of: {available} (or a path to a .yaml file); `pytest --profile list` describes them")
+    chain: list[PositionedYaml] = []
+    seen: set[Path] = set()
+    current: Path | None = path
+    while current is not None:
+        real = current.resolve()
+        if real in seen:
+            raise ConfigError(current, chain[-1].line_of(("extends",)) if chain else None,
+                              "'extends' forms a cycle", "remove the cycle between these profiles")
+        seen.add(real)
+        doc = load(current)
+        _validate(doc)  # each file on its own, so errors point at the file that has them
+        chain.append(doc)
+        parent = doc.data.get("extends")
+        if parent is None:
+            current = None
+        else:
+            nxt = resolve_path(str(parent), current.parent)
+            if not nxt.exists():
+                raise ConfigError(current, doc.line_of(("extends",)), f"extends unknown profile '{parent}'",
+                                  "name a profile in the same folder (without .yaml) or a path")
+            current = nxt
+    merged: dict[str, Any] = {}
+    for doc in reversed(chain):
+        merged = _merge(merged, {k: v for k, v in doc.data.items() if k != "extends"})
+    merged["name"] = chain[0].data["name"]
+    merged["description"] = chain[0].data["description"]
+    merged["extends"] = chain[0].data.get("extends")
+    profile = Profile.model_validate(merged)
+    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return ResolvedProfile(profile=profile, files=[str(d.path) for d in chain],
+                           sha256=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def list_profiles(directory: Path = PROFILES_DIR) -> list[tuple[str, str, str | None]]:
+    """(name, description, extends) of every profile in the folder, for ``--profile list``."""
+    out = []
+    for p in sorted(directory.glob("*.yaml")):
+        try:
+            doc = load(p)
+            data = doc.data if isinstance(doc.data, dict) else {}
+            out.append((p.stem, str(data.get("description", "")).strip(), data.get("extends")))
+        except ConfigError as exc:
+            out.append((p.stem, f"(invalid: {exc.problem})", None))
+    return out

@@ -1,0 +1,87 @@
+"""Binding measurements to requirements: the one place a pass/fail is decided.
+
+Step functions call :meth:`Checks.record` with a probe's :class:`Measurement`, the profile
+block it is judged against, the expected value in words and a predicate.  A measurement
+that could not be taken is ``error``; a predicate that returns False is ``fail``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from golive import catalogue
+from golive.model import CheckResult, Evidence, Measurement, Severity, Status, utcnow
+from golive.profile import Block
+from golive.redact import redact, redact_obj
+from golive.waivers import Waivers
+
+
+@dataclasses.dataclass
+class ScenarioInfo:
+    feature: str = ""
+    feature_file: str = ""
+    scenario: str = ""
+    tags: tuple[str, ...] = ()
+    nodeid: str = ""
+
+    @property
+    def severity(self) -> Severity:
+        sev = [Severity(t) for t in self.tags if t in Severity._value2member_map_]
+        return max(sev, key=lambda s: s.rank) if sev else Severity.MEDIUM
+
+
+def _clean_evidence(ev: Evidence) -> Evidence:
+    return dataclasses.replace(ev, subject=redact(ev.subject), method=redact(ev.method), raw=redact(ev.raw)[:4000],
+                               data=redact_obj(ev.data))  # type: ignore[arg-type]
+
+
+class Checks:
+    """Records the results of one scenario."""
+
+    def __init__(self, info: ScenarioInfo, waivers: Waivers) -> None:
+        self.info = info
+        self.waivers = waivers
+        self.results: list[CheckResult] = []
+        self.started_at = utcnow()
+
+    def _finish(self, result: CheckResult) -> CheckResult:
+        result = self.waivers.apply(result)
+        self.results.append(result)
+        return result
+
+    def _base(self, check_id: str, block: Block | None, severity: Severity | None) -> dict[str, Any]:
+        ids = list(block.ref) if block is not None else []
+        sev = severity or (block.severity if block is not None and block.severity else None) or self.info.severity
+        return {"id": check_id, "requirement": catalogue.requirement(ids), "feature": self.info.feature,
+                "scenario": self.info.scenario, "severity": sev, "nodeid": self.info.nodeid,
+                "tags": self.info.tags, "started_at": self.started_at}
+
+    def record(self, check_id: str, *, block: Block | None, expected: str, measurement: Measurement,
+               ok: Callable[[Any], bool], remediation: str = "", severity: Severity | None = None,
+               data: dict[str, Any] | None = None) -> CheckResult:
+        """Judge ``measurement`` with ``ok`` and record the result."""
+        base = self._base(check_id, block, severity)
+        reason = ""
+        if measurement.error is not None:
+            status, reason = Status.ERROR, measurement.error
+        else:
+            try:
+                status = Status.PASS if ok(measurement.value) else Status.FAIL
+            except Exception as exc:  # a comparison that cannot be made is not a pass
+                status, reason = Status.ERROR, f"cannot compare measured value: {exc}"
+        result = CheckResult(status=status, expected=expected, measured=redact(measurement.display),
+                             reason=redact(reason), remediation=remediation if status != Status.PASS else "",
+                             evidence=(_clean_evidence(measurement.evidence),), data=redact_obj(data or {}),  # type: ignore[arg-type]
+                             **base)
+        return self._finish(result)
+
+    def skip(self, check_id: str, reason: str, *, block: Block | None = None, expected: str = "") -> CheckResult:
+        base = self._base(check_id, block, None)
+        return self._finish(CheckResult(status=Status.SKIP, expected=expected or "n/a", measured="not measured",
+                                        reason=reason, **base))
+
+    def error(self, check_id: str, reason: str, *, block: Block | None = None, expected: str = "",
+              evidence: Evidence | None = None) -> CheckResult:
+        base = self._base(check_id, block, None)
+        return self._finish(CheckResult(status=Status.ERROR, expected=expected or "n/a", measured="could not measure",
+                                        reason=redact(reason), evidence=(evidence,) if evidence else (), **base))

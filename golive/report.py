@@ -1,0 +1,79 @@
+"""report.json: the source of truth of a run (schema ``golive-report/1``).
+
+Every other output (HTML, JUnit, terminal summary, diff) is rendered from this document.
+``integrity.results_sha256`` is a SHA-256 over the canonical JSON of the results, so an
+altered result is detectable (``golive verify``).  Files are written atomically: a reader
+sees the old file or the whole new one, never half of one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "golive-report/1"
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def results_digest(results: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(canonical(results)).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def build(meta: dict[str, Any], verdict: dict[str, Any], results: list[dict[str, Any]],
+          waivers: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        **meta,
+        "verdict": verdict,
+        "results": results,
+        "waivers": waivers,
+    }
+    doc["integrity"] = {"algorithm": "sha256", "canonical": "json, sorted keys, separators (',', ':'), utf-8",
+                        "results_sha256": results_digest(results),
+                        "document_sha256": document_digest(doc)}
+    return doc
+
+
+def document_digest(doc: dict[str, Any]) -> str:
+    """SHA-256 over the whole document except its ``integrity`` block (so the verdict and
+    metadata are covered too, not only the results)."""
+    return hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "integrity"})).hexdigest()
+
+
+def verify(doc: dict[str, Any]) -> tuple[bool, str]:
+    """Recompute the results digest; (ok, message)."""
+    if doc.get("schema") != SCHEMA:
+        return False, f"not a {SCHEMA} document (schema={doc.get('schema')!r})"
+    stored = doc.get("integrity", {}).get("results_sha256")
+    actual = results_digest(doc.get("results", []))
+    if stored != actual:
+        return False, f"ALTERED: results digest {actual} does not match the recorded {stored}"
+    stored_doc = doc.get("integrity", {}).get("document_sha256")
+    if stored_doc != document_digest(doc):
+        return False, "ALTERED: the verdict or run metadata changed after the report was written"
+    return True, f"intact: {len(doc.get('results', []))} results, sha256 {actual}"

@@ -1,0 +1,65 @@
+"""The go-live decision: GO only when no result at or above ``--fail-on`` failed or errored."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+from golive.model import CheckResult, Severity, Status
+
+BLOCKING = (Status.FAIL, Status.ERROR)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    decision: str  # "GO" | "NO-GO"
+    fail_on: Severity
+    blocking: tuple[str, ...]
+    counts: dict[str, int]
+    by_severity: dict[str, dict[str, int]]
+    complete: bool
+    reason: str
+
+    @property
+    def go(self) -> bool:
+        return self.decision == "GO"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["fail_on"] = self.fail_on.value
+        d["blocking"] = list(self.blocking)
+        return d
+
+
+def decide(results: list[CheckResult], fail_on: Severity, complete: bool = True) -> Verdict:
+    counts = Counter(r.status.value for r in results)
+    by_sev: dict[str, dict[str, int]] = {s.value: {} for s in Severity}
+    for r in results:
+        by_sev[r.severity.value][r.status.value] = by_sev[r.severity.value].get(r.status.value, 0) + 1
+    blocking = tuple(r.id for r in results if r.status in BLOCKING and r.severity.rank >= fail_on.rank)
+    if not results:
+        decision, reason = "NO-GO", "no check ran: nothing was verified"
+    elif not complete:
+        decision, reason = "NO-GO", "the run was interrupted before every check ran"
+    elif blocking:
+        n_fail = sum(1 for r in results if r.id in blocking and r.status == Status.FAIL)
+        n_err = len(blocking) - n_fail
+        parts = []
+        if n_fail:
+            parts.append(f"{n_fail} failed")
+        if n_err:
+            parts.append(f"{n_err} could not be verified")
+        decision, reason = "NO-GO", f"{' and '.join(parts)} at or above severity '{fail_on.value}'"
+    else:
+        decision, reason = "GO", f"no failure or error at or above severity '{fail_on.value}'"
+    return Verdict(decision, fail_on, blocking, dict(counts), by_sev, complete, reason)
+
+
+def decide_dicts(results: list[dict[str, Any]], fail_on: Severity, complete: bool = True) -> Verdict:
+    """:func:`decide` over results as written in report.json."""
+    from golive.model import Requirement
+
+    objs = [CheckResult(id=r["id"], status=Status(r["status"]), severity=Severity(r["severity"]),
+                        expected=r.get("expected", ""), measured=r.get("measured", ""), requirement=Requirement())
+            for r in results]
+    return decide(objs, fail_on, complete)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything golive and its lab need on a fresh Debian 12 machine (run as root):
+# the Debian servers the lab and the self-tests start (nginx, haproxy, openssh-server,
+# PostgreSQL, testssl.sh for the benchmark) and a virtual environment in .venv with golive
+# installed in editable mode.  Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(nginx-light openssh-server openssh-client haproxy postgresql sqlite3 iproute2 procps testssl.sh git)
+
+need_apt=0
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt=1
+done
+if [ "$need_apt" = 1 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: Debian packages missing (${APT_PACKAGES[*]}); run as root or install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+fi
+# Debian starts nothing here (no systemd); make sure packaged daemons did not grab ports.
+pkill -x nginx 2>/dev/null || true
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/pip install -q -e '.[lab,k8s,dev]' 2>&1 | { grep -v -e '^WARNING: Location' -e BuildBackendWarning || true; }
+echo "setup: done ($(.venv/bin/python --version), golive $(.venv/bin/python -c 'import golive; print(golive.__version__)'))"

@@ -1,0 +1,256 @@
+"""Bindings for features/hosts.feature: measure with checks.hosts, judge against the
+profile's ``requirements.hosts`` block."""
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_bdd import scenarios, then, when
+
+from checks import hosts as probe
+from checks.inventory import hosts_with_role
+from golive.model import Measurement, Severity
+from golive.units import fmt_bytes, fmt_rate
+from suites.hostset import HostSet, probe_host
+
+scenarios("hosts.feature")
+
+GIB = 2**30
+
+
+def _req(golive: Any) -> Any:
+    return golive.req.hosts if golive.req else None
+
+
+def _no_hosts_req(golive: Any, check: str) -> bool:
+    if _req(golive) is None:
+        golive.checks.skip(check, f"profile '{golive.profile.name}' sets no host requirements")
+        return True
+    if not golive.target.hosts:
+        golive.checks.error(check, f"target '{golive.target.name}' lists no hosts to check",
+                            expected="at least one host")
+        return True
+    return False
+
+
+def _sizings(golive: Any, hostset: HostSet) -> dict[str, tuple[Any, str]]:
+    req = _req(golive)
+    return {s.name: req.sizing_for(s.roles, len(hostset.specs)) for s in hostset.specs}
+
+
+# ----------------------------------------------------------------------------- count
+
+@when("the hosts are counted by role", target_fixture="counts")
+def count_hosts(golive: Any, hostset: HostSet) -> dict[str, Measurement]:
+    req = _req(golive)
+    roles = {s.name: s.roles for s in hostset.specs}
+    return {role: hosts_with_role(golive.target.name, role, roles) for role in (req.count if req else {})}
+
+
+@then("each role has as many hosts as the profile requires")
+def judge_count(golive: Any, counts: dict[str, Measurement]) -> None:
+    req = _req(golive)
+    if req is None or not req.count:
+        golive.checks.skip("hosts.count", "the profile sets no host count")
+        return
+    for role, need in req.count.items():
+        hi = f" and <= {need.max}" if need.max else ""
+        golive.checks.record(
+            f"hosts.count[{role}]", block=need if need.ref else req,
+            expected=f">= {need.min}{hi} hosts" + ("" if role == "all" else f" with role '{role}'"),
+            measurement=counts[role], ok=lambda n, need=need: n >= need.min and (need.max is None or n <= need.max),
+            remediation=f"add hosts with role '{role}' to the deployment (and to the target inventory)"
+            if role != "all" else "deploy the number of nodes the tier requires")
+
+
+# ----------------------------------------------------------------------------- CPU, memory
+
+@when("the CPU cores of each host are measured", target_fixture="measured")
+def measure_cores(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure(probe.cpu_cores)
+
+
+@then("each host has at least the CPU cores its role requires")
+def judge_cores(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    if _no_hosts_req(golive, "hosts.cpu_cores"):
+        return
+    for name, (sizing, origin) in _sizings(golive, hostset).items():
+        cid = f"hosts.cpu_cores[{name}]"
+        if sizing is None or sizing.cpu_cores is None:
+            golive.checks.skip(cid, f"no CPU requirement for this host ({origin})")
+            continue
+        golive.checks.record(cid, block=sizing, expected=f">= {sizing.cpu_cores} vCPU ({origin})",
+                             measurement=measured[name], ok=lambda n, s=sizing: n >= s.cpu_cores,
+                             remediation=f"give {name} at least {sizing.cpu_cores} vCPU or move it to a role that fits")
+
+
+@when("the memory of each host is measured", target_fixture="measured")
+def measure_memory(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure(probe.memory)
+
+
+@then("each host has at least the memory its role requires")
+def judge_memory(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    if _no_hosts_req(golive, "hosts.memory"):
+        return
+    tol = _req(golive).memory_tolerance
+    for name, (sizing, origin) in _sizings(golive, hostset).items():
+        cid = f"hosts.memory[{name}]"
+        if sizing is None or sizing.memory is None:
+            golive.checks.skip(cid, f"no memory requirement for this host ({origin})")
+            continue
+        floor = sizing.memory * tol
+        golive.checks.record(
+            cid, block=sizing,
+            expected=f">= {fmt_bytes(sizing.memory)} ({origin}; MemTotal >= {fmt_bytes(floor)} at tolerance {tol:g})",
+            measurement=measured[name], ok=lambda b, f=floor: b >= f,
+            remediation=f"give {name} at least {fmt_bytes(sizing.memory)} of RAM")
+
+
+# ----------------------------------------------------------------------------- disk
+
+@when("the filesystem holding each host's data path is measured", target_fixture="measured")
+def measure_disk(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure_each(lambda s: probe_host(s, probe.disk, s.data_path))
+
+
+@then("each data filesystem is at least the size its role requires")
+def judge_disk(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    if _no_hosts_req(golive, "hosts.disk"):
+        return
+    for name, (sizing, origin) in _sizings(golive, hostset).items():
+        cid = f"hosts.disk[{name}]"
+        if sizing is None or sizing.disk is None or sizing.disk.size is None:
+            golive.checks.skip(cid, f"no disk size requirement for this host ({origin})")
+            continue
+        need = sizing.disk.size
+        golive.checks.record(cid, block=sizing, expected=f">= {fmt_bytes(need, binary=False)} ({origin})",
+                             measurement=measured[name], ok=lambda b, n=need: b >= n,
+                             remediation=f"grow the filesystem holding the data path of {name}")
+
+
+@when("the storage device behind each host's data path is identified", target_fixture="measured")
+def measure_storage(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure_each(lambda s: probe_host(s, probe.storage_kind, s.data_path))
+
+
+@then("each data device is of the kind its role requires")
+def judge_storage(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    if _no_hosts_req(golive, "hosts.storage"):
+        return
+    accepted = {"ssd": ("ssd", "nvme"), "nvme": ("nvme",)}
+    for name, (sizing, origin) in _sizings(golive, hostset).items():
+        cid = f"hosts.storage[{name}]"
+        if sizing is None or sizing.disk is None or sizing.disk.media == "any":
+            golive.checks.skip(cid, f"no storage media requirement for this host ({origin})")
+            continue
+        kinds = accepted[sizing.disk.media]
+        golive.checks.record(cid, block=sizing, expected=f"{' or '.join(k.upper() for k in kinds)} ({origin})",
+                             measurement=measured[name], ok=lambda k, kinds=kinds: k in kinds,
+                             remediation=f"put the data path of {name} on {sizing.disk.media.upper()} storage")
+
+
+# ----------------------------------------------------------------------------- network, GPU, OS, software
+
+@when("the link speed of each host's network interfaces is read", target_fixture="measured")
+def measure_nic(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure(probe.nic_speed)
+
+
+@then("each host has a link at least as fast as its role requires")
+def judge_nic(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    if _no_hosts_req(golive, "hosts.nic_speed"):
+        return
+    for name, (sizing, origin) in _sizings(golive, hostset).items():
+        cid = f"hosts.nic_speed[{name}]"
+        if sizing is None or sizing.nic_speed is None:
+            golive.checks.skip(cid, f"no network speed requirement for this host ({origin})")
+            continue
+        golive.checks.record(cid, block=sizing, expected=f">= {fmt_rate(sizing.nic_speed)} ({origin})",
+                             measurement=measured[name], ok=lambda m, s=sizing: m >= s.nic_speed,
+                             remediation=f"connect {name} with a link of at least {fmt_rate(sizing.nic_speed)}")
+
+
+@when("the GPUs of each host are listed", target_fixture="measured")
+def measure_gpus(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure(probe.gpus)
+
+
+@then("each host has the GPUs its role requires")
+def judge_gpus(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    if _no_hosts_req(golive, "hosts.gpu"):
+        return
+    for name, (sizing, origin) in _sizings(golive, hostset).items():
+        cid = f"hosts.gpu[{name}]"
+        if sizing is None or sizing.gpu is None or sizing.gpu.count == 0:
+            golive.checks.skip(cid, f"no GPU required for this host ({origin})")
+            continue
+        gpu = sizing.gpu
+        mem = f" with >= {fmt_bytes(gpu.memory)} memory each" if gpu.memory else ""
+
+        def enough(found: list[dict[str, Any]], gpu: Any = gpu) -> bool:
+            fit = [g for g in found if gpu.memory is None or g["memory_mib"] * 2**20 >= gpu.memory]
+            return len(fit) >= gpu.count
+
+        golive.checks.record(cid, block=sizing, expected=f">= {gpu.count} NVIDIA GPU{mem} ({origin})",
+                             measurement=measured[name], ok=enough,
+                             remediation=f"attach {gpu.count} GPU(s){mem} to {name} and install the NVIDIA driver")
+
+
+@when("the operating system of each host is read", target_fixture="measured")
+def measure_os(hostset: HostSet) -> dict[str, Measurement]:
+    return hostset.measure(probe.os_release)
+
+
+@then("each host runs the operating system family the profile requires")
+def judge_os(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -> None:
+    req = _req(golive)
+    if _no_hosts_req(golive, "hosts.os"):
+        return
+    if req.os is None:
+        golive.checks.skip("hosts.os", "the profile sets no operating system requirement")
+        return
+    for spec in hostset.specs:
+        m = measured[spec.name]
+        golive.checks.record(f"hosts.os[{spec.name}]", block=req.os, expected="Linux",
+                             measurement=m, ok=lambda v: v["kernel"].lower().startswith("linux"),
+                             remediation="run production on Linux")
+        if req.os.recommended:
+            golive.checks.record(
+                f"hosts.os_recommended[{spec.name}]", block=req.os, severity=Severity.LOW,
+                expected=" or ".join(req.os.recommended) + " (recommended)", measurement=m,
+                ok=lambda v: any(_os_matches(v, r) for r in req.os.recommended),
+                remediation="move to a recommended distribution release")
+
+
+def _os_matches(v: dict[str, str], rule: str) -> bool:
+    name, _, version = rule.partition(">=")
+    ids = {v.get("id", "")} | set(v.get("id_like", "").split())
+    return name.strip() in ids and probe.version_at_least(v.get("version_id", "0") or "0", version.strip() or "0")
+
+
+@when("the versions of the software the profile names are read on each host", target_fixture="measured")
+def measure_software(golive: Any, hostset: HostSet) -> dict[str, dict[str, Measurement]]:
+    req = _req(golive)
+    names = list(req.software) if req else []
+    return hostset.measure_each(lambda s: {n: probe_host(s, probe.software_version, n) for n in names})
+
+
+@then("each host has at least the versions the profile requires")
+def judge_software(golive: Any, hostset: HostSet, measured: dict[str, dict[str, Measurement]]) -> None:
+    req = _req(golive)
+    if _no_hosts_req(golive, "hosts.software"):
+        return
+    if not req.software:
+        golive.checks.skip("hosts.software", "the profile names no software versions")
+        return
+    for spec in hostset.specs:
+        for name, need in req.software.items():
+            cid = f"hosts.software.{name}[{spec.name}]"
+            m = measured[spec.name][name]
+            if m.ok and m.value is None and not need.required:
+                golive.checks.skip(cid, f"{name} is not installed and the profile does not require it", block=need,
+                                   expected=f">= {need.version} where installed")
+                continue
+            golive.checks.record(cid, block=need, expected=f"{name} >= {need.version}", measurement=m,
+                                 ok=lambda v, n=need: v is not None and probe.version_at_least(v, n.version),
+                                 remediation=f"install or upgrade {name} to {need.version} or newer on {spec.name}")
