@@ -67,13 +67,16 @@ def raise_config_error(doc: PositionedYaml, exc: ValidationError, kind: str,
     line = doc.line_of(loc)
     msg = first["msg"].removeprefix("Value error, ")
     where = _loc_text(loc) or kind
+    hint = ""
+    if first["type"] == "value_error" and "; " in msg:
+        msg, hint = msg.split("; ", 1)
     problem = f"{kind} key '{where}': {msg}"
     if first["type"] == "extra_forbidden":
         problem = f"unknown key '{where}' in {kind}"
     more = len(errors) - 1
     if more:
         problem += f" (and {more} more problem{'s' if more > 1 else ''})"
-    fix = _fix(first["type"], msg, loc)
+    fix = hint or _fix(first["type"], msg, loc)
     if first["type"] == "extra_forbidden" and model is not None:
         close = difflib.get_close_matches(str(loc[-1]), sorted(field_names(model)), n=1, cutoff=0.6)
         if close:

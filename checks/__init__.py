@@ -1,0 +1,1 @@
+"""golive probes: one module per family; pure measurement, no pytest imports."""
