@@ -19,7 +19,7 @@ from golive.yamlpos import ConfigError, PositionedYaml, load
 
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api_key|apikey)$")
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api_key|apikey|authorization|cookie)$")
 _URI_USERINFO_PW = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:([^@/\s]+)@")
 CONNECTION_SCHEMES = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "ansible", "openshift", "lxc", "salt", "winrm")
 
@@ -190,7 +190,7 @@ def _expand(doc: PositionedYaml, value: Any, loc: tuple[Any, ...], env: dict[str
         return value
     key = str(loc[-1]) if loc else ""
     line = doc.line_of(loc)
-    if _SECRET_KEY.search(key) and not _ENV.fullmatch(value.strip()):
+    if _SECRET_KEY.search(key) and not _ENV.search(value):
         raise ConfigError(doc.path, line, f"'{key}' holds a literal secret",
                           f"write it as ${{ENV_VAR}} or use '{key}_file:' with a path; secrets never go in target files")
     m = _URI_USERINFO_PW.match(value)
