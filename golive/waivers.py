@@ -8,7 +8,7 @@ verified, so there is nothing to accept).  An expired waiver does not waive and 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -37,7 +37,7 @@ class WaiverEntry(BaseModel):
         return self.check or self.requirement or ""
 
     def matches(self, result: CheckResult) -> bool:
-        if self.check and fnmatch.fnmatchcase(result.id, self.check):
+        if self.check and _glob(self.check).fullmatch(result.id):
             return True
         return bool(self.requirement and self.requirement in result.requirement.ids)
 
@@ -104,6 +104,12 @@ class Waivers:
             "unmatched": [row(w) for i, w in enumerate(self.entries) if i not in self.used and i not in self.expired_hits
                           and not w.expired(self.today)],
         }
+
+
+def _glob(pattern: str) -> "re.Pattern[str]":
+    """``*`` and ``?`` are wildcards; everything else, brackets included, is literal
+    (check ids contain ``[host]``, which fnmatch would read as a character class)."""
+    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))
 
 
 def _replace(result: CheckResult, **changes: object) -> CheckResult:
