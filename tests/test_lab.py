@@ -12,9 +12,10 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -233,10 +234,43 @@ def test_failed_start_names_the_component_and_cleans_up(
     assert _processes_under(workdir) == []
 
 
-def test_missing_nginx_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lab.nginx
+def test_port_collision_is_retried_with_new_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free ports are only free when probed: a port taken before the service binds it
+    makes the start retry with fresh ports instead of failing."""
+    from lab.procs import free_ports as real
+    calls: list[list[int]] = []
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        busy = squatter.getsockname()[1]
 
-    monkeypatch.setattr(lab.nginx.shutil, "which", lambda *a, **k: None)
+        def first_one_taken(count: int, host: str = "127.0.0.1") -> list[int]:
+            ports = real(count, host)
+            if not calls:
+                ports[0] = busy  # app-1 gets a port someone else holds
+            calls.append(ports)
+            return ports
+
+        monkeypatch.setattr("lab.run.free_ports", first_one_taken)
+        with start_lab(tmp_path / "collide", "single_instance") as running:
+            assert len(calls) == 2
+            assert running.ports["app-1"] != busy
+            assert _https(running, "GET", "/health")[0] == 200
+
+
+def test_cli_lists_variants() -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    res = subprocess.run([sys.executable, "-m", "lab", "variants"], check=False, capture_output=True,
+                         text=True, timeout=30, env=env)
+    assert res.returncode == 0, res.stderr
+    names = [line.split()[0] for line in res.stdout.splitlines()]
+    assert names == [v.key for v in Variant]
+
+
+def test_missing_nginx_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lab.nginx.shutil.which", lambda *a, **k: None)
     with pytest.raises(LabError, match="apt-get install nginx-light"):
         start_lab(tmp_path / "no-nginx")
 
@@ -267,7 +301,7 @@ def test_sshd_accepts_the_client_key(tmp_path: Path) -> None:
     with start_sshd(tmp_path / "sshd") as server:
         assert server.uri == f"ssh://golive-probe@127.0.0.1:{server.port}"
         res = subprocess.run(["ssh", "-F", str(server.ssh_config), server.alias, "true"],
-                             capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+                             check=False, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
         assert res.returncode == 0, res.stderr
         assert server.run("id", "-un").stdout.strip() == "golive-probe"
     assert _connect_refused("127.0.0.1", server.port)

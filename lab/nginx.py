@@ -1,0 +1,263 @@
+"""nginx for the lab: the TLS-terminating reverse proxy in front of the inference instances.
+
+:func:`render_config` writes a self-contained ``nginx.conf`` (every path -- pid, logs, temp
+folders -- inside the run folder, so nothing under /etc or /var is touched and several labs
+can run side by side).  nginx runs in the foreground (``daemon off``) as a child in its own
+process group, so stopping it is a signal to that group and cannot miss a worker.
+
+What the compliant config asserts, and each variant's knob breaks one of:
+TLS 1.2/1.3 with AEAD ciphers; a certificate for localhost/127.0.0.1/127.0.0.2; HSTS and the
+usual security headers on every HTTPS response; CORS for exactly one origin
+(``https://app.golive.test``, credentials allowed, preflight answered 204, no
+Access-Control-Allow-Origin for anyone else); the plain-HTTP listener redirecting every path
+to ``https://localhost:<https port>``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.procs import LabError
+from lab.variants import ALLOWED_ORIGIN, Knobs
+
+INSTALL_HINT = "install it with `apt-get install nginx-light` (Debian/Ubuntu)"
+
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+)
+HSTS_VALUE = "max-age=31536000; includeSubDomains"
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Content-Type, Authorization"
+#: Key-exchange groups of Mozilla's intermediate profile (OpenSSL's default adds X448 and
+#: secp521r1, which the profile rejects).
+TLS_CURVES = "X25519:prime256v1:secp384r1"
+
+
+def find_nginx() -> str:
+    """Path of the nginx binary (PATH, then /usr/sbin); :class:`LabError` with the install
+    command when it is missing."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if not found:
+        raise LabError(f"nginx not found: {INSTALL_HINT}")
+    return found
+
+
+@dataclass(frozen=True)
+class NginxLayout:
+    """Where nginx's files go inside its run folder."""
+
+    run_dir: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.run_dir / "nginx.conf"
+
+    @property
+    def error_log(self) -> Path:
+        return self.run_dir / "error.log"
+
+    @property
+    def access_log(self) -> Path:
+        return self.run_dir / "access.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "nginx.pid"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.run_dir / "tmp"
+
+
+def argv(nginx_bin: str, layout: NginxLayout) -> list[str]:
+    """Command line that runs nginx with the lab's config and prefix."""
+    return [nginx_bin, "-p", f"{layout.run_dir}/", "-c", str(layout.conf), "-e", str(layout.error_log)]
+
+
+def _cors_maps(knobs: Knobs) -> str:
+    """``map`` blocks computing the CORS header values from the request's Origin.
+
+    An empty value makes ``add_header`` send nothing, which is how "no ACAO for other
+    origins" is expressed without ``if`` blocks (which would break header inheritance).
+    """
+    origin = f'"{ALLOWED_ORIGIN}"'
+    if knobs.cors == "allowlist":
+        allow_origin = f'default ""; {origin} "{ALLOWED_ORIGIN}";'
+        credentials = f'default ""; {origin} "true";'
+        methods = f'default ""; {origin} "{CORS_METHODS}";'
+        headers = f'default ""; {origin} "{CORS_HEADERS}";'
+    elif knobs.cors == "wildcard_credentials":
+        allow_origin = 'default "*";'
+        credentials = 'default "true";'
+        methods = f'default "{CORS_METHODS}";'
+        headers = f'default "{CORS_HEADERS}";'
+    elif knobs.cors == "reflect":
+        allow_origin = '"" ""; default $http_origin;'
+        credentials = '"" ""; default "true";'
+        methods = f'"" ""; default "{CORS_METHODS}";'
+        headers = f'"" ""; default "{CORS_HEADERS}";'
+    else:  # pragma: no cover - Knobs is typed
+        raise ValueError(f"unknown CORS mode {knobs.cors!r}")
+    return (
+        f"    map $http_origin $cors_allow_origin {{ {allow_origin} }}\n"
+        f"    map $http_origin $cors_allow_credentials {{ {credentials} }}\n"
+        f"    map $http_origin $cors_allow_methods {{ {methods} }}\n"
+        f"    map $http_origin $cors_allow_headers {{ {headers} }}\n"
+    )
+
+
+_PROXY = """\
+            proxy_pass http://inference;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 300s;
+            proxy_next_upstream error timeout http_502 http_503;
+"""
+
+
+def _app_locations() -> str:
+    return (
+        f"        location /v1/ {{\n{_PROXY}        }}\n"
+        f"        location = /health {{\n{_PROXY}        }}\n"
+        "        location / { return 404; }\n"
+    )
+
+
+def render_config(
+    layout: NginxLayout,
+    *,
+    https_port: int,
+    http_port: int,
+    upstreams: Sequence[tuple[str, int]],
+    chain_file: Path,
+    key_file: Path,
+    knobs: Knobs,
+) -> str:
+    """The nginx.conf text for one lab (see the module docstring for what it asserts)."""
+    if not upstreams:
+        raise ValueError("nginx needs at least one upstream instance")
+    tmp = layout.temp_dir
+    # As root, nginx workers drop to an unprivileged user; they never need the run folder
+    # (logs are opened by the master, bodies and responses stay in memory: see below).
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    servers = "".join(
+        f"        server {host}:{port} max_fails=1 fail_timeout=2s;\n" for host, port in upstreams
+    )
+    headers = ""
+    if knobs.hsts:
+        headers += f'        add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n'
+    for name, value in SECURITY_HEADERS:
+        headers += f'        add_header {name} "{value}" always;\n'
+    headers += (
+        "        add_header Access-Control-Allow-Origin $cors_allow_origin always;\n"
+        "        add_header Access-Control-Allow-Credentials $cors_allow_credentials always;\n"
+        "        add_header Access-Control-Allow-Methods $cors_allow_methods always;\n"
+        "        add_header Access-Control-Allow-Headers $cors_allow_headers always;\n"
+        '        add_header Vary "Origin" always;\n'
+    )
+
+    if knobs.http_mode == "redirect":
+        http_servers = (
+            "    server {\n"
+            f"        listen 127.0.0.1:{http_port} default_server;\n"
+            "        server_name localhost;\n"
+            f"        return 301 https://localhost:{https_port}$request_uri;\n"
+            "    }\n"
+        )
+    elif knobs.http_mode == "plain":
+        http_servers = (
+            "    server {\n"
+            f"        listen 127.0.0.1:{http_port} default_server;\n"
+            "        server_name localhost;\n"
+            f"{_app_locations()}"
+            "    }\n"
+        )
+    elif knobs.http_mode == "redirect_to_http":
+        # A redirect that never reaches HTTPS: localhost -> http://127.0.0.1, which serves
+        # the content over plain HTTP (so a client following it ends on a 200, not a loop).
+        http_servers = (
+            "    server {\n"
+            f"        listen 127.0.0.1:{http_port} default_server;\n"
+            "        server_name localhost;\n"
+            f"        return 301 http://127.0.0.1:{http_port}$request_uri;\n"
+            "    }\n"
+            "    server {\n"
+            f"        listen 127.0.0.1:{http_port};\n"
+            "        server_name 127.0.0.1;\n"
+            f"{_app_locations()}"
+            "    }\n"
+        )
+    else:  # pragma: no cover - Knobs is typed
+        raise ValueError(f"unknown http mode {knobs.http_mode!r}")
+
+    return f"""\
+# golive lab nginx config (generated; variant knobs: {knobs.description})
+{user}worker_processes 1;
+daemon off;
+master_process on;
+pid {layout.pid_file};
+error_log {layout.error_log} notice;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    default_type application/octet-stream;
+    server_tokens off;
+    access_log {layout.access_log} combined buffer=32k flush=1s;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    # Keep bodies and responses in memory: workers never write into the run folder.
+    client_max_body_size 1m;
+    client_body_buffer_size 1m;
+    proxy_max_temp_file_size 0;
+    keepalive_timeout 30s;
+
+{_cors_maps(knobs)}
+    upstream inference {{
+{servers}        keepalive 32;
+    }}
+
+    server {{
+        listen 127.0.0.1:{https_port} ssl http2;
+        server_name localhost;
+        ssl_certificate {chain_file};
+        ssl_certificate_key {key_file};
+        ssl_protocols {knobs.tls_protocols};
+        ssl_ciphers {knobs.tls_ciphers};
+        ssl_ecdh_curve {TLS_CURVES};
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:golive_lab_tls:1m;
+        ssl_session_tickets off;
+
+{headers}
+        # CORS preflight: answered here with the headers above (allowed origin only).
+        if ($request_method = OPTIONS) {{
+            return 204;
+        }}
+
+{_app_locations()}    }}
+
+{http_servers}}}
+"""
+
+
+def prepare(layout: NginxLayout) -> None:
+    """Create the run folder and its temp folders; remove a stale pid file."""
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (layout.temp_dir / sub).mkdir(parents=True, exist_ok=True)
+    layout.pid_file.unlink(missing_ok=True)

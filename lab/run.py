@@ -1,0 +1,386 @@
+"""Start and stop a whole lab: certificates, database and backups, inference instances,
+internal API, nginx -- configured by one variant.
+
+    with start_lab(tmp_path, "legacy_tls") as lab:
+        overrides = lab.target_overrides()     # what golive's target loader needs
+        ...
+
+:func:`start_lab` picks free loopback ports (retrying on a collision), starts every
+component as a child process in its own process group, waits (bounded) until each answers,
+and raises :class:`~lab.procs.LabError` naming the component and quoting its log when one
+does not.  :meth:`RunningLab.stop` (idempotent; also at interpreter exit and on
+SIGINT/SIGTERM) SIGTERMs every group, then SIGKILLs what is left.
+
+Addresses: everything listens on 127.0.0.1.  The internal API is the one exception in the
+``exposed_internal`` variant (0.0.0.0).  Checks reach "the host from outside" at 127.0.0.2:
+a socket bound to 127.0.0.1 does not accept connections addressed to 127.0.0.2, one bound to
+0.0.0.0 does -- so the reachability check is honest on a single machine.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import shutil
+import ssl
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from lab import certs, database, nginx
+from lab.procs import (
+    LabError,
+    ManagedProcess,
+    free_ports,
+    group_members,
+    port_in_use_error,
+    python_env,
+    register,
+    spawn,
+    stop_processes,
+    unregister,
+    wait_until,
+)
+from lab.variants import ALLOWED_ORIGIN, Knobs, Variant
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MARKER = ".golive-lab"
+SAMPLE_BODY: dict[str, Any] = {"analysis": "quality", "media": "shot-001.png"}
+PORT_ATTEMPTS = 3
+
+# What start_lab creates in a workdir (removed again when a workdir is reused).
+_GENERATED = ("tls", "nginx", "logs", "backups", "app.sqlite3", "app.sqlite3-journal", "lab.json")
+
+
+def _http_get_status(host: str, port: int, path: str, *, tls: bool = False, timeout: float = 1.0) -> int:
+    """Status code of ``GET path`` on a loopback address (TLS unverified: readiness only)."""
+    conn: http.client.HTTPConnection
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": "localhost"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _prepare_workdir(workdir: Path) -> None:
+    """Create ``workdir`` or reuse one that a previous lab made; refuse anything else, so a
+    mistyped path never gets its files deleted."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = workdir / MARKER
+    if not marker.exists() and any(workdir.iterdir()):
+        raise LabError(
+            f"workdir {workdir} is not empty and was not made by the lab "
+            f"(no {MARKER} file): use an empty or new folder"
+        )
+    state = workdir / "lab.json"
+    if state.exists():
+        try:
+            pids = json.loads(state.read_text()).get("pids", {})
+        except (OSError, ValueError):
+            pids = {}
+        running = [name for name, pid in pids.items() if isinstance(pid, int) and group_members(pid)]
+        if running:
+            raise LabError(f"a lab is still running in {workdir} ({', '.join(sorted(running))}): stop it first")
+    for name in _GENERATED:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    marker.write_text("made by golive lab.run.start_lab; safe to delete\n")
+
+
+class RunningLab:
+    """A started lab.  Attributes:
+
+    ``workdir``, ``variant`` (name), ``knobs``, ``ports`` (``https``, ``http``, ``internal``,
+    ``app-1``...), ``ca_file``, ``db_path``, ``backup_dir``, ``instance_names``,
+    ``cost_ms`` (effective per-analysis cost), ``start_duration_s``.
+    """
+
+    def __init__(self, workdir: Path, variant: Variant, cost_ms: float, instances: int,
+                 backup_interval_s: float, start_timeout_s: float) -> None:
+        self.workdir = workdir
+        self.variant = variant.key
+        self.knobs: Knobs = variant.knobs
+        self.cost_ms = cost_ms * self.knobs.cost_factor
+        self.instance_names = [f"app-{i}" for i in range(1, instances + 1)]
+        self.backup_interval_s = backup_interval_s
+        self.start_timeout_s = start_timeout_s
+        self.ports: dict[str, int] = {}
+        self.tls_dir = workdir / "tls"
+        self.ca_file = self.tls_dir / "ca.pem"
+        self.db_path = workdir / "app.sqlite3"
+        self.backup_dir = workdir / "backups"
+        self.logs_dir = workdir / "logs"
+        self.nginx_layout = nginx.NginxLayout(workdir / "nginx")
+        self.tls: certs.TlsFiles | None = None
+        self.start_duration_s = 0.0
+        self.stop_duration_s = 0.0
+        self._procs: dict[str, ManagedProcess] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._stopped = False
+        self._env = python_env(REPO_ROOT)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def https_url(self) -> str:
+        return f"https://localhost:{self.ports['https']}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://localhost:{self.ports['http']}"
+
+    @property
+    def capacity_apm(self) -> float:
+        """Analyses per minute the lab can serve: instances x 60000 / cost_ms."""
+        return len(self.instance_names) * 60000.0 / self.cost_ms
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the lab CA (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def target_overrides(self) -> dict[str, Any]:
+        """The target description golive's loader needs to validate this lab."""
+        https = self.ports["https"]
+        return {
+            "hosts": [{"name": "lab-host", "connection": "local://",
+                       "roles": ["app", "inference", "db"], "data_path": str(self.workdir)}],
+            "endpoints": {
+                "public": f"https://localhost:{https}",
+                "http": f"http://localhost:{self.ports['http']}",
+                "health": f"https://localhost:{https}/health",
+                "internal": [f"127.0.0.2:{self.ports['internal']}"],
+                "ca_file": str(self.ca_file),
+            },
+            "services": [{"name": "internal-api", "host": "lab-host",
+                          "port": self.ports["internal"], "bind": "loopback"}],
+            "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
+            "inference": {
+                "url": f"https://localhost:{https}/v1/analyze",
+                "method": "POST",
+                "body": dict(SAMPLE_BODY),
+                "expect_status": 200,
+                "success_field": "status",
+                "success_value": "ok",
+                "capacity_apm": round(self.capacity_apm, 3),
+            },
+            "backups": [{"kind": "sqlite", "location": str(self.backup_dir), "database": str(self.db_path)}],
+            "ha": {
+                "entrypoint": f"https://localhost:{https}/health",
+                "instances": [{"name": n, "url": f"http://127.0.0.1:{self.ports[n]}"}
+                              for n in self.instance_names],
+            },
+        }
+
+    def pids(self) -> dict[str, list[int]]:
+        """Live processes per component (group leader and, for nginx, its workers)."""
+        return {name: group_members(p.pid) for name, p in self._procs.items()}
+
+    def stop_instance(self, name: str) -> None:
+        """Stop one inference instance (for failover drills); nginx keeps running."""
+        proc = self._procs.pop(self._check_instance(name), None)
+        if proc is not None:
+            stop_processes([proc])
+
+    def start_instance(self, name: str) -> None:
+        """(Re)start one inference instance on its original port and wait until it answers."""
+        self._check_instance(name)
+        if name in self._procs and self._procs[name].alive():
+            return
+        self._start_instance(name, self.ports[name])
+        self._wait_instance(name)
+
+    def stop(self) -> None:
+        """Stop every component (idempotent; safe from signal handlers and atexit)."""
+        if self._stopped or self._stopping:
+            return
+        self._stopping = True
+        try:
+            started = time.monotonic()
+            procs = list(self._procs.values())
+            killed = stop_processes(procs)
+            self.stop_duration_s = time.monotonic() - started
+            if killed:
+                sys.stderr.write(f"lab: needed SIGKILL for {', '.join(killed)}\n")
+            self._stopped = True
+            self._write_state()
+            unregister(self)
+        finally:
+            self._stopping = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<RunningLab {self.variant} in {self.workdir} ports={self.ports} stopped={self._stopped}>"
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_instance(self, name: str) -> str:
+        if name not in self.instance_names:
+            raise KeyError(f"no inference instance {name!r}; instances: {self.instance_names}")
+        return name
+
+    def _python(self, name: str, module: str, *args: str) -> ManagedProcess:
+        proc = spawn(name, [sys.executable, "-m", module, *args], self.logs_dir / f"{name}.log",
+                     cwd=self.workdir, env=self._env)
+        self._procs[name] = proc
+        return proc
+
+    def _start_instance(self, name: str, port: int) -> None:
+        self._python(name, "lab.inference", "--host", "127.0.0.1", "--port", str(port),
+                     "--cost-ms", f"{self.cost_ms:g}", "--name", name,
+                     "--mode", self.knobs.inference_mode)
+
+    def _wait_instance(self, name: str) -> None:
+        port = self.ports[name]
+        wait_until(f"inference instance {name} (http://127.0.0.1:{port}/health)",
+                   lambda: _http_get_status("127.0.0.1", port, "/health") == 200,
+                   timeout_s=self.start_timeout_s, proc=self._procs[name])
+
+    def _write_state(self) -> None:
+        state = {
+            "variant": self.variant,
+            "ports": self.ports,
+            "pids": {n: p.pid for n, p in self._procs.items() if not self._stopped and p.alive()},
+            "stopped": self._stopped,
+            "start_duration_s": round(self.start_duration_s, 3),
+        }
+        try:
+            (self.workdir / "lab.json").write_text(json.dumps(state, indent=2) + "\n")
+        except OSError:
+            pass
+
+    def _prepare_files(self) -> None:
+        """Certificates, database, seeded backups: everything that needs no port."""
+        not_before, not_after = certs.validity_from_days(*self.knobs.cert_days)
+        self.tls = certs.write_tls_files(self.tls_dir, self.knobs.cert_hostnames,
+                                         not_before=not_before, not_after=not_after)
+        database.create_database(self.db_path)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if self.knobs.backups == "stale":
+            database.write_backup(self.db_path, self.backup_dir, now - dt.timedelta(days=4))
+            database.write_backup(self.db_path, self.backup_dir, now - dt.timedelta(days=3))
+        elif self.knobs.backups == "corrupt":
+            database.write_backup(self.db_path, self.backup_dir, now - dt.timedelta(hours=2))
+            newest = database.write_backup(self.db_path, self.backup_dir, now - dt.timedelta(minutes=1))
+            database.truncate_backup(newest)
+        else:
+            self.backup_dir.mkdir(parents=True, exist_ok=True)
+
+    def _start_ported(self) -> None:
+        """Pick ports and start the port-bound components once; raises LabError."""
+        names = [*self.instance_names, "internal", "https", "http"]
+        self.ports = dict(zip(names, free_ports(len(names))))
+        for name in self.instance_names:
+            self._start_instance(name, self.ports[name])
+        self._python("internal-api", "lab.internal_api", "--host", self.knobs.internal_bind,
+                     "--port", str(self.ports["internal"]))
+        layout = self.nginx_layout
+        nginx.prepare(layout)
+        assert self.tls is not None
+        layout.conf.write_text(nginx.render_config(
+            layout, https_port=self.ports["https"], http_port=self.ports["http"],
+            upstreams=[("127.0.0.1", self.ports[n]) for n in self.instance_names],
+            chain_file=self.tls.chain_file, key_file=self.tls.key_file, knobs=self.knobs,
+        ))
+        nginx_bin = nginx.find_nginx()
+        # nginx writes its own errors to error.log; its stdout/stderr go to the same file.
+        self._procs["nginx"] = spawn("nginx", nginx.argv(nginx_bin, layout), layout.error_log,
+                                     cwd=layout.run_dir)
+
+        for name in self.instance_names:
+            self._wait_instance(name)
+        internal = self.ports["internal"]
+        wait_until(f"internal API (http://127.0.0.1:{internal}/health)",
+                   lambda: _http_get_status("127.0.0.1", internal, "/health") == 200,
+                   timeout_s=self.start_timeout_s, proc=self._procs["internal-api"])
+        https, http_port = self.ports["https"], self.ports["http"]
+        wait_until(f"nginx (https://localhost:{https}/health through the proxy)",
+                   lambda: _http_get_status("127.0.0.1", https, "/health", tls=True) == 200,
+                   timeout_s=self.start_timeout_s, proc=self._procs["nginx"])
+        wait_until(f"nginx plain-HTTP listener (127.0.0.1:{http_port})",
+                   lambda: _http_get_status("127.0.0.1", http_port, "/health") in (200, 301),
+                   timeout_s=self.start_timeout_s, proc=self._procs["nginx"])
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        nginx.find_nginx()  # fail before starting anything when nginx is not installed
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_files()
+        register(self)
+        if self.knobs.backups == "job":
+            job = self._python("backup-job", "lab.database", "job", "--db", str(self.db_path),
+                               "--dir", str(self.backup_dir),
+                               "--interval-s", f"{self.backup_interval_s:g}")
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start_ported()
+                break
+            except LabError as exc:
+                ported = [p for n, p in self._procs.items() if n != "backup-job"]
+                collided = any(port_in_use_error(p.tail(50)) for p in ported)
+                stop_processes(ported)
+                for p in ported:
+                    self._procs.pop(p.name, None)
+                if not collided or attempt == PORT_ATTEMPTS:
+                    raise
+                sys.stderr.write(f"lab: port collision, retrying with new ports ({exc})\n")
+        if self.knobs.backups == "job":
+            wait_until(f"backup job (first backup in {self.backup_dir})",
+                       lambda: bool(database.list_backups(self.backup_dir)),
+                       timeout_s=self.start_timeout_s, proc=job)
+        self.start_duration_s = time.monotonic() - started
+        self._write_state()
+
+
+def start_lab(
+    workdir: Path,
+    variant: str | Variant = "compliant",
+    *,
+    cost_ms: float = 50,
+    instances: int | None = None,
+    backup_interval_s: float = 3600,
+    start_timeout_s: float = 20.0,
+) -> RunningLab:
+    """Start the lab (``variant``, see ``python -m lab variants``) in ``workdir``.
+
+    ``cost_ms``: CPU cost of one analysis (the variant's ``cost_factor`` multiplies it);
+    ``instances``: inference instances (default: the variant's, 2 for compliant);
+    ``backup_interval_s``: period of the backup job; ``start_timeout_s``: bound on each
+    readiness wait.  Returns a :class:`RunningLab` (also a context manager).  On any failure
+    everything already started is stopped and :class:`LabError` says which component failed
+    and why.
+    """
+    chosen = Variant.parse(variant)
+    count = instances if instances is not None else chosen.knobs.instances
+    if count < 1:
+        raise ValueError("instances must be at least 1")
+    if cost_ms <= 0:
+        raise ValueError("cost_ms must be positive")
+    workdir = Path(workdir).resolve()
+    _prepare_workdir(workdir)
+    lab = RunningLab(workdir, chosen, float(cost_ms), count, float(backup_interval_s), start_timeout_s)
+    try:
+        lab._start()
+    except BaseException:
+        lab.stop()
+        raise
+    return lab

@@ -1,0 +1,117 @@
+"""Every lab variant in one place: the compliant reference and its deliberately broken twins.
+
+A variant is a :class:`Knobs` value (what to change in the real configuration) attached to
+a :class:`Variant` enum member.  Adding a variant is one line here; :mod:`lab.run`,
+:mod:`lab.nginx` and friends only read knobs.  Each broken variant changes exactly one
+thing, so the check that must catch it is unambiguous.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+#: TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are all AEAD).
+MODERN_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+MODERN_PROTOCOLS = "TLSv1.2 TLSv1.3"
+# OpenSSL 3 refuses TLS 1.0/1.1 at the default security level: SECLEVEL=0 is needed.
+LEGACY_PROTOCOLS = "TLSv1 TLSv1.1 TLSv1.2"
+LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+
+LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2")
+ALLOWED_ORIGIN = "https://app.golive.test"
+
+HttpMode = Literal["redirect", "plain", "redirect_to_http"]
+CorsMode = Literal["allowlist", "wildcard_credentials", "reflect"]
+BackupMode = Literal["job", "stale", "corrupt"]
+InferenceMode = Literal["ok", "error-body", "fail-5pct"]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What one variant sets.  Defaults are the compliant lab.
+
+    - ``internal_bind``: address the internal API binds (0.0.0.0 = exposed).
+    - ``instances``: inference instances behind nginx (``start_lab(instances=)`` overrides).
+    - ``tls_protocols`` / ``tls_ciphers``: nginx ``ssl_protocols`` / ``ssl_ciphers``.
+    - ``cert_hostnames``: the leaf's SAN; ``cert_days``: (not_before, not_after) in days
+      from now, negative = past.
+    - ``hsts``: send Strict-Transport-Security.
+    - ``http_mode``: plain-HTTP listener: ``redirect`` (301 to https), ``plain`` (serves the
+      content), ``redirect_to_http`` (301 to an http:// URL that serves the content).
+    - ``cors``: ``allowlist`` (only the allowed origin), ``wildcard_credentials``
+      (``*`` with credentials), ``reflect`` (echo any Origin, with credentials).
+    - ``backups``: ``job`` (fresh backup at start, then periodic), ``stale`` (newest is 3
+      days old, no job), ``corrupt`` (newest is truncated, no job).
+    - ``cost_factor``: multiplies the inference cost (slow inference).
+    - ``inference_mode``: ``ok``, ``error-body`` (200 with status error), ``fail-5pct``.
+    """
+
+    description: str
+    internal_bind: str = "127.0.0.1"
+    instances: int = 2
+    tls_protocols: str = MODERN_PROTOCOLS
+    tls_ciphers: str = MODERN_CIPHERS
+    cert_hostnames: tuple[str, ...] = LAB_HOSTNAMES
+    cert_days: tuple[float, float] = (-1.0, 364.0)  # 365-day life span (Mozilla: < 366)
+    hsts: bool = True
+    http_mode: HttpMode = "redirect"
+    cors: CorsMode = "allowlist"
+    backups: BackupMode = "job"
+    cost_factor: float = 1.0
+    inference_mode: InferenceMode = "ok"
+
+
+class Variant(enum.Enum):
+    """The lab variants; the member name in lower case is the variant's name on the CLI."""
+
+    COMPLIANT = Knobs("the reference deployment: every check passes")
+    EXPOSED_INTERNAL = Knobs("internal API bound to 0.0.0.0 instead of 127.0.0.1", internal_bind="0.0.0.0")
+    SINGLE_INSTANCE = Knobs("one inference instance behind nginx (no redundancy)", instances=1)
+    LEGACY_TLS = Knobs("TLS 1.0 and 1.1 enabled with weak ciphers (SECLEVEL=0)",
+                       tls_protocols=LEGACY_PROTOCOLS, tls_ciphers=LEGACY_CIPHERS)
+    EXPIRED_CERT = Knobs("server certificate expired 30 days ago", cert_days=(-395.0, -30.0))
+    WRONG_HOSTNAME = Knobs("certificate issued for other.golive.test only",
+                           cert_hostnames=("other.golive.test",))
+    SHORT_CERT = Knobs("server certificate expires in 5 days", cert_days=(-1.0, 5.0))
+    NO_HSTS = Knobs("no Strict-Transport-Security header", hsts=False)
+    PLAIN_HTTP = Knobs("HTTP listener serves content (200) instead of redirecting", http_mode="plain")
+    REDIRECT_TO_HTTP = Knobs("HTTP listener redirects to another http:// URL", http_mode="redirect_to_http")
+    CORS_WILDCARD_CREDENTIALS = Knobs("CORS: Allow-Origin * together with Allow-Credentials true",
+                                      cors="wildcard_credentials")
+    CORS_REFLECT = Knobs("CORS: any Origin reflected, with credentials", cors="reflect")
+    STALE_BACKUP = Knobs("newest backup is 3 days old (name and mtime); no backup job", backups="stale")
+    CORRUPT_BACKUP = Knobs("newest backup is truncated; no backup job", backups="corrupt")
+    SLOW_INFERENCE = Knobs("inference 20x slower than the reference (capacity / 20)", cost_factor=20.0)
+    ERROR_BODY = Knobs("inference answers 200 with {\"status\": \"error\"}", inference_mode="error-body")
+    FAIL_5PCT = Knobs("inference answers 500 to every 20th analysis (5 %)", inference_mode="fail-5pct")
+
+    @property
+    def key(self) -> str:
+        """The variant's name as used by ``start_lab`` and ``--variant``."""
+        return self.name.lower()
+
+    @property
+    def knobs(self) -> Knobs:
+        return self.value
+
+    @classmethod
+    def parse(cls, name: str | Variant) -> Variant:
+        """Look a variant up by name (``legacy_tls`` or ``legacy-tls``); clear error if unknown."""
+        if isinstance(name, Variant):
+            return name
+        key = name.strip().lower().replace("-", "_")
+        for member in cls:
+            if member.key == key:
+                return member
+        known = ", ".join(m.key for m in cls)
+        raise ValueError(f"unknown lab variant {name!r}; known variants: {known}")
+
+
+def describe_variants() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` for every variant, in definition order."""
+    return [(v.key, v.knobs.description) for v in Variant]
