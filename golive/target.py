@@ -130,9 +130,13 @@ class HaSpec(Strict):
 
 
 class KubernetesSpec(Strict):
+    """The cluster (kubeconfig + context; the token stays in the kubeconfig) and the
+    namespace of the workloads.  ``timeout_s`` bounds every API request."""
+
     kubeconfig: str | None = None
     context: str | None = None
     namespace: str = "default"
+    timeout_s: float = Field(default=10, gt=0, le=120)
 
 
 class LabSpec(Strict):
@@ -141,6 +145,16 @@ class LabSpec(Strict):
     variant: str = "compliant"
     cost_ms: float = Field(default=50, gt=0)
     instances: int | None = Field(default=None, ge=1, le=8)
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, v: str) -> str:
+        from lab.variants import Variant
+
+        try:
+            return Variant.parse(v).key
+        except ValueError as exc:
+            raise ValueError(f"unknown lab variant '{v}'; `python -m lab variants` lists them") from exc
 
 
 class Target(Strict):
