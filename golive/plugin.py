@@ -117,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     run = GoliveRun(config)
     config.stash[RUN_KEY] = run
+    config.pluginmanager.register(ResultCollector(run), "golive-results")
     profile = config.getoption("golive_profile")
     if not profile:
         return
@@ -285,13 +286,17 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return str(report.longrepr)
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for name, value in report.user_properties:
-        if name == "golive_results":
-            _RESULTS.extend(value)
+class ResultCollector:
+    """Gathers results from test reports -- in this process, or from pytest-xdist workers,
+    whose reports (with their user_properties) reach the controller."""
 
+    def __init__(self, run: GoliveRun) -> None:
+        self.run = run
 
-_RESULTS: list[dict[str, Any]] = []
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == "golive_results":
+                self.run.results.extend(value)
 
 
 # ----------------------------------------------------------------------------- the end of the run
@@ -346,11 +351,13 @@ def _run_dir(run: GoliveRun) -> Path:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash[RUN_KEY]
-    if not run.active or run.golive_items == 0 or hasattr(session.config, "workerinput"):
+    if not run.active or hasattr(session.config, "workerinput"):
+        return
+    if run.golive_items == 0 and not run.results:  # e.g. `-m` selected nothing
         return
     from reports import write_run
 
-    results = sorted(_RESULTS, key=lambda r: (r["nodeid"], r["id"]))
+    results = sorted(run.results, key=lambda r: (r["nodeid"], r["id"]))
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     run.verdict = decide_dicts(results, run.fail_on, complete=not interrupted)
     finished = utcnow()
@@ -369,5 +376,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     tr.section("golive verdict", sep="=", bold=True)
-    for line, style in summary_lines(run.verdict.to_dict(), _RESULTS, run.run_dir):
+    for line, style in summary_lines(run.verdict.to_dict(), run.results, run.run_dir):
         tr.write_line(line, **style)
