@@ -63,6 +63,13 @@ class Endpoints(Strict):
     public_ports: list[str] = Field(default_factory=list, description="extra host:port that must be open")
     ca_file: str | None = Field(default=None, description="CA bundle that signs the public certificate")
     server_name: str | None = None
+    tls: list[str] = Field(default_factory=list,
+                           description="more TLS endpoints (host:port or https URL) for the TLS checks")
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_endpoints(cls, v: list[str]) -> list[str]:
+        return [x if x.startswith("https://") else _hostport(x) for x in v]
 
     @field_validator("internal", "public_ports")
     @classmethod
@@ -94,6 +101,30 @@ class ServiceSpec(Strict):
 class CorsSpec(Strict):
     allowed_origins: list[str] = Field(default_factory=list)
     path: str = "/"
+    disallowed_origins: list[str] = Field(default_factory=lambda: ["https://evil.golive.test"],
+                                          description="origins that must NOT be allowed (probe origins)")
+
+
+class RateLimitSpec(Strict):
+    """The rate limit the deployment declares for one path: ``requests_per_s`` sustained,
+    plus ``burst`` requests of allowance (nginx ``limit_req rate=... burst=...``)."""
+
+    path: str
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    requests_per_s: float = Field(gt=0)
+    burst: int = Field(default=0, ge=0)
+
+
+class AuthSpec(Strict):
+    """How the API authenticates: paths that must refuse anonymous requests, the bearer
+    token golive may use (``${ENV}`` or ``token_file``; never literal) and the declared rate
+    limit."""
+
+    protected_paths: list[str] = Field(default_factory=list, description="'/v1/x' or 'POST /v1/x'")
+    token: str | None = None
+    token_file: str | None = None
+    scheme: str = "Bearer"
+    rate_limit: RateLimitSpec | None = None
 
 
 class InferenceSpec(Strict):
@@ -165,6 +196,7 @@ class Target(Strict):
     endpoints: Endpoints = Endpoints()
     services: list[ServiceSpec] = Field(default_factory=list)
     cors: CorsSpec | None = None
+    auth: AuthSpec | None = None
     inference: InferenceSpec | None = None
     backups: list[BackupSpec] = Field(default_factory=list)
     ha: HaSpec | None = None

@@ -37,8 +37,11 @@ def decide(results: list[CheckResult], fail_on: Severity, complete: bool = True)
     for r in results:
         by_sev[r.severity.value][r.status.value] = by_sev[r.severity.value].get(r.status.value, 0) + 1
     blocking = tuple(r.id for r in results if r.status in BLOCKING and r.severity.rank >= fail_on.rank)
+    verified = [r for r in results if r.status in (Status.PASS, Status.FAIL, Status.WAIVED, Status.ERROR)]
     if not results:
         decision, reason = "NO-GO", "no check ran: nothing was verified"
+    elif not verified:
+        decision, reason = "NO-GO", "every check was skipped: nothing was verified"
     elif not complete:
         decision, reason = "NO-GO", "the run was interrupted before every check ran"
     elif blocking:

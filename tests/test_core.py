@@ -85,6 +85,7 @@ def test_verdict_gate() -> None:
     v = decide(err, Severity.HIGH)
     assert not v.go and v.blocking == ("e",) and "could not be verified" in v.reason
     assert not decide([], Severity.LOW).go  # nothing verified is never GO
+    assert not decide([_r("s", Status.SKIP, Severity.HIGH)], Severity.LOW).go
     assert not decide(rs, Severity.HIGH, complete=False).go
 
 
