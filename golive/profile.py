@@ -158,6 +158,7 @@ class TlsReq(Block):
         default_factory=lambda: ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"])
     forbid_weak_ciphers: bool = True
     require_aead: bool = False
+    require_forward_secrecy: bool = Field(default=False, description="TLS 1.2 and below: (EC)DHE key exchange only")
     cert_min_days_left: int = Field(default=14, ge=0)
     min_rsa_bits: int = 2048
     min_ec_bits: int = 256
@@ -166,6 +167,7 @@ class TlsReq(Block):
 
 class HttpReq(Block):
     redirect_to_https: bool = True
+    allow_temporary_redirect: bool = Field(default=False, description="accept 302/307 for the HTTP->HTTPS redirect")
     hsts_min_age: Duration | None = None
     hsts_include_subdomains: bool = False
     security_headers: list[str] = Field(default_factory=list)
@@ -196,6 +198,11 @@ class ThroughputReq(Block):
     error_rate_max: float = Field(default=0.01, ge=0, le=1)
     duration: Duration = 60.0
     regression_max_pct: float = Field(default=20, ge=0)
+    capacity_max_apm: float | None = Field(
+        default=None, gt=0, description="search the capacity up to this rate; none = no capacity search")
+    headroom_min: float = Field(default=1.0, gt=0, description="capacity must be >= headroom_min x apm_min")
+    capacity_step: Duration = Field(default=10.0, description="steady time of each capacity-search step")
+    capacity_time_max: Duration = Field(default=300.0, description="time budget of the whole capacity search")
 
 
 class BackupAge(Strict):
@@ -211,14 +218,33 @@ class BackupsReq(Block):
     encryption: bool = False
     offsite: bool = False
     pitr: bool = False
+    rpo: Duration | None = Field(default=None, description="max age of the last archived WAL segment (pitr)")
     rto: Duration | None = None
 
 
 class HaReq(Block):
+    """High availability: enough healthy instances, and a failover drill (docs/ha.md).
+
+    Thresholds: ``min_instances``, ``failover_max`` (stop -> full success again),
+    ``error_rate_max`` (failed share of the drill's requests from the stop until the service
+    is steady again after the restore), ``auto_restart`` within ``restart_max``.  The rest
+    bounds the drill itself: its request ``rate``, the ``stable`` run of full success that
+    counts as recovered, ``steady`` (the steady-state windows), ``max_duration`` and
+    ``max_requests`` for the whole drill, and ``drill_instances`` (how many instances are
+    stopped, one at a time, in the target's order; default every one)."""
+
     min_instances: int = Field(default=2, ge=1)
     failover_max: Duration = 30.0
     error_rate_max: float = Field(default=0.05, ge=0, le=1)
     auto_restart: bool = False
+    restart_max: Duration = Field(default=60.0, description="auto_restart: healthy again by itself within this "
+                                                             "(ST-HA-01: 2 x 30 s)")
+    rate: float = Field(default=10, gt=0, le=200, description="requests per second of the drill's open-loop stream")
+    stable: Duration = Field(default=3.0, description="consecutive full success that counts as recovered")
+    steady: Duration = Field(default=2.0, description="length of each steady-state window")
+    max_duration: Duration = Field(default=300.0, description="hard bound on the whole drill")
+    max_requests: int = Field(default=5000, ge=10, description="hard bound on the drill's requests")
+    drill_instances: int | None = Field(default=None, ge=1, description="instances stopped (default: each)")
 
 
 class KubernetesReq(Block):

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from golive.redact import register_secret
 from golive.validation import raise_config_error
@@ -37,6 +37,7 @@ class HostSpec(Strict):
     ssh_identity_file: str | None = None
     sudo: bool = False
     timeout_s: float = Field(default=10, gt=0, le=600)
+    source: str | None = Field(default=None, description="where the host came from (inventory file:line); set by golive")
 
     @field_validator("connection")
     @classmethod
@@ -128,6 +129,12 @@ class AuthSpec(Strict):
 
 
 class InferenceSpec(Strict):
+    """The inference endpoint the throughput checks load (docs/throughput.md).
+
+    A success is ``expect_status`` and, when ``success_field`` is set, that JSON field
+    (dotted path) equal to ``success_value`` (truthy when ``success_value`` is unset).
+    """
+
     url: str
     method: Literal["GET", "POST", "PUT"] = "POST"
     body: dict[str, Any] | list[Any] | None = None
@@ -137,27 +144,127 @@ class InferenceSpec(Strict):
     success_field: str | None = None
     success_value: Any = None
     capacity_apm: float | None = None
+    timeout_s: float = Field(default=30, gt=0, le=600, description="per-request timeout")
+    max_duration_s: float | None = Field(
+        default=None, gt=0, description="caps the profile's throughput duration and capacity steps (e.g. the lab)")
+    warmup_s: float = Field(default=5, ge=0, le=600, description="warm-up before the ramp (not measured)")
+    ramp_s: float = Field(default=5, ge=0, le=600, description="linear ramp to the rate (not measured)")
+    connections: int | None = Field(
+        default=None, ge=1, le=512, description="keep-alive connections (default: rate x latency bound + 2)")
+    baseline_apm: float | None = Field(
+        default=None, gt=0, description="rate offered when the profile sets no apm_min (default 60 APM)")
+    baseline_dir: str | None = Field(default=None, description="latency baselines (default reports/baselines/)")
+
+
+BackupContent = Literal["database", "config", "keys", "code", "features"]
 
 
 class BackupSpec(Strict):
+    """One backup location (docs/backups.md).  A *location* is a local path (``/var/backups``,
+    ``local:///var/backups``), ``ssh://user@host[:port]/path`` (read through testinfra with
+    ``ssh_config``/``ssh_identity_file``/``timeout_s`` below) or ``HOST:/path`` where HOST is
+    a name in ``hosts:`` (its connection options apply)."""
+
     kind: Literal["postgres", "sqlite", "files"]
     location: str
-    database: str | None = None
-    offsite: str | None = None
-    scratch: str | None = None
+    database: str | None = Field(default=None, description=(
+        "postgres: postgresql://user@host:port/db (password as ${ENV} or password_file); "
+        "sqlite: the live database file (a location)"))
+    password_file: str | None = Field(default=None, description="file holding the database password (postgres)")
+    offsite: str | None = Field(default=None, description="second location, on another host, holding copies")
+    scratch: str | None = Field(default=None, description=(
+        "restore drill: scratch database name (postgres; must not exist) or folder on the checking host (sqlite)"))
+    pattern: str = Field(default="*", description="glob of the backup files in the location")
+    full_pattern: str | None = Field(default=None, description="glob of full backups (default: every backup)")
+    incremental_pattern: str | None = Field(default=None, description="glob of incremental backups (default: none)")
+    manifest: str | None = Field(default=None, description=(
+        "checksum manifest in the location (default: manifest.json or SHA256SUMS when present)"))
+    contents: list[BackupContent] | None = Field(default=None, description=(
+        "what the backups hold (default: database for postgres/sqlite, nothing for files)"))
+    sources: list[str] = Field(default_factory=list, description=(
+        "files the backups cover (configs, keys, code, features); each must be older than the newest backup"))
+    wal_archive: str | None = Field(default=None, description="postgres: the location archive_command copies WAL to")
+    decrypt_command: str | None = Field(default=None, description=(
+        "shell command run on the checking host: encrypted backup on stdin, plaintext on stdout "
+        "(e.g. 'age -d -i /etc/golive/backup.key')"))
+    ssh_config: str | None = None
+    ssh_identity_file: str | None = None
+    timeout_s: float = Field(default=30, gt=0, le=3600, description="bound on each command on a location's host")
+    restore_timeout_s: float = Field(default=1800, gt=0, le=86400, description="bound on the restore drill")
+
+    @field_validator("decrypt_command")
+    @classmethod
+    def _no_inline_secret(cls, v: str | None) -> str | None:
+        if v is not None and re.search(r"-pass\s+pass:|--passphrase[\s=]|(?:^|\s)-k\s", v):
+            raise ValueError("decrypt_command holds a literal passphrase; read it from a file "
+                             "(e.g. openssl ... -pass file:/path, gpg --passphrase-file /path, age -i /path/key)")
+        return v
+
+
+class HaAction(Strict):
+    """How the failover drill stops or starts an instance: exactly one of ``command`` (a shell
+    command), ``pidfile`` (send ``signal`` to the pid it holds), ``systemd`` (a unit:
+    ``systemctl stop|start UNIT``) or ``pod`` (``kubectl delete pod``; starting is left to
+    the controller).  A plain string is a ``command``.  Actions run on the instance's
+    ``host`` (a target host name) or, without one, on the checking host."""
+
+    command: str | None = None
+    pidfile: str | None = None
+    signal: str = Field(default="TERM", pattern=r"^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]{1,2}$")
+    systemd: str | None = Field(default=None, description="unit name, e.g. oz-api.service")
+    pod: str | None = Field(default=None, description="pod name (kubectl delete pod NAME)")
+    namespace: str | None = None
+    context: str | None = None
+    timeout_s: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, v: Any) -> Any:
+        return {"command": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "HaAction":
+        kinds = [k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("an HA action needs exactly one of command, pidfile (+ signal), systemd, pod; "
+                             f"got {', '.join(kinds) or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k))
 
 
 class HaInstance(Strict):
+    """One instance behind the load balancer: its own health URL (checked directly, not
+    through the entrypoint) and the actions that stop and start it."""
+
     name: str
-    url: str | None = None
-    stop: str | None = None
-    start: str | None = None
-    host: str | None = None
+    url: str | None = Field(default=None, description="the instance's own health URL (2xx = healthy)")
+    stop: HaAction | None = None
+    start: HaAction | None = None
+    host: str | None = Field(default=None, description="target host the actions run on (default: the checking host)")
 
 
 class HaSpec(Strict):
+    """The load-balanced service: ``entrypoint`` (a URL through the load balancer, GET, 2xx)
+    and its instances.  ``request: inference`` makes the drill's stream send the target's
+    ``inference`` request instead of GET entrypoint."""
+
     entrypoint: str
     instances: list[HaInstance] = Field(default_factory=list)
+    ca_file: str | None = Field(default=None, description="CA bundle for https URLs here (default: endpoints.ca_file)")
+    request: Literal["entrypoint", "inference"] = "entrypoint"
+    timeout_s: float = Field(default=2, gt=0, le=60, description="per request of the drill's stream")
+    restore_timeout_s: float = Field(default=60, gt=0, le=900,
+                                     description="bound on a restore: start action + instance healthy again")
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(f"'{v}' is not an http(s) URL")
+        return v
 
 
 class KubernetesSpec(Strict):
@@ -188,6 +295,55 @@ class LabSpec(Strict):
             raise ValueError(f"unknown lab variant '{v}'; `python -m lab variants` lists them") from exc
 
 
+class HostDefaults(Strict):
+    """Settings for every host an inventory source brings in (inventory variables win)."""
+
+    roles: list[str] = Field(default_factory=list, description="roles added to every host of the source")
+    data_path: str | None = None
+    ssh_config: str | None = None
+    ssh_identity_file: str | None = None
+    sudo: bool | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+
+
+class InventorySpec(Strict):
+    """Hosts from a file golive did not write (docs/fleets.md): exactly one of ``ansible``
+    (an INI or YAML inventory; groups become roles) or ``ssh_config`` (each concrete
+    ``Host`` entry is a host).  Paths are relative to the target file."""
+
+    ansible: str | None = None
+    ssh_config: str | None = None
+    groups: list[str] = Field(default_factory=list, description="only hosts in one of these groups (ansible)")
+    include: list[str] = Field(default_factory=list, description="only hosts whose name matches one of these globs")
+    exclude: list[str] = Field(default_factory=list, description="leave out hosts whose name matches one of these globs")
+    roles: dict[str, list[str]] = Field(default_factory=dict, description="role -> host-name globs given that role")
+    defaults: HostDefaults = HostDefaults()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InventorySpec":
+        if (self.ansible is None) == (self.ssh_config is None):
+            raise ValueError("an inventory entry names exactly one of 'ansible' or 'ssh_config'; "
+                             "write one list entry per file")
+        if self.groups and self.ansible is None:
+            raise ValueError("'groups' selects Ansible groups; an ssh_config has none (use include/roles)")
+        return self
+
+
+class HostSelection(Strict):
+    """The ``--hosts`` / ``--roles`` filter a run was limited to."""
+
+    patterns: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    selected: list[str] = Field(default_factory=list)
+    left_out: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = ([f"--hosts {','.join(self.patterns)}"] if self.patterns else []) + (
+            [f"--roles {','.join(self.roles)}"] if self.roles else [])
+        total = len(self.selected) + len(self.left_out)
+        return f"{' '.join(parts)} ({len(self.selected)} of {total} hosts)"
+
+
 class Target(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -202,6 +358,19 @@ class Target(Strict):
     ha: HaSpec | None = None
     kubernetes: KubernetesSpec | None = None
     lab: LabSpec | None = None
+    inventory: list[InventorySpec] = Field(default_factory=list,
+                                           description="host sources, resolved into hosts when the target is loaded")
+    _selection: HostSelection | None = PrivateAttr(default=None)
+
+    @field_validator("inventory", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+    @property
+    def selection(self) -> HostSelection | None:
+        """The --hosts/--roles filter this run was limited to (None: every host)."""
+        return self._selection
 
     @model_validator(mode="after")
     def _unique_hosts(self) -> "Target":
@@ -286,6 +455,8 @@ def load_target(name_or_path: str, directory: Path = TARGETS_DIR, env: dict[str,
         raise ConfigError(path, 1, "a target must be a mapping", "start with 'name:' and 'hosts:'")
     data = _expand(doc, doc.data, (), dict(os.environ) if env is None else env)
     _read_secret_files(doc, data, ())
+    if data.get("inventory"):
+        data = _resolve_inventory(doc, data)
     try:
         return Target.model_validate(data)
     except ValidationError as exc:
@@ -297,4 +468,118 @@ def with_overrides(target: Target, overrides: dict[str, Any]) -> Target:
     """A copy of ``target`` with sections replaced (the embedded lab fills in its ports)."""
     data = target.model_dump()
     data.update(overrides)
-    return Target.model_validate(data)
+    out = Target.model_validate(data)
+    out._selection = None if "hosts" in overrides else target.selection
+    return out
+
+
+# ----------------------------------------------------------------------------- fleets: inventories, selection
+
+def _resolve_inventory(doc: PositionedYaml, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the hosts of every ``inventory:`` source appended to ``hosts:``.
+
+    Each imported host is validated on its own, so a problem names the inventory file and
+    line; a name defined twice names both places."""
+    from checks.inventory_sources import InventoryError, matches, read_ansible, read_ssh_config
+
+    class _One(Strict):
+        inventory: InventorySpec
+
+    class _Many(Strict):
+        inventory: list[InventorySpec]
+
+    raw = data["inventory"]
+    try:  # validated in the shape written, so an error's line is the key's own line
+        specs = ([_One.model_validate({"inventory": raw}).inventory] if isinstance(raw, dict)
+                 else _Many.model_validate({"inventory": raw}).inventory)
+    except ValidationError as exc:
+        raise_config_error(doc, exc, kind="target", model=Target)
+    base = doc.path.resolve().parent
+    seen: dict[str, str] = {}
+    for i, h in enumerate(data.get("hosts") or []):
+        if isinstance(h, dict) and "name" in h:
+            seen[str(h["name"])] = f"{doc.path}:{doc.line_of(('hosts', i)) or '?'}"
+    imported: list[dict[str, Any]] = []
+    for idx, spec in enumerate(specs):
+        kind = "ansible" if spec.ansible else "ssh_config"
+        rel = spec.ansible or spec.ssh_config or ""
+        src = Path(rel).expanduser()
+        src = src if src.is_absolute() else base / src
+        line = doc.line_of(("inventory", kind) if isinstance(raw, dict) else ("inventory", idx, kind))
+        if not src.is_file():
+            raise ConfigError(doc.path, line, f"inventory file {src} not found",
+                              "paths are relative to the target file's folder")
+        try:
+            hosts = read_ansible(src) if spec.ansible else read_ssh_config(src)
+        except InventoryError as exc:
+            raise ConfigError(exc.path, exc.line, exc.problem, exc.fix) from None
+        d = spec.defaults
+        for h in hosts:
+            if spec.groups and not set(spec.groups) & set(h.groups):
+                continue
+            if (spec.include and not matches(h.name, spec.include)) or matches(h.name, spec.exclude):
+                continue
+            roles = list(dict.fromkeys([*h.groups, *d.roles,
+                                        *(r for r, pats in spec.roles.items() if matches(h.name, pats))]))
+            entry: dict[str, Any] = {"name": h.name, "connection": h.connection, "roles": roles,
+                                     "source": h.origin}
+            for key, value in (("data_path", h.data_path or d.data_path),
+                               ("ssh_config", h.ssh_config or d.ssh_config),
+                               ("ssh_identity_file", h.identity_file or d.ssh_identity_file),
+                               ("sudo", h.sudo if h.sudo is not None else d.sudo),
+                               ("timeout_s", h.timeout_s if h.timeout_s is not None else d.timeout_s)):
+                if value is not None:
+                    entry[key] = str(Path(str(value)).expanduser()) if key in ("ssh_config", "ssh_identity_file") else value
+            try:
+                HostSpec.model_validate(entry)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                field = ".".join(str(p) for p in err["loc"])
+                raise ConfigError(h.path, h.line, f"host '{h.name}' from {kind} inventory: {field}: "
+                                  + err["msg"].removeprefix("Value error, "),
+                                  "fix the inventory, or leave the host out with 'exclude:'") from None
+            if h.name in seen:
+                raise ConfigError(h.path, h.line, f"host '{h.name}' is defined twice: here and at {seen[h.name]}",
+                                  "give it one definition, or leave one out with 'exclude:'")
+            seen[h.name] = h.origin
+            imported.append(entry)
+        if not any(e["source"] and e["source"].startswith(str(src)) for e in imported):
+            raise ConfigError(doc.path, line, f"inventory {src} gives no hosts"
+                              + (" after groups/include/exclude" if spec.groups or spec.include or spec.exclude else ""),
+                              "check the file and the filters")
+    return {**data, "hosts": [*(data.get("hosts") or []), *imported]}
+
+
+def select_hosts(target: Target, patterns: list[str], roles: list[str], source: str = "") -> Target:
+    """``target`` limited to the hosts whose name matches one of ``patterns`` (shell globs;
+    ``!glob`` leaves matches out) and that carry one of ``roles``.  Services on hosts left out
+    are left out too.  Raises :class:`ConfigError` when nothing is left."""
+    import fnmatch
+
+    patterns = [p for p in patterns if p]
+    roles = [r for r in roles if r]
+    if not patterns and not roles:
+        return target
+    take = [p for p in patterns if not p.startswith("!")]
+    drop = [p[1:] for p in patterns if p.startswith("!")]
+
+    def chosen(h: HostSpec) -> bool:
+        if take and not any(fnmatch.fnmatchcase(h.name, p) for p in take):
+            return False
+        if any(fnmatch.fnmatchcase(h.name, p) for p in drop):
+            return False
+        return not roles or bool(set(roles) & set(h.roles))
+
+    kept = [h for h in target.hosts if chosen(h)]
+    what = HostSelection(patterns=patterns, roles=roles, selected=[h.name for h in kept],
+                         left_out=[h.name for h in target.hosts if not chosen(h)])
+    if target.hosts and not kept:
+        names = ", ".join(h.name for h in target.hosts[:12]) + (" ..." if len(target.hosts) > 12 else "")
+        all_roles = ", ".join(sorted({r for h in target.hosts for r in h.roles})) or "none"
+        raise ConfigError(source or target.name, None, f"{what.describe()} selects no host of target '{target.name}'",
+                          f"hosts: {names}; roles: {all_roles}")
+    chosen_names = set(what.selected)
+    out = target.model_copy(update={"hosts": kept,
+                                    "services": [s for s in target.services if s.host in chosen_names]})
+    out._selection = what
+    return out

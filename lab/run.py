@@ -18,10 +18,13 @@ a socket bound to 127.0.0.1 does not accept connections addressed to 127.0.0.2, 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
+import os
 import shutil
+import signal
 import ssl
 import sys
 import threading
@@ -30,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from lab import certs, database, nginx
+from lab import certs, database, haproxy, nginx
 from lab.procs import (
     LabError,
     ManagedProcess,
@@ -50,9 +53,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".golive-lab"
 SAMPLE_BODY: dict[str, Any] = {"analysis": "quality", "media": "shot-001.png"}
 PORT_ATTEMPTS = 3
+RESTART_DELAY_S = 2.0  # the instances' restart policy delay (systemd RestartSec)
 
 # What start_lab creates in a workdir (removed again when a workdir is reused).
-_GENERATED = ("tls", "nginx", "logs", "backups", "app.sqlite3", "app.sqlite3-journal", "lab.json")
+_GENERATED = ("haproxy", "run", "tls", "nginx", "logs", "backups", "app.sqlite3", "app.sqlite3-journal", "lab.json", "secrets", "pg")
 
 
 def _http_get_status(host: str, port: int, path: str, *, tls: bool = False, timeout: float = 1.0) -> int:
@@ -104,8 +108,11 @@ class RunningLab:
     """A started lab.  Attributes:
 
     ``workdir``, ``variant`` (name), ``knobs``, ``ports`` (``https``, ``http``, ``internal``,
-    ``app-1``...), ``ca_file``, ``db_path``, ``backup_dir``, ``instance_names``,
+    ``haproxy``, ``app-1``...), ``ca_file``, ``db_path``, ``backup_dir``, ``instance_names``,
     ``cost_ms`` (effective per-analysis cost), ``start_duration_s``.
+
+    Traffic path: nginx (TLS) -> haproxy (active health checks, lab.haproxy) -> the instances,
+    each under lab.supervisor (pid files in ``run_dir``, restart policy from the variant).
     """
 
     def __init__(self, workdir: Path, variant: Variant, cost_ms: float, instances: int,
@@ -124,7 +131,12 @@ class RunningLab:
         self.backup_dir = workdir / "backups"
         self.logs_dir = workdir / "logs"
         self.nginx_layout = nginx.NginxLayout(workdir / "nginx")
+        self.haproxy_layout = haproxy.HaproxyLayout(workdir / "haproxy")
+        self.run_dir = workdir / "run"  # pid files of the supervised instances
+        self.api_token_file = workdir / "secrets" / "api_token"
+        self.api_token: str | None = None
         self.tls: certs.TlsFiles | None = None
+        self.pg: Any = None  # lab.postgres.RunningPostgres in the postgres variants
         self.start_duration_s = 0.0
         self.stop_duration_s = 0.0
         self._procs: dict[str, ManagedProcess] = {}
@@ -168,6 +180,7 @@ class RunningLab:
             "services": [{"name": "internal-api", "host": "lab-host",
                           "port": self.ports["internal"], "bind": "loopback"}],
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
+            **self._auth_overrides(),
             "inference": {
                 "url": f"https://localhost:{https}/v1/analyze",
                 "method": "POST",
@@ -177,12 +190,63 @@ class RunningLab:
                 "success_value": "ok",
                 "capacity_apm": round(self.capacity_apm, 3),
             },
-            "backups": [{"kind": "sqlite", "location": str(self.backup_dir), "database": str(self.db_path)}],
-            "ha": {
-                "entrypoint": f"https://localhost:{https}/health",
-                "instances": [{"name": n, "url": f"http://127.0.0.1:{self.ports[n]}"}
-                              for n in self.instance_names],
-            },
+            "backups": self._backup_overrides(),
+            "ha": self.ha_overrides(),
+        }
+
+    def _backup_overrides(self) -> list[dict[str, Any]]:
+        """The target's ``backups``: the SQLite backups (restore drill into a scratch folder),
+        or -- in the ``postgres`` variants -- the PostgreSQL dumps and the config/key files."""
+        if self.pg is not None:
+            return list(self.pg.target_backups())
+        return [{"kind": "sqlite", "location": str(self.backup_dir), "database": str(self.db_path),
+                 "scratch": str(self.workdir / "restore-scratch")}]
+
+    def _auth_overrides(self) -> dict[str, Any]:
+        """The target's ``auth`` section for variants that declare it: the protected path,
+        the token *file* (never the value) and nginx's rate limit on /v1/."""
+        if not self.knobs.declare_auth:
+            return {}
+        rate = float(self.knobs.rate_limit.removesuffix("r/s")) if self.knobs.rate_limit else 5.0
+        return {"auth": {
+            "protected_paths": ["/v1/stats"],
+            "token_file": str(self.api_token_file),
+            "rate_limit": {"path": "/v1/stats", "method": "GET", "requests_per_s": rate,
+                           "burst": self.knobs.rate_limit_burst},
+        }}
+
+    def _write_api_token(self) -> None:
+        """A fresh random bearer token in ``secrets/api_token`` (mode 0600)."""
+        import os
+        import secrets as _secrets
+
+        self.api_token = _secrets.token_urlsafe(24)
+        self.api_token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.api_token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.api_token + "\n")
+
+    def instance_pidfile(self, name: str) -> Path:
+        """The pid file of a running instance (written by its supervisor, like MainPID)."""
+        return self.run_dir / f"{self._check_instance(name)}.pid"
+
+    def supervisor_pidfile(self, name: str) -> Path:
+        """The pid file of an instance's supervisor (SIGUSR1 to it = start the instance)."""
+        return self.run_dir / f"{self._check_instance(name)}.supervisor.pid"
+
+    def ha_overrides(self) -> dict[str, Any]:
+        """The target's ``ha`` section: the public health URL as the entrypoint and, per
+        instance, its health URL, a stop action (SIGTERM to the pid in its pid file) and a
+        start command (SIGUSR1 to its supervisor: start it unless it runs) -- real actions,
+        run by the drill exactly as on a real deployment."""
+        return {
+            "entrypoint": f"https://localhost:{self.ports['https']}/health",
+            "ca_file": str(self.ca_file),
+            "instances": [
+                {"name": n, "url": f"http://127.0.0.1:{self.ports[n]}/health",
+                 "stop": {"signal": "TERM", "pidfile": str(self.instance_pidfile(n))},
+                 "start": f'kill -USR1 "$(cat {self.supervisor_pidfile(n)})"'}
+                for n in self.instance_names],
         }
 
     def pids(self) -> dict[str, list[int]]:
@@ -199,6 +263,10 @@ class RunningLab:
         """(Re)start one inference instance on its original port and wait until it answers."""
         self._check_instance(name)
         if name in self._procs and self._procs[name].alive():
+            # The supervisor runs; ask it to start the service (a no-op when it runs).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._procs[name].pid, signal.SIGUSR1)
+            self._wait_instance(name)
             return
         self._start_instance(name, self.ports[name])
         self._wait_instance(name)
@@ -212,6 +280,8 @@ class RunningLab:
             started = time.monotonic()
             procs = list(self._procs.values())
             killed = stop_processes(procs)
+            if self.pg is not None:
+                self.pg.stop()
             self.stop_duration_s = time.monotonic() - started
             if killed:
                 sys.stderr.write(f"lab: needed SIGKILL for {', '.join(killed)}\n")
@@ -245,7 +315,13 @@ class RunningLab:
         return proc
 
     def _start_instance(self, name: str, port: int) -> None:
-        self._python(name, "lab.inference", "--host", "127.0.0.1", "--port", str(port),
+        # Under lab.supervisor (a one-unit systemd): pid file, restart policy, SIGUSR1 = start.
+        self._python(name, "lab.supervisor", "--name", name,
+                     "--pidfile", str(self.instance_pidfile(name)),
+                     "--control-pidfile", str(self.supervisor_pidfile(name)),
+                     "--restart", "always" if self.knobs.auto_restart else "no",
+                     "--restart-delay", f"{RESTART_DELAY_S:g}", "--",
+                     sys.executable, "-m", "lab.inference", "--host", "127.0.0.1", "--port", str(port),
                      "--cost-ms", f"{self.cost_ms:g}", "--name", name,
                      "--mode", self.knobs.inference_mode)
 
@@ -274,6 +350,8 @@ class RunningLab:
         self.tls = certs.write_tls_files(self.tls_dir, self.knobs.cert_hostnames,
                                          not_before=not_before, not_after=not_after)
         database.create_database(self.db_path)
+        if self.knobs.declare_auth or self.knobs.api_auth != "none":
+            self._write_api_token()
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         if self.knobs.backups == "stale":
             database.write_backup(self.db_path, self.backup_dir, now - dt.timedelta(days=4))
@@ -287,19 +365,28 @@ class RunningLab:
 
     def _start_ported(self) -> None:
         """Pick ports and start the port-bound components once; raises LabError."""
-        names = [*self.instance_names, "internal", "https", "http"]
+        names = [*self.instance_names, "internal", "https", "http", "haproxy"]
         self.ports = dict(zip(names, free_ports(len(names))))
         for name in self.instance_names:
             self._start_instance(name, self.ports[name])
         self._python("internal-api", "lab.internal_api", "--host", self.knobs.internal_bind,
                      "--port", str(self.ports["internal"]))
+        # haproxy balances over the instances with active health checks; nginx proxies to it.
+        hap = self.haproxy_layout
+        hap.run_dir.mkdir(parents=True, exist_ok=True)
+        hap.conf.write_text(haproxy.render_config(
+            port=self.ports["haproxy"], servers=[(n, "127.0.0.1", self.ports[n]) for n in self.instance_names],
+            health_checks=self.knobs.lb_health_check))
+        self._procs["haproxy"] = spawn("haproxy", haproxy.argv(haproxy.find_haproxy(), hap), hap.log,
+                                       cwd=hap.run_dir)
         layout = self.nginx_layout
         nginx.prepare(layout)
         assert self.tls is not None
         layout.conf.write_text(nginx.render_config(
             layout, https_port=self.ports["https"], http_port=self.ports["http"],
-            upstreams=[("127.0.0.1", self.ports[n]) for n in self.instance_names],
+            upstreams=[("127.0.0.1", self.ports["haproxy"])],
             chain_file=self.tls.chain_file, key_file=self.tls.key_file, knobs=self.knobs,
+            api_token=self.api_token,
         ))
         nginx_bin = nginx.find_nginx()
         # nginx writes its own errors to error.log; its stdout/stderr go to the same file.
@@ -312,6 +399,10 @@ class RunningLab:
         wait_until(f"internal API (http://127.0.0.1:{internal}/health)",
                    lambda: _http_get_status("127.0.0.1", internal, "/health") == 200,
                    timeout_s=self.start_timeout_s, proc=self._procs["internal-api"])
+        hap_port = self.ports["haproxy"]
+        wait_until(f"haproxy (http://127.0.0.1:{hap_port}/health)",
+                   lambda: _http_get_status("127.0.0.1", hap_port, "/health") == 200,
+                   timeout_s=self.start_timeout_s, proc=self._procs["haproxy"])
         https, http_port = self.ports["https"], self.ports["http"]
         wait_until(f"nginx (https://localhost:{https}/health through the proxy)",
                    lambda: _http_get_status("127.0.0.1", https, "/health", tls=True) == 200,
@@ -323,9 +414,15 @@ class RunningLab:
     def _start(self) -> None:
         started = time.monotonic()
         nginx.find_nginx()  # fail before starting anything when nginx is not installed
+        haproxy.find_haproxy()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_files()
         register(self)
+        if self.knobs.postgres:
+            from lab.postgres import start_postgres
+
+            self.pg = start_postgres(self.workdir / "pg", self.knobs.postgres,
+                                     interval_s=self.backup_interval_s, start_timeout_s=self.start_timeout_s)
         if self.knobs.backups == "job":
             job = self._python("backup-job", "lab.database", "job", "--db", str(self.db_path),
                                "--dir", str(self.backup_dir),

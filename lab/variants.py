@@ -21,14 +21,19 @@ MODERN_PROTOCOLS = "TLSv1.2 TLSv1.3"
 # OpenSSL 3 refuses TLS 1.0/1.1 at the default security level: SECLEVEL=0 is needed.
 LEGACY_PROTOCOLS = "TLSv1 TLSv1.1 TLSv1.2"
 LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
+# Modern suites plus a NULL-encryption and an anonymous (no certificate) suite.
+WEAK_CIPHER_LIST = f"{MODERN_CIPHERS}:NULL-SHA256:AECDH-AES128-SHA:@SECLEVEL=0"
 
 LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2")
 ALLOWED_ORIGIN = "https://app.golive.test"
 
 HttpMode = Literal["redirect", "plain", "redirect_to_http"]
-CorsMode = Literal["allowlist", "wildcard_credentials", "reflect"]
+CorsMode = Literal["allowlist", "wildcard_credentials", "reflect", "null_origin"]
+ApiAuthMode = Literal["none", "bearer"]
 BackupMode = Literal["job", "stale", "corrupt"]
 InferenceMode = Literal["ok", "error-body", "fail-5pct"]
+PostgresMode = Literal["", "compliant", "stale", "truncated", "empty", "plaintext", "no_offsite",
+                       "archive_failing", "config_unsaved", "single_full"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,14 @@ class Knobs:
     - ``http_mode``: plain-HTTP listener: ``redirect`` (301 to https), ``plain`` (serves the
       content), ``redirect_to_http`` (301 to an http:// URL that serves the content).
     - ``cors``: ``allowlist`` (only the allowed origin), ``wildcard_credentials``
-      (``*`` with credentials), ``reflect`` (echo any Origin, with credentials).
+      (``*`` with credentials), ``reflect`` (echo any Origin, with credentials),
+      ``null_origin`` (the allowed origin and ``null``, with credentials).
     - ``backups``: ``job`` (fresh backup at start, then periodic), ``stale`` (newest is 3
       days old, no job), ``corrupt`` (newest is truncated, no job).
     - ``cost_factor``: multiplies the inference cost (slow inference).
     - ``inference_mode``: ``ok``, ``error-body`` (200 with status error), ``fail-5pct``.
+    - ``postgres``: ``""`` (no PostgreSQL) or a :mod:`lab.postgres` mode: a real cluster with
+      encrypted dumps, WAL archiving and an off-site copy (the target's backups then describe it).
     """
 
     description: str
@@ -64,6 +72,18 @@ class Knobs:
     backups: BackupMode = "job"
     cost_factor: float = 1.0
     inference_mode: InferenceMode = "ok"
+    postgres: PostgresMode = ""
+    # HA (see lab.haproxy, lab.supervisor): ``lb_health_check`` = haproxy checks /health and
+    # redispatches; ``auto_restart`` = a stopped instance is restarted after 2 s (Restart=always).
+    lb_health_check: bool = True
+    auto_restart: bool = True
+    # Edge auth (see lab.nginx): ``api_auth`` "bearer" = nginx refuses /v1/ without the
+    # lab token (401); ``rate_limit`` = nginx limit_req rate on /v1/ ("5r/s"; "" = none);
+    # ``declare_auth`` = the target declares protected paths, token file and rate limit.
+    api_auth: ApiAuthMode = "none"
+    rate_limit: str = ""
+    rate_limit_burst: int = 5
+    declare_auth: bool = False
 
 
 class Variant(enum.Enum):
@@ -84,11 +104,26 @@ class Variant(enum.Enum):
     CORS_WILDCARD_CREDENTIALS = Knobs("CORS: Allow-Origin * together with Allow-Credentials true",
                                       cors="wildcard_credentials")
     CORS_REFLECT = Knobs("CORS: any Origin reflected, with credentials", cors="reflect")
+    CORS_NULL_ORIGIN = Knobs("CORS: Origin null allowed (with credentials) besides the allowed origin", cors="null_origin")
+    WEAK_CIPHERS = Knobs("TLS 1.2 also accepts a NULL-encryption and an anonymous suite", tls_ciphers=WEAK_CIPHER_LIST)
+    API_AUTH = Knobs("bearer token required on /v1/ and /v1/ rate-limited (5 r/s, burst 5)", api_auth="bearer", rate_limit="5r/s", declare_auth=True)
+    NO_AUTH = Knobs("auth declared in the target, but /v1/ served anonymously and without rate limit", declare_auth=True)
     STALE_BACKUP = Knobs("newest backup is 3 days old (name and mtime); no backup job", backups="stale")
     CORRUPT_BACKUP = Knobs("newest backup is truncated; no backup job", backups="corrupt")
     SLOW_INFERENCE = Knobs("inference 20x slower than the reference (capacity / 20)", cost_factor=20.0)
     ERROR_BODY = Knobs("inference answers 200 with {\"status\": \"error\"}", inference_mode="error-body")
     FAIL_5PCT = Knobs("inference answers 500 to every 20th analysis (5 %)", inference_mode="fail-5pct")
+    POSTGRES = Knobs("plus PostgreSQL: encrypted dumps, WAL archive, off-site copy (backups family)", postgres="compliant")
+    PG_STALE_BACKUP = Knobs("PostgreSQL: newest full dump is 8 days old", postgres="stale")
+    PG_TRUNCATED_DUMP = Knobs("PostgreSQL: newest dump cut off half-way (then encrypted)", postgres="truncated")
+    PG_EMPTY_DUMP = Knobs("PostgreSQL: newest dump is empty (then encrypted)", postgres="empty")
+    PG_PLAINTEXT_BACKUP = Knobs("PostgreSQL: dumps stored unencrypted", postgres="plaintext")
+    PG_NO_OFFSITE = Knobs("PostgreSQL: newest dump never copied off-site", postgres="no_offsite")
+    PG_ARCHIVE_FAILING = Knobs("PostgreSQL: archive_command fails (no WAL archived)", postgres="archive_failing")
+    PG_CONFIG_UNSAVED = Knobs("PostgreSQL: app config changed after its newest backup", postgres="config_unsaved")
+    PG_SINGLE_FULL = Knobs("PostgreSQL: only one full dump kept", postgres="single_full")
+    NO_LB_HEALTH_CHECK = Knobs("haproxy without health checks or redispatch: a stopped instance stays in rotation", lb_health_check=False)
+    NO_AUTO_RESTART = Knobs("a stopped inference instance stays down until started (no restart policy)", auto_restart=False)
 
     @property
     def key(self) -> str:
