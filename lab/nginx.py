@@ -96,6 +96,11 @@ def _cors_maps(knobs: Knobs) -> str:
         credentials = 'default "true";'
         methods = f'default "{CORS_METHODS}";'
         headers = f'default "{CORS_HEADERS}";'
+    elif knobs.cors == "null_origin":  # the allowlist plus the opaque origin "null"
+        allow_origin = f'default ""; {origin} "{ALLOWED_ORIGIN}"; "null" "null";'
+        credentials = f'default ""; {origin} "true"; "null" "true";'
+        methods = f'default ""; {origin} "{CORS_METHODS}"; "null" "{CORS_METHODS}";'
+        headers = f'default ""; {origin} "{CORS_HEADERS}"; "null" "{CORS_HEADERS}";'
     elif knobs.cors == "reflect":
         allow_origin = '"" ""; default $http_origin;'
         credentials = '"" ""; default "true";'
@@ -124,9 +129,33 @@ _PROXY = """\
 """
 
 
-def _app_locations() -> str:
+def _api_guard(knobs: Knobs | None) -> str:
+    """Directives for ``location /v1/``: the bearer-token check (rewrite phase, so an
+    anonymous request gets 401 before it is counted) and the rate limit (429 beyond it)."""
+    out = ""
+    if knobs is not None and knobs.api_auth == "bearer":
+        out += "            if ($golive_api_authorized = 0) { return 401; }\n"
+    if knobs is not None and knobs.rate_limit:
+        out += (f"            limit_req zone=golive_api burst={knobs.rate_limit_burst} nodelay;\n"
+                "            limit_req_status 429;\n")
+    return out
+
+
+def _auth_maps(knobs: Knobs, api_token: str | None) -> str:
+    """``map`` of the Authorization header to 1/0 and the limit_req zone (http level)."""
+    out = ""
+    if knobs.api_auth == "bearer":
+        if not api_token:
+            raise ValueError("api_auth 'bearer' needs api_token")
+        out += (f'    map $http_authorization $golive_api_authorized {{ default 0; "Bearer {api_token}" 1; }}\n')
+    if knobs.rate_limit:
+        out += f"    limit_req_zone $binary_remote_addr zone=golive_api:1m rate={knobs.rate_limit};\n"
+    return out
+
+
+def _app_locations(knobs: Knobs | None = None) -> str:
     return (
-        f"        location /v1/ {{\n{_PROXY}        }}\n"
+        f"        location /v1/ {{\n{_api_guard(knobs)}{_PROXY}        }}\n"
         f"        location = /health {{\n{_PROXY}        }}\n"
         "        location / { return 404; }\n"
     )
@@ -141,6 +170,7 @@ def render_config(
     chain_file: Path,
     key_file: Path,
     knobs: Knobs,
+    api_token: str | None = None,
 ) -> str:
     """The nginx.conf text for one lab (see the module docstring for what it asserts)."""
     if not upstreams:
@@ -226,7 +256,7 @@ http {{
     proxy_max_temp_file_size 0;
     keepalive_timeout 30s;
 
-{_cors_maps(knobs)}
+{_cors_maps(knobs)}{_auth_maps(knobs, api_token)}
     upstream inference {{
 {servers}        keepalive 32;
     }}
@@ -249,7 +279,7 @@ http {{
             return 204;
         }}
 
-{_app_locations()}    }}
+{_app_locations(knobs)}    }}
 
 {http_servers}}}
 """

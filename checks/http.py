@@ -1,0 +1,215 @@
+"""HTTP probes: the plain-HTTP redirect, HSTS, security headers and the health endpoint.
+
+Every request goes straight to the URL's host (proxy variables are ignored), follows no
+redirect, verifies TLS against the system store or the target's CA file, and is bounded by a
+timeout.  Evidence records the request line, the status line and the response headers that
+matter for the check (values redacted).  :func:`send` is shared with the CORS and auth
+probes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import ssl
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from golive.model import Evidence, Measurement
+from golive.redact import redact
+
+TOOL = f"httpx {httpx.__version__}"
+_SENSITIVE_REQUEST_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """One HTTP request and its response (headers lower-cased; repeated headers joined
+    with ", " except where noted)."""
+
+    method: str
+    url: str
+    request_headers: dict[str, str]
+    status: int
+    reason: str
+    http_version: str
+    headers: dict[str, str]
+    header_lists: dict[str, list[str]]
+    elapsed_ms: float
+    server_addr: str | None
+
+    def status_line(self) -> str:
+        return f"{self.http_version} {self.status} {self.reason}"
+
+    def raw(self, names: Sequence[str] = ()) -> str:
+        """Request line, status line and the named response headers (all when empty)."""
+        req = ", ".join(f"{k}: {v}" for k, v in self.request_headers.items())
+        lines = [f"> {self.method} {self.url}" + (f" ({req})" if req else ""), f"< {self.status_line()}"]
+        wanted = [n.lower() for n in names] or list(self.header_lists)
+        for name in wanted:
+            for value in self.header_lists.get(name, []):
+                lines.append(f"< {name}: {value}")
+        return redact("\n".join(lines))
+
+
+class HttpFailure(Exception):
+    """No HTTP answer: refused, timeout, TLS failure, invalid URL."""
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verification against the system store, or against ``ca_file`` when given."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+
+
+def _shown_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("***" if k.lower() in _SENSITIVE_REQUEST_HEADERS else v) for k, v in headers.items()}
+
+
+def failure_reason(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out after {timeout_s:g} s ({type(exc).__name__})"
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, ssl.SSLCertVerificationError):
+        return redact(f"TLS certificate not trusted: {text}")
+    if isinstance(exc, FileNotFoundError):
+        return f"CA file not found: {exc.filename}"
+    return redact(f"{type(exc).__name__}: {text}")
+
+
+def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, ca_file: str | None = None,
+         timeout_s: float = 5.0) -> Exchange:
+    """One request, no redirects followed; :class:`HttpFailure` when nothing answered."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise HttpFailure(f"not an http(s) URL: {redact(url)}")
+    hdrs = dict(headers or {})
+    try:
+        client = httpx.Client(verify=ssl_context(ca_file), timeout=timeout_s, trust_env=False,
+                              follow_redirects=False)
+        with client, client.stream(method, url, headers=hdrs) as response:
+            stream = response.extensions.get("network_stream")
+            server = stream.get_extra_info("server_addr") if stream is not None else None
+            response.read()
+    except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError, ValueError) as exc:
+        raise HttpFailure(failure_reason(exc, timeout_s)) from None
+    lists: dict[str, list[str]] = {}
+    for k, v in response.headers.multi_items():
+        lists.setdefault(k.lower(), []).append(v)
+    return Exchange(method=method, url=redact(url), request_headers=_shown_headers(hdrs),
+                    status=response.status_code, reason=response.reason_phrase, http_version=response.http_version,
+                    headers={k: ", ".join(v) for k, v in lists.items()}, header_lists=lists,
+                    elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
+                    server_addr=f"{server[0]}:{server[1]}" if server else None)
+
+
+def _evidence(probe: str, url: str, method: str, timeout_s: float, raw: str = "",
+              data: dict[str, Any] | None = None, started: float | None = None) -> Evidence:
+    return Evidence(probe=probe, subject=redact(url), tool=TOOL, raw=raw, data=data or {},
+                    method=f"{method} {redact(url)} (no redirects followed, timeout {timeout_s:g} s)",
+                    duration_s=round(time.monotonic() - started, 3) if started is not None else None)
+
+
+# ----------------------------------------------------------------------------- redirect
+
+def redirect(http_url: str, *, timeout_s: float = 5.0) -> Measurement:
+    """What the plain-HTTP URL answers.  Value: ``{"status", "location", "scheme",
+    "host", "same_host"}`` (``location`` None when the answer is no redirect)."""
+    started = time.monotonic()
+    try:
+        ex = send(http_url, timeout_s=timeout_s)
+    except HttpFailure as exc:
+        return Measurement.failed(str(exc), _evidence("http.redirect", http_url, "GET", timeout_s, started=started))
+    location = ex.headers.get("location")
+    src = urllib.parse.urlsplit(http_url)
+    value: dict[str, Any] = {"status": ex.status, "location": location, "scheme": None, "host": None,
+                             "same_host": None}
+    if location is not None:
+        dst = urllib.parse.urlsplit(urllib.parse.urljoin(http_url, location))
+        value.update(scheme=dst.scheme, host=dst.hostname,
+                     same_host=(dst.hostname or "").lower() == (src.hostname or "").lower())
+    if location is None:
+        display = f"HTTP {ex.status}, no redirect" + (" (content served over plain HTTP)" if ex.status < 300 else "")
+    else:
+        display = f"HTTP {ex.status} -> {redact(location)}"
+        if value["scheme"] != "https":
+            display += " (not https)"
+        elif not value["same_host"]:
+            display += f" (other host than {src.hostname})"
+    ev = _evidence("http.redirect", http_url, "GET", timeout_s, ex.raw(["location", "server"]),
+                   {"server_addr": ex.server_addr, **value}, started)
+    return Measurement(value, display, ev)
+
+
+# ----------------------------------------------------------------------------- HSTS and headers
+
+_MAX_AGE = re.compile(r'^\s*max-age\s*=\s*"?(\d+)"?\s*$', re.IGNORECASE)
+
+
+def parse_hsts(header: str) -> dict[str, Any]:
+    """RFC 6797 directives of one Strict-Transport-Security value."""
+    out: dict[str, Any] = {"max_age": None, "include_subdomains": False, "preload": False}
+    for part in header.split(";"):
+        m = _MAX_AGE.match(part)
+        if m:
+            out["max_age"] = int(m.group(1))
+        elif part.strip().lower() == "includesubdomains":
+            out["include_subdomains"] = True
+        elif part.strip().lower() == "preload":
+            out["preload"] = True
+    return out
+
+
+def hsts(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0) -> Measurement:
+    """The Strict-Transport-Security header of an HTTPS response (the first one, as
+    browsers do).  Value: ``{"present", "max_age", "include_subdomains", "preload",
+    "header"}``."""
+    started = time.monotonic()
+    try:
+        ex = send(url, ca_file=ca_file, timeout_s=timeout_s)
+    except HttpFailure as exc:
+        return Measurement.failed(str(exc), _evidence("http.hsts", url, "GET", timeout_s, started=started))
+    values = ex.header_lists.get("strict-transport-security", [])
+    value: dict[str, Any] = {"present": bool(values), "header": values[0] if values else None,
+                             "max_age": None, "include_subdomains": False, "preload": False}
+    if values:
+        value.update(parse_hsts(values[0]))
+        age = value["max_age"]
+        display = f"Strict-Transport-Security: {values[0]}" + ("" if age is None else f" ({age / 86400:g} d)")
+    else:
+        display = f"no Strict-Transport-Security header (HTTP {ex.status})"
+    ev = _evidence("http.hsts", url, "GET", timeout_s, ex.raw(["strict-transport-security"]),
+                   {"server_addr": ex.server_addr, "status": ex.status, **value}, started)
+    return Measurement(value, display, ev)
+
+
+def response_headers(url: str, names: Sequence[str], *, ca_file: str | None = None,
+                     timeout_s: float = 5.0) -> Measurement:
+    """Values of the named response headers (None when absent).  Value: ``{name: value}``."""
+    started = time.monotonic()
+    try:
+        ex = send(url, ca_file=ca_file, timeout_s=timeout_s)
+    except HttpFailure as exc:
+        return Measurement.failed(str(exc), _evidence("http.headers", url, "GET", timeout_s, started=started))
+    found = {n: ex.headers.get(n.lower()) for n in names}
+    missing = [n for n, v in found.items() if v is None]
+    present = [f"{n}: {v}" for n, v in found.items() if v is not None]
+    display = (f"missing {', '.join(missing)}" + (f"; present {'; '.join(present)}" if present else "")
+               if missing else f"present: {'; '.join(present)}")
+    ev = _evidence("http.headers", url, "GET", timeout_s, ex.raw(list(names)),
+                   {"server_addr": ex.server_addr, "status": ex.status, "headers": found}, started)
+    return Measurement(found, display, ev)
+
+
+def status(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0, probe: str = "http.status",
+           method: str = "GET", headers: Mapping[str, str] | None = None) -> Measurement:
+    """The status code ``url`` answers with (no redirects followed)."""
+    started = time.monotonic()
+    try:
+        ex = send(url, method=method, ca_file=ca_file, timeout_s=timeout_s, headers=headers)
+    except HttpFailure as exc:
+        return Measurement.failed(str(exc), _evidence(probe, url, method, timeout_s, started=started))
+    ev = _evidence(probe, url, method, timeout_s, ex.raw(["content-type", "www-authenticate", "location"]),
+                   {"server_addr": ex.server_addr, "status": ex.status, "elapsed_ms": ex.elapsed_ms}, started)
+    return Measurement(ex.status, f"HTTP {ex.status}", ev)

@@ -1,0 +1,277 @@
+"""The HTTP, CORS and auth families end to end against the real lab and its broken
+variants: each check passes on the compliant lab (or the auth reference variant) and fails on
+the variant built to break it, with the measured value asserted; an unreachable target is
+``error``.  The golive runs are independent subprocesses, so they run a few at a time."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTEST, ROOT, GoliveRun
+
+POC = f"{ROOT}/profiles/poc.yaml"
+PROFILES = {
+    # everything the lab offers, spelled out, plus auth: all must pass on the api_auth variant
+    "strict": f"""name: edge-strict
+extends: {POC}
+description: poc with HSTS includeSubDomains, three security headers, CORS methods and headers, auth
+requirements:
+  http: {{hsts_include_subdomains: true, security_headers: [X-Content-Type-Options, X-Frame-Options, Referrer-Policy]}}
+  cors: {{methods: [GET, POST], headers: [Content-Type, Authorization]}}
+  auth: {{ref: [ST-AUTH-01, ST-AUTH-02], rate_limit: {{burst: 40}}}}
+""",
+    # expectations the lab does not meet (a header it does not send, a health status it does not give)
+    "unmet": f"""name: edge-unmet
+extends: {POC}
+description: poc asking for a Content-Security-Policy header and health status 204
+requirements:
+  http: {{security_headers: [X-Content-Type-Options, Content-Security-Policy], health_status: 204}}
+  auth: {{rate_limit: {{burst: 40}}}}
+""",
+    "cors-put": f"""name: edge-cors-put
+extends: {POC}
+description: poc whose CORS policy must allow PUT
+requirements:
+  cors: {{methods: [GET, PUT]}}
+""",
+    "auth": f"""name: edge-auth
+extends: {POC}
+description: poc plus authentication on the API and a rate limit (burst of 40)
+requirements:
+  auth: {{ref: [ST-AUTH-01, ST-AUTH-02], rate_limit: {{burst: 40}}}}
+""",
+}
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+def lab_target(base: Path, variant: str) -> str:
+    p = base / f"lab-{variant}.yaml"
+    p.write_text(f"name: lab-{variant}\nenvironment: lab\nlab:\n  variant: {variant}\n  instances: 1\n")
+    return str(p)
+
+
+def dead_target(base: Path) -> str:
+    https, http = free_port(), free_port()
+    p = base / "dead.yaml"
+    p.write_text(f"""name: dead-edge
+endpoints:
+  public: https://localhost:{https}
+  http: http://localhost:{http}
+  health: https://localhost:{https}/health
+cors: {{allowed_origins: ["https://app.golive.test"]}}
+auth:
+  protected_paths: [/v1/stats]
+  rate_limit: {{path: /v1/stats, requests_per_s: 5, burst: 5}}
+""")
+    return str(p)
+
+
+# name -> (profile, target, markers, extra args)
+RUNS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "compliant_poc": ("poc", "lab", "tls or http or cors", ()),
+    # api_auth is the compliant lab plus auth and rate limiting on /v1/
+    "strict_api_auth": ("strict", "api_auth", "http or cors or auth", ("--allow-disruptive",)),
+    # without --allow-disruptive the burst is skipped
+    "no_hsts": ("unmet", "no_hsts", "http or (auth and disruptive)", ()),
+    "plain_http": ("poc", "plain_http", "http", ()),
+    "redirect_to_http": ("poc", "redirect_to_http", "http", ()),
+    "cors_wildcard_credentials": ("poc", "cors_wildcard_credentials", "cors", ()),
+    "cors_reflect": ("poc", "cors_reflect", "cors", ()),
+    "cors_null_origin": ("cors-put", "cors_null_origin", "cors", ()),
+    "no_auth": ("auth", "no_auth", "auth", ("--allow-disruptive",)),
+    "dead": ("auth", "dead", "tls or http or cors or auth", ("--allow-disruptive",)),
+}
+
+
+def _run(base: Path, name: str) -> GoliveRun:
+    profile, target, markers, extra = RUNS[name]
+    if profile in PROFILES:
+        ppath = base / f"{profile}.yaml"
+        profile = str(ppath)
+    if target == "dead":
+        target = dead_target(base / name)
+    elif target != "lab":
+        target = lab_target(base / name, target)
+    report_dir = base / name / "reports"
+    cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", f"--profile={profile}",
+           f"--target={target}", "-m", markers, *extra]
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    return GoliveRun(proc, report_dir)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GoliveRun]]:
+    base = tmp_path_factory.mktemp("edge-runs")
+    for name, text in PROFILES.items():
+        (base / f"{name}.yaml").write_text(text)
+    for name in RUNS:
+        (base / name).mkdir()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_run, base, name) for name in RUNS}
+        yield {name: f.result() for name, f in futures.items()}
+
+
+def _statuses(run: GoliveRun, prefix: str) -> dict[str, str]:
+    return {rid: r["status"] for rid, r in run.results(prefix).items()}
+
+
+# ----------------------------------------------------------------------------- compliant
+
+def test_compliant_lab_is_go_for_tls_http_and_cors_with_poc(runs: dict[str, GoliveRun]) -> None:
+    run = runs["compliant_poc"]
+    assert run.rc == 0, run.out[-3000:]
+    assert run.report["verdict"]["decision"] == "GO"
+    st = {r["status"] for r in run.report["results"]}
+    assert st <= {"pass", "skip"}, run.report["results"]
+    assert {rid.split("[")[0] for rid, s in _statuses(run, "").items() if s == "skip"} == {"tls.tls13"}
+    assert run.one("http.redirect")["measured"].startswith("HTTP 301 -> https://localhost:")
+
+
+def test_reference_lab_passes_every_http_cors_and_auth_check_when_all_are_asked_for(
+        runs: dict[str, GoliveRun]) -> None:
+    run = runs["strict_api_auth"]
+    assert run.rc == 0, run.out[-3000:]
+    assert set(_statuses(run, "").values()) == {"pass"}, _statuses(run, "")
+    assert set(run.results()) == {"http.redirect", "http.hsts", "http.security_headers", "http.health",
+                                  "cors.allowed_origin[https://app.golive.test]", "cors.disallowed_origin",
+                                  "cors.wildcard_credentials", "cors.reflection", "cors.null_origin",
+                                  "auth.anonymous_refused[/v1/stats]", "auth.rate_limit"}
+    hsts = run.one("http.hsts")
+    assert hsts["measured"] == "Strict-Transport-Security: max-age=31536000; includeSubDomains (365 d)"
+    assert hsts["expected"] == "max-age >= 180 d (15552000 s); includeSubDomains"
+    assert run.one("http.health")["measured"] == "HTTP 200"
+    allowed = run.one("cors.allowed_origin[")
+    assert "preflight 204: Allow-Origin https://app.golive.test with credentials, methods GET, POST" in \
+        allowed["measured"]
+    assert allowed["expected"].endswith("methods GET, POST; headers authorization, content-type")
+    assert run.one("cors.disallowed_origin")["measured"] == "preflight 204: no Allow-Origin; simple 404: no Allow-Origin"
+    ev = run.one("cors.disallowed_origin")["evidence"][0]
+    assert ev["method"].startswith("OPTIONS https://localhost:") and "Origin: https://evil.golive.test" in ev["method"]
+    anon = run.one("auth.anonymous_refused[/v1/stats]")
+    assert anon["measured"] == "HTTP 401"
+    rate = run.one("auth.rate_limit")
+    value = rate["evidence"][0]["data"]
+    assert value["sent"] == 40 and value["statuses"].get("429", 0) > 0 and value["statuses"].get("200", 0) >= 1
+    assert rate["expected"] == "HTTP 429 within a burst of 40 requests (declared limit 5 r/s, burst 5)"
+    assert "(Authorization: ***)" in rate["evidence"][0]["method"]
+    assert "Bearer " not in json.dumps(run.report)  # the token never reaches the report
+
+
+# ----------------------------------------------------------------------------- HTTP failures
+
+def test_no_hsts_missing_header_and_wrong_health_status_fail(runs: dict[str, GoliveRun]) -> None:
+    run = runs["no_hsts"]
+    assert run.rc == 1
+    hsts = run.one("http.hsts")
+    assert hsts["status"] == "fail" and hsts["measured"].startswith("no Strict-Transport-Security header")
+    headers = run.one("http.security_headers")
+    assert headers["status"] == "fail"
+    assert headers["measured"] == "missing Content-Security-Policy; present X-Content-Type-Options: nosniff"
+    health = run.one("http.health")
+    assert health["status"] == "fail" and health["measured"] == "HTTP 200" and health["expected"] == "HTTP 204"
+    assert run.one("http.redirect")["status"] == "pass"
+
+
+def test_plain_http_serving_content_fails_the_redirect(runs: dict[str, GoliveRun]) -> None:
+    r = runs["plain_http"].one("http.redirect")
+    assert r["status"] == "fail"
+    assert r["measured"] == "HTTP 404, no redirect" or r["measured"].startswith("HTTP 200, no redirect")
+    assert "< HTTP/1.1" in r["evidence"][0]["raw"]
+
+
+def test_redirect_to_http_fails_the_redirect(runs: dict[str, GoliveRun]) -> None:
+    r = runs["redirect_to_http"].one("http.redirect")
+    assert r["status"] == "fail"
+    assert r["measured"].startswith("HTTP 301 -> http://127.0.0.1:") and r["measured"].endswith("(not https)")
+    assert r["evidence"][0]["data"]["scheme"] == "http"
+
+
+# ----------------------------------------------------------------------------- CORS failures
+
+def test_wildcard_with_credentials_fails(runs: dict[str, GoliveRun]) -> None:
+    run = runs["cors_wildcard_credentials"]
+    r = run.one("cors.wildcard_credentials")
+    assert r["status"] == "fail"
+    assert "Allow-Origin * with credentials" in r["measured"]
+    assert run.one("cors.disallowed_origin")["status"] == "fail"  # * allows the evil origin too
+    assert run.one("cors.reflection")["status"] == "pass"  # * is not a reflection
+
+
+def test_reflected_origin_fails(runs: dict[str, GoliveRun]) -> None:
+    run = runs["cors_reflect"]
+    r = run.one("cors.reflection")
+    assert r["status"] == "fail"
+    origin = r["evidence"][0]["data"]["origin"]
+    assert origin.startswith("https://golive-") and origin.endswith(".invalid")
+    assert f"preflight 204: Allow-Origin {origin} with credentials" in r["measured"]
+    evil = run.one("cors.disallowed_origin")
+    assert evil["status"] == "fail" and "Allow-Origin https://evil.golive.test" in evil["measured"]
+    assert run.one("cors.wildcard_credentials")["status"] == "pass"
+
+
+def test_null_origin_fails_and_a_missing_method_fails_the_allowed_origin(runs: dict[str, GoliveRun]) -> None:
+    run = runs["cors_null_origin"]
+    r = run.one("cors.null_origin")
+    assert r["status"] == "fail" and r["measured"].startswith("preflight 204: Allow-Origin null with credentials")
+    allowed = run.one("cors.allowed_origin[https://app.golive.test]")
+    assert allowed["status"] == "fail" and "methods GET, POST, OPTIONS" in allowed["measured"]
+    assert allowed["expected"].endswith("methods GET, PUT")
+    assert {k: v for k, v in _statuses(run, "cors.").items() if v != "pass"} == {
+        "cors.null_origin": "fail", "cors.allowed_origin[https://app.golive.test]": "fail"}
+
+
+# ----------------------------------------------------------------------------- auth
+
+def test_rate_limit_burst_needs_allow_disruptive(runs: dict[str, GoliveRun]) -> None:
+    rate = runs["no_hsts"].one("auth.rate_limit")
+    assert rate["status"] == "skip" and rate["reason"] == "disruptive, not allowed"
+
+
+def test_no_auth_serves_anonymous_requests_and_never_limits(runs: dict[str, GoliveRun]) -> None:
+    run = runs["no_auth"]
+    assert run.rc == 1
+    anon = run.one("auth.anonymous_refused[/v1/stats]")
+    assert anon["status"] == "fail" and anon["measured"] == "HTTP 200 (served without credentials)"
+    rate = run.one("auth.rate_limit")
+    assert rate["status"] == "fail" and rate["measured"].startswith("40 x HTTP 200 in ")
+
+
+# ----------------------------------------------------------------------------- unreachable
+
+def test_unreachable_target_is_error_everywhere(runs: dict[str, GoliveRun]) -> None:
+    run = runs["dead"]
+    assert run.rc == 1 and run.report["verdict"]["decision"] == "NO-GO"
+    st = _statuses(run, "")
+    assert st and {v for k, v in st.items() if not k.startswith("tls.tls13")} == {"error"}, st
+    assert {rid.split("[")[0] for rid in st} >= {
+        "tls.protocols_forbidden", "tls.cert_trusted", "http.redirect", "http.hsts", "http.health",
+        "cors.allowed_origin", "cors.disallowed_origin", "cors.reflection", "auth.anonymous_refused",
+        "auth.rate_limit"}
+    assert "ConnectError" in run.one("http.hsts")["reason"]
+    assert "no request of the burst was answered" in run.one("auth.rate_limit")["reason"]
+
+
+def test_probe_parsers() -> None:
+    from checks.auth import split_path
+    from checks.http import parse_hsts
+
+    assert parse_hsts('max-age="600"; includeSubDomains; preload') == {
+        "max_age": 600, "include_subdomains": True, "preload": True}
+    assert parse_hsts("includeSubDomains")["max_age"] is None
+    assert split_path("POST /v1/analyze") == ("POST", "/v1/analyze")
+    assert split_path("/v1/stats") == ("GET", "/v1/stats")
