@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = [sys.executable, "-m", "pytest"]
+PYCACHE = Path(os.environ.get("GOLIVE_TEST_PYCACHE", "/tmp/golive-test-pycache"))
 
 
 class GoliveRun:
@@ -43,6 +44,9 @@ def golive_run(tmp_path: Path):  # type: ignore[no-untyped-def]
         cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", *args]
         full_env = {**os.environ, **(env or {})}
         full_env.pop("PYTEST_ADDOPTS", None)
+        # each golive subprocess would otherwise compile sslyze, kubernetes, ... again (~5 s)
+        full_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        full_env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
         return GoliveRun(proc, report_dir)
 
