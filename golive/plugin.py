@@ -66,6 +66,10 @@ class GoliveRun:
         self.lab: Any = None
         self.run_dir: Path | None = None
         self.verdict: Verdict | None = None
+        self.previous: dict[str, Any] | None = None  # --compare: an earlier report.json
+        self.compare_path = ""
+        self.sign_key: Any = None  # --sign-key: the operator's Ed25519 key, kept in memory only
+        self.doc: dict[str, Any] | None = None  # the report document once written
 
     @property
     def active(self) -> bool:
@@ -93,6 +97,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="permit checks that change or load the target (drills, load tests, restores)")
     g.addoption("--fail-on", dest="golive_fail_on", default="high", choices=[s.value for s in Severity],
                 help="lowest severity whose failure or error makes the verdict NO-GO (default: high)")
+    g.addoption("--roles", dest="golive_roles", action="append", default=[], metavar="ROLE[,ROLE]",
+                help="check only hosts with one of these roles (with --hosts GLOB[,GLOB], which golive reads "
+                     "as host-name globs when --profile is given; docs/fleets.md)")
+    g.addoption("--compare", dest="golive_compare", default=None, metavar="PREVIOUS.json",
+                help="compare with an earlier run's report.json: newly failing, fixed, changed (in report.json and report.html)")
+    g.addoption("--sign-key", dest="golive_sign_key", default=None, metavar="PATH",
+                help="Ed25519 private key (PEM) to sign report.json; writes report.json.sig (golive keygen makes one)")
 
 
 def _print_profiles() -> None:
@@ -126,6 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
         tpath = config.getoption("golive_target")
         run.target = load_target(tpath)
         run.target_path = tpath
+        run.target = _select_hosts(config, run.target, tpath)
         wpath = config.getoption("golive_waivers")
         if wpath is None:
             from golive.target import resolve_path
@@ -136,6 +148,37 @@ def pytest_configure(config: pytest.Config) -> None:
             run.waivers = Waivers.load(wpath)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    _load_compare_and_key(run, config)
+
+
+def _load_compare_and_key(run: GoliveRun, config: pytest.Config) -> None:
+    """--compare and --sign-key are read before any probe runs: a bad file is a usage error."""
+    cpath = config.getoption("golive_compare")
+    if cpath:
+        from golive.report import ReportError
+        from golive.report import load as load_report
+
+        try:
+            run.previous, run.compare_path = load_report(cpath), str(cpath)
+        except ReportError as exc:
+            raise pytest.UsageError(f"--compare: {exc}") from None
+    kpath = config.getoption("golive_sign_key")
+    if kpath:
+        from golive.signing import SigningError, load_private_key
+
+        try:
+            run.sign_key = load_private_key(kpath)
+        except SigningError as exc:
+            raise pytest.UsageError(f"--sign-key: {exc}") from None
+
+
+def _select_hosts(config: pytest.Config, target: Target, source: str) -> Target:
+    """--hosts (testinfra's option, read here as host-name globs) and --roles."""
+    from golive.target import select_hosts
+
+    patterns = [p.strip() for p in (config.getoption("hosts", None) or "").split(",")]
+    roles = [r.strip() for v in config.getoption("golive_roles") for r in v.split(",")]
+    return select_hosts(target, patterns, roles, source)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -317,10 +360,12 @@ def _git_sha() -> str:
 def _metadata(run: GoliveRun, finished_at: str, exitstatus: int) -> dict[str, Any]:
     assert run.profile is not None and run.target is not None
     operator = os.environ.get("GOLIVE_OPERATOR") or getpass.getuser()
-    target = {"name": run.target.name, "environment": run.target.environment, "file": run.target_path,
+    target: dict[str, Any] = {"name": run.target.name, "environment": run.target.environment, "file": run.target_path,
               "description": run.target.description}
     if run.lab is not None:
         target["lab_variant"] = run.lab.variant
+    if run.target.selection is not None:
+        target["selection"] = run.target.selection.model_dump()
     return {
         "golive": {"version": GOLIVE_VERSION, "git_sha": _git_sha()},
         "run": {"started_at": run.started_at, "finished_at": finished_at, "operator": operator,
@@ -363,7 +408,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     finished = utcnow()
     meta = _metadata(run, finished, exitstatus)
     run.run_dir = _run_dir(run)
-    write_run(run.run_dir, meta, run.verdict.to_dict(), results, run.waivers.summary())
+    run.doc = write_run(run.run_dir, meta, run.verdict.to_dict(), results, run.waivers.summary(),
+                        previous=run.previous, previous_path=run.compare_path, sign_key=run.sign_key)
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = pytest.ExitCode.OK if run.verdict.go else pytest.ExitCode.TESTS_FAILED
 
@@ -376,5 +422,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     tr.section("golive verdict", sep="=", bold=True)
-    for line, style in summary_lines(run.verdict.to_dict(), run.results, run.run_dir):
+    for line, style in summary_lines(run.verdict.to_dict(), run.results, run.run_dir, run.doc):
         tr.write_line(line, **style)

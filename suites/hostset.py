@@ -1,30 +1,125 @@
 """The target's hosts as testinfra hosts, and concurrent measurement across them.
 
-A host whose connection cannot even be built gives an ``error`` measurement for every
-fact, so one bad inventory line never hides the other hosts' results.
+Fan-out: :meth:`HostSet.measure` runs a probe on every host at once in a thread pool
+(``GOLIVE_HOST_PARALLEL`` threads, default 16); each host's own probes stay sequential, so
+its one ssh connection (ControlMaster, :func:`checks.connection.get_host`) is never raced.
+
+Reachability is settled once per host and per process: the first probe on a host first runs
+``true`` there within the host's ``timeout_s`` (which also opens the ControlMaster
+connection the following commands reuse).  A host that does not answer -- refused, key
+refused, silent until the timeout -- gives an ``error`` measurement for every fact, with the
+reason and the evidence of that one attempt (its time and duration); later probes on it
+return the same outcome at once instead of waiting for the timeout again.  So a dead host
+costs its own timeout once per run (once per pytest-xdist worker), and never delays the
+other hosts beyond that.  A host whose connection cannot even be built (bad URI) is handled
+the same way, so one bad inventory line never hides the other hosts' results.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
 import threading
-from typing import Any, Callable
+import time
+from collections.abc import Callable
+from typing import Any
 
-from checks.connection import ProbeError, get_host
-from golive.model import Evidence, Measurement
+from checks.connection import ProbeError, describe, get_host, run, tool
+from golive.model import Evidence, Measurement, utcnow
 from golive.target import HostSpec, Target
 
-MAX_PARALLEL = 16
+MAX_PARALLEL = max(1, int(os.environ.get("GOLIVE_HOST_PARALLEL", "16") or 16))
+CONNECT_COMMAND = "true"
+
+__all__ = ["CONNECT_COMMAND", "MAX_PARALLEL", "HostSet", "Reachability", "connect", "forget_reachability",
+           "probe_host"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reachability:
+    """The outcome of the one connection attempt made to a host in this process."""
+
+    host: str
+    ok: bool
+    reason: str | None
+    method: str
+    tool: str
+    at: str
+    duration_s: float
+    timeout_s: float
+
+    def evidence(self, probe: str, *, reused: bool) -> Evidence:
+        """Evidence for a fact that could not be measured because the host did not answer."""
+        how = f"{self.method} (the first command on the host, bounded by its timeout_s={self.timeout_s:g} s)"
+        if reused:
+            how += "; the host is tried once per run, later checks reuse that outcome"
+        return Evidence(probe=probe, subject=self.host, method=how, tool=self.tool, raw=self.reason or "",
+                        measured_at=self.at, duration_s=round(self.duration_s, 3),
+                        data={"connect": {"ok": self.ok, "at": self.at, "duration_s": round(self.duration_s, 3),
+                                          "timeout_s": self.timeout_s, "reused": reused}})
+
+
+_reach: dict[tuple[Any, ...], Reachability] = {}
+_reach_locks: dict[tuple[Any, ...], threading.Lock] = {}
+_reach_guard = threading.Lock()
+
+
+def _key(spec: HostSpec) -> tuple[Any, ...]:
+    return (spec.connection, spec.ssh_config, spec.ssh_identity_file, spec.sudo, float(spec.timeout_s))
+
+
+def forget_reachability() -> None:
+    """Drop the remembered outcomes (tests that restart hosts within one process)."""
+    with _reach_guard:
+        _reach.clear()
+
+
+def connect(spec: HostSpec) -> tuple[Reachability, bool]:
+    """The host's reachability, trying it now if this process has not yet; returns
+    ``(outcome, reused)``.  Concurrent callers for the same host wait for one attempt."""
+    key = _key(spec)
+    with _reach_guard:
+        lock = _reach_locks.setdefault(key, threading.Lock())
+    with lock:
+        known = _reach.get(key)
+        if known is not None:
+            return known, True
+        at, started = utcnow(), time.monotonic()
+        method, used = f"connect to {spec.connection}", "golive"
+        try:
+            host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
+                            sudo=spec.sudo, timeout_s=spec.timeout_s)
+            method, used = f"run `{CONNECT_COMMAND}` over {describe(host)}", tool(host)
+            run(host, CONNECT_COMMAND, spec.timeout_s)
+            ok, reason = True, None
+        except ProbeError as exc:
+            ok, reason = False, exc.reason
+        outcome = Reachability(host=spec.name, ok=ok, reason=reason, method=method, tool=used, at=at,
+                               duration_s=time.monotonic() - started, timeout_s=spec.timeout_s)
+        _reach[key] = outcome
+        return outcome, False
+
+
+def _probe_name(probe: Callable[..., Measurement]) -> str:
+    family = getattr(probe, "__module__", "").rsplit(".", 1)[-1]
+    name = getattr(probe, "__name__", "probe")
+    return f"{family}.{name}" if family and family != "__main__" else name
 
 
 def probe_host(spec: HostSpec, probe: Callable[..., Measurement], *args: Any) -> Measurement:
-    """``probe(host, *args, subject=..., timeout_s=...)`` on the host ``spec`` names."""
+    """``probe(host, *args, subject=..., timeout_s=...)`` on the host ``spec`` names, or an
+    ``error`` measurement when the host does not answer (see the module doc)."""
+    reach, reused = connect(spec)
+    if not reach.ok:
+        return Measurement.failed(f"host unreachable: {reach.reason}", reach.evidence(_probe_name(probe), reused=reused))
     try:
         host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
                         sudo=spec.sudo, timeout_s=spec.timeout_s)
-    except ProbeError as exc:
-        ev = Evidence(probe=getattr(probe, "__name__", "probe"), subject=spec.name, method=spec.connection)
-        return Measurement.failed(exc.reason, ev)
-    return probe(host, *args, subject=spec.name, timeout_s=spec.timeout_s)
+        return probe(host, *args, subject=spec.name, timeout_s=spec.timeout_s)
+    except Exception as exc:  # noqa: BLE001 - probes should not raise; if one does, only its host is hit
+        reason = f"probe {_probe_name(probe)} crashed: {type(exc).__name__}: {exc}"
+        return Measurement.failed(reason, Evidence(probe=_probe_name(probe), subject=spec.name,
+                                                   method=spec.connection))
 
 
 @dataclasses.dataclass
@@ -32,7 +127,7 @@ class HostSet:
     specs: list[HostSpec]
 
     @classmethod
-    def from_target(cls, target: Target) -> "HostSet":
+    def from_target(cls, target: Target) -> HostSet:
         return cls(list(target.hosts))
 
     def measure(self, probe: Callable[..., Measurement], *args: Any) -> dict[str, Measurement]:
@@ -40,28 +135,10 @@ class HostSet:
         return self.measure_each(lambda spec: probe_host(spec, probe, *args))
 
     def measure_each(self, fn: Callable[[HostSpec], Any]) -> dict[str, Any]:
-        """``fn(spec)`` for every host at once, keyed by host name.
-
-        Daemon threads, at most MAX_PARALLEL at a time: a Ctrl-C ends the run at once
-        instead of waiting for a hung host's probe to reach its own timeout."""
-        results: dict[str, Any] = {}
-        errors: dict[str, BaseException] = {}
-        gate = threading.Semaphore(MAX_PARALLEL)
-
-        def work(spec: HostSpec) -> None:
-            with gate:
-                try:
-                    results[spec.name] = fn(spec)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                    errors[spec.name] = exc
-
-        threads = [threading.Thread(target=work, args=(spec,), name=f"golive-host-{spec.name}", daemon=True)
-                   for spec in self.specs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-        if errors:
-            raise next(iter(errors.values()))
-        return {spec.name: results[spec.name] for spec in self.specs}
+        """``fn(spec)`` for every host at once, keyed by host name (in inventory order)."""
+        if not self.specs:
+            return {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(self.specs)),
+                                                   thread_name_prefix="golive-host") as pool:
+            futures = {spec.name: pool.submit(fn, spec) for spec in self.specs}
+            return {name: fut.result() for name, fut in futures.items()}

@@ -34,7 +34,9 @@ def _no_hosts_req(golive: Any, check: str) -> bool:
 
 def _sizings(golive: Any, hostset: HostSet) -> dict[str, tuple[Any, str]]:
     req = _req(golive)
-    return {s.name: req.sizing_for(s.roles, len(hostset.specs)) for s in hostset.specs}
+    sel = golive.target.selection  # --hosts/--roles: the layout still follows the whole inventory
+    total = len(sel.selected) + len(sel.left_out) if sel is not None else len(hostset.specs)
+    return {s.name: req.sizing_for(s.roles, total) for s in hostset.specs}
 
 
 # ----------------------------------------------------------------------------- count
@@ -51,6 +53,10 @@ def judge_count(golive: Any, counts: dict[str, Measurement]) -> None:
     req = _req(golive)
     if req is None or not req.count:
         golive.checks.skip("hosts.count", "the profile sets no host count")
+        return
+    if golive.target.selection is not None:
+        golive.checks.skip("hosts.count", f"this run checks a subset of the hosts ({golive.target.selection.describe()});"
+                           " host counts are judged on runs over the whole inventory")
         return
     for role, need in req.count.items():
         hi = f" and <= {need.max}" if need.max else ""
