@@ -16,7 +16,6 @@ the same way, so one bad inventory line never hides the other hosts' results.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
 import threading
@@ -135,10 +134,28 @@ class HostSet:
         return self.measure_each(lambda spec: probe_host(spec, probe, *args))
 
     def measure_each(self, fn: Callable[[HostSpec], Any]) -> dict[str, Any]:
-        """``fn(spec)`` for every host at once, keyed by host name (in inventory order)."""
-        if not self.specs:
-            return {}
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(self.specs)),
-                                                   thread_name_prefix="golive-host") as pool:
-            futures = {spec.name: pool.submit(fn, spec) for spec in self.specs}
-            return {name: fut.result() for name, fut in futures.items()}
+        """``fn(spec)`` for every host at once, keyed by host name (in inventory order).
+
+        Daemon threads, at most MAX_PARALLEL at a time: a Ctrl-C ends the run at once
+        instead of waiting for a hung host's probe to reach its own timeout."""
+        results: dict[str, Any] = {}
+        errors: dict[str, BaseException] = {}
+        gate = threading.Semaphore(MAX_PARALLEL)
+
+        def work(spec: HostSpec) -> None:
+            with gate:
+                try:
+                    results[spec.name] = fn(spec)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    errors[spec.name] = exc
+
+        threads = [threading.Thread(target=work, args=(spec,), name=f"golive-host-{spec.name}", daemon=True)
+                   for spec in self.specs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+        if errors:
+            raise next(iter(errors.values()))
+        return {spec.name: results[spec.name] for spec in self.specs}
