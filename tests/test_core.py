@@ -94,3 +94,15 @@ def test_redaction() -> None:
     assert "pa55-w0rd-xyz" not in redact("connect with pa55-w0rd-xyz now")
     assert redact("postgresql://app:hunter2@db/app") == "postgresql://app:***@db/app"
     assert "s3cr3t" not in redact("password=s3cr3t&x=1")
+
+
+def test_published_json_schemas_are_current() -> None:
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("export_schemas", root / "scripts" / "export_schemas.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    for name, text in mod.render().items():
+        path = root / "docs" / "schema" / f"{name}.schema.json"
+        assert path.read_text() == text, f"{path} is stale: run scripts/export_schemas.py"

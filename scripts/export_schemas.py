@@ -1,0 +1,44 @@
+"""Write the JSON Schemas of profiles, targets and waiver files to docs/schema/.
+
+Editors (VS Code YAML, JetBrains) validate files against them as you type:
+    # yaml-language-server: $schema=../docs/schema/profile.schema.json
+Run after changing golive/profile.py, golive/target.py or golive/waivers.py;
+tests/test_core.py checks that the committed files are current.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from golive.profile import Profile  # noqa: E402
+from golive.target import Target  # noqa: E402
+from golive.waivers import WaiverFile  # noqa: E402
+
+SCHEMAS = {"profile": Profile, "target": Target, "waivers": WaiverFile}
+
+
+def render() -> dict[str, str]:
+    out = {}
+    for name, model in SCHEMAS.items():
+        schema = model.model_json_schema(mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["title"] = f"golive {name} file"
+        out[name] = json.dumps(schema, indent=1, sort_keys=True) + "\n"
+    return out
+
+
+def main() -> int:
+    folder = ROOT / "docs" / "schema"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in render().items():
+        (folder / f"{name}.schema.json").write_text(text)
+        print(f"docs/schema/{name}.schema.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
