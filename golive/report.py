@@ -45,7 +45,11 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 def build(meta: dict[str, Any], verdict: dict[str, Any], results: list[dict[str, Any]],
-          waivers: dict[str, Any]) -> dict[str, Any]:
+          waivers: dict[str, Any], *, comparison: dict[str, Any] | None = None,
+          signature: dict[str, str] | None = None) -> dict[str, Any]:
+    """The report document.  ``comparison`` (from :func:`golive.diff.compare`) and
+    ``signature`` (which key signs the file, see :mod:`golive.signing`) are optional and,
+    when given, covered by ``document_sha256`` like everything else."""
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         **meta,
@@ -53,6 +57,10 @@ def build(meta: dict[str, Any], verdict: dict[str, Any], results: list[dict[str,
         "results": results,
         "waivers": waivers,
     }
+    if comparison is not None:
+        doc["comparison"] = comparison
+    if signature is not None:
+        doc["signature"] = signature
     doc["integrity"] = {"algorithm": "sha256", "canonical": "json, sorted keys, separators (',', ':'), utf-8",
                         "results_sha256": results_digest(results),
                         "document_sha256": document_digest(doc)}
@@ -63,6 +71,25 @@ def document_digest(doc: dict[str, Any]) -> str:
     """SHA-256 over the whole document except its ``integrity`` block (so the verdict and
     metadata are covered too, not only the results)."""
     return hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "integrity"})).hexdigest()
+
+
+class ReportError(Exception):
+    """A file that is not a readable report.json."""
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    """Read a report.json; :class:`ReportError` with the reason when it is not one."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{p}: not readable JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise ReportError(f"{p}: not a {SCHEMA} report (schema={found!r})")
+    return doc
 
 
 def verify(doc: dict[str, Any]) -> tuple[bool, str]:
@@ -76,4 +103,24 @@ def verify(doc: dict[str, Any]) -> tuple[bool, str]:
     stored_doc = doc.get("integrity", {}).get("document_sha256")
     if stored_doc != document_digest(doc):
         return False, "ALTERED: the verdict or run metadata changed after the report was written"
+    consistent, why = verdict_consistent(doc)
+    if not consistent:
+        return False, why
     return True, f"intact: {len(doc.get('results', []))} results, sha256 {actual}"
+
+
+def verdict_consistent(doc: dict[str, Any]) -> tuple[bool, str]:
+    """Does the recorded decision follow from the recorded results and gate?  (A forger who
+    recomputes the digests must still keep the verdict honest, or sign with our key.)"""
+    from golive.model import Severity
+    from golive.verdict import decide_dicts
+
+    v = doc.get("verdict", {})
+    try:
+        again = decide_dicts(doc.get("results", []), Severity(v.get("fail_on", "high")), bool(v.get("complete", True)))
+    except (KeyError, ValueError, TypeError) as exc:
+        return False, f"INCONSISTENT: the results cannot be re-judged ({type(exc).__name__}: {exc})"
+    if again.decision != v.get("decision"):
+        return False, (f"INCONSISTENT: the report says {v.get('decision')} but its results give {again.decision} "
+                       f"at --fail-on {again.fail_on.value}")
+    return True, ""

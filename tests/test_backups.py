@@ -265,7 +265,7 @@ def test_unsaved_config_missing_key_and_a_too_short_rto_fail(tmp_path, golive_ru
     restores, but not within an RTO of 1 ms."""
     unsaved_pg, unsaved_files = labs.sets["config_unsaved"]
     keys = dict(labs.ok.target_backups()[1], contents=["keys"], sources=[str(tmp_path / "gone.key")])
-    profile = _profile(tmp_path, rto="1 ms", contents="[database, config, keys]")
+    profile = _profile(tmp_path, rto="0.000001 s", contents="[database, config, keys]")
     target = _target(tmp_path, [dict(unsaved_pg, scratch=None), unsaved_files, keys, labs.sqlite["good"]])
     run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "backups", "-k", "complete or restores",
                      "--allow-disruptive")
@@ -276,7 +276,7 @@ def test_unsaved_config_missing_key_and_a_too_short_rto_fail(tmp_path, golive_ru
     assert r["status"] == "error" and "gone.key does not exist" in r["reason"], r
     assert run.one("backups.completeness[database]")["status"] == "pass"
     r = _find(run, "backups.restore", str(labs.root / "sqlite-good"))
-    assert r["status"] == "fail" and "within 0.001 s (RTO)" in r["expected"], r
+    assert r["status"] == "fail" and "within 1e-06 s (RTO)" in r["expected"], r
     assert r["evidence"][0]["data"]["duration_s"] > 0.001 and "counts equal" in r["measured"]
     assert "scratch database" in _find(run, "backups.restore", "sets/config_unsaved/backups/postgres")["reason"]
 

@@ -209,7 +209,7 @@ def restore_postgres(inv: Inventory, scratch: str, *, on_stage: Stage | None = N
                 drill.data["problem"] = f"{argv[0]}: {content.last_line(err) or f'exit {rc}'}"
             else:
                 drill.data["restored"] = True
-                drill.data["duration_s"] = round(time.monotonic() - drill.started, 3)
+                drill.data["duration_s"] = round(time.monotonic() - drill.started, 6)
                 drill.stage("counting")
                 restored = pg.row_counts(scratch_conn, timeout_s=spec.restore_timeout_s)
                 recorded = _manifest_tables(inv, newest.name)
@@ -303,7 +303,7 @@ def restore_sqlite(inv: Inventory, scratch: Path, source: Location | None, *, on
             restored_db = work / "restored.sqlite3"
             plain.rename(restored_db)
             drill.data["restored"] = True
-            drill.data["duration_s"] = round(time.monotonic() - drill.started, 3)
+            drill.data["duration_s"] = round(time.monotonic() - drill.started, 6)
             drill.stage("counting")
             restored = _local_counts(restored_db)
             if source is not None:
