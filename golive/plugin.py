@@ -181,6 +181,7 @@ def _select_hosts(config: pytest.Config, target: Target, source: str) -> Target:
     return select_hosts(target, patterns, roles, source)
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: count what will run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     run = config.stash[RUN_KEY]
     golive_items = [i for i in items if _is_golive_item(i)]

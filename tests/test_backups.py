@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -371,15 +372,22 @@ def test_signal_mid_drill_drops_the_scratch_database(labs, sig: signal.Signals) 
 
 # ----------------------------------------------------------------------------- probe units (no lab)
 
+_RNG = random.Random(20261123)  # fixed seed: xdist workers must collect identical parameters
+
+
+def _noise(n: int) -> bytes:
+    return bytes(_RNG.getrandbits(8) for _ in range(n))
+
+
 @pytest.mark.parametrize(("head", "encrypted", "words"), [
     (b"age-encryption.org/v1\n-> X25519 abc\n", True, "age"),
     (b"-----BEGIN PGP MESSAGE-----\n", True, "OpenPGP"),
-    (bytes([0x85, 0x01, 0x0C, 0x03]) + os.urandom(64), True, "OpenPGP"),
-    (b"Salted__" + os.urandom(8), True, "Salted__"),
-    (os.urandom(8192), True, "random-looking"),
+    (bytes([0x85, 0x01, 0x0C, 0x03]) + _noise(64), True, "OpenPGP"),
+    (b"Salted__" + _noise(8), True, "Salted__"),
+    (_noise(8192), True, "random-looking"),
     (b"SQLite format 3\x00" + bytes(100), False, "SQLite"),
     (b"PGDMP\x01\x0e\x00", False, "PGDMP"),
-    (b"\x1f\x8b\x08\x00" + os.urandom(4000), False, "gzip"),
+    (b"\x1f\x8b\x08\x00" + _noise(4000), False, "gzip"),
     (b"--\n-- PostgreSQL database dump\n--\n", False, "plain SQL dump"),
     (b"\x89HDF\r\n\x1a\n" + bytes(64), False, "HDF5"),
     (b"", False, "empty"),
