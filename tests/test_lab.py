@@ -120,7 +120,14 @@ def test_http_listener_redirects_to_https(lab: RunningLab) -> None:
 
 
 def test_both_instances_serve(lab: RunningLab) -> None:
-    seen = {json.loads(_https(lab, "GET", "/health")[2])["instance"] for _ in range(8)}
+    # haproxy only routes to an instance after its health checks pass (rise 2 x 200 ms), and an
+    # instance restarted by the supervisor in an earlier test needs a moment: poll, bounded.
+    seen: set[str] = set()
+    for _ in range(100):
+        seen.add(json.loads(_https(lab, "GET", "/health")[2])["instance"])
+        if seen == {"app-1", "app-2"}:
+            break
+        time.sleep(0.1)
     assert seen == {"app-1", "app-2"}
 
 
