@@ -1,0 +1,222 @@
+"""End to end: ``pytest --profile ... --target ... --allow-disruptive`` over
+features/throughput.feature against labs started here with a known capacity
+(instances x 60000 / cost_ms APM), asserting status and measured values in report.json.
+
+The labs run in this process; each golive run gets a target file naming the lab's endpoint
+(and short warm-up/ramp) and a profile with the numbers under test, so every run takes a
+few seconds."""
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.run import RunningLab, start_lab
+
+SUITE = "suites/test_throughput.py"
+
+
+def _profile(tmp_path: Path, name: str, **throughput: Any) -> str:
+    doc = {"name": name, "description": "throughput self-test",
+           "requirements": {"throughput": {"ref": ["OZ-PERF-00"], **throughput}}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+def _target(tmp_path: Path, lab: RunningLab, name: str = "tp-lab", **inference: Any) -> str:
+    over = lab.target_overrides()
+    doc = {"name": name, "environment": "staging", "endpoints": {"ca_file": str(lab.ca_file)},
+           "inference": {**over["inference"], "warmup_s": 0.5, "ramp_s": 0.5, **inference}}
+    path = tmp_path / f"target-{name}-{lab.variant}-{lab.ports['https']}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+def _served(lab: RunningLab) -> int:
+    """Analyses the lab's instances served (their own counters, on loopback)."""
+    total = 0
+    for name in lab.instance_names:
+        with urllib.request.urlopen(f"http://127.0.0.1:{lab.ports[name]}/v1/stats", timeout=5) as r:
+            total += int(json.load(r)["analyses"])
+    return total
+
+
+def _lab(factory: pytest.TempPathFactory, variant: str, cost_ms: float, instances: int) -> Iterator[RunningLab]:
+    with start_lab(factory.mktemp(f"lab-{variant}"), variant, cost_ms=cost_ms, instances=instances) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def lab_light(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    """Compliant, two instances at 10 ms: 12000 APM, far above what is offered to it (so a
+    busy machine does not make it miss)."""
+    yield from _lab(tmp_path_factory, "compliant", 10, 2)
+
+
+@pytest.fixture(scope="module")
+def lab_one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    """Compliant, one instance at 50 ms: 1200 APM."""
+    yield from _lab(tmp_path_factory, "compliant", 50, 1)
+
+
+@pytest.fixture(scope="module")
+def lab_error_body(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    yield from _lab(tmp_path_factory, "error_body", 20, 1)
+
+
+@pytest.fixture(scope="module")
+def lab_fail_5pct(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    yield from _lab(tmp_path_factory, "fail_5pct", 20, 1)
+
+
+@pytest.fixture(scope="module")
+def lab_slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    """slow_inference: 10 ms x 20 = 200 ms per analysis, two instances (600 APM)."""
+    yield from _lab(tmp_path_factory, "slow_inference", 10, 2)
+
+
+def test_compliant_lab_sustains_the_rate_with_headroom(tmp_path, golive_run, lab_light) -> None:  # type: ignore[no-untyped-def]
+    profile = _profile(tmp_path, "tp-ok", apm_min=300, p95="1 s", error_rate_max=0.01, duration="3 s",
+                       capacity_max_apm=600, headroom_min=2, capacity_step="1 s")
+    run = golive_run(f"--profile={profile}", f"--target={_target(tmp_path, lab_light)}", "--allow-disruptive", SUITE,
+                     env={"GOLIVE_PROGRESS_EVERY_S": "1"})
+    assert run.rc == 0, run.out
+    apm = run.one("throughput.apm")
+    assert apm["status"] == "pass", apm
+    assert apm["expected"].startswith(">= 300 APM sustained over 3 s (offered 306 APM)")
+    assert apm["data"]["offered_apm"] == pytest.approx(306)
+    assert apm["data"]["achieved_apm"] == pytest.approx(306, rel=0.02)  # ground truth: below capacity
+    assert apm["requirement"]["ids"] == ["OZ-PERF-00"]
+    ev = apm["evidence"][0]
+    assert ev["method"].startswith("open-loop constant arrival rate: POST https://localhost:")
+    assert ev["data"]["requests"]["steady"] == 15 and ev["data"]["requests"]["ok"] == 15
+    series = apm["data"]["series"]
+    assert {"t", "ok", "err", "p95_ms"} <= set(series[0]) and sum(s["ok"] for s in series) >= 15
+    hist = apm["data"]["histogram_ms"]
+    assert sum(c for _, c in hist) == 15 and all(a[0] < b[0] for a, b in itertools.pairwise(hist))
+    p95 = run.one("throughput.p95")
+    assert p95["status"] == "pass" and 10 <= p95["evidence"][0]["data"]["latency_ms"]["corrected"]["p95"] < 1000
+    errors = run.one("throughput.error_rate")
+    assert errors["status"] == "pass" and errors["measured"].startswith("0.00% failed (0 of 15")
+    capacity = run.one("throughput.capacity")
+    assert capacity["status"] == "pass", capacity
+    assert capacity["measured"].startswith(">= 600 APM (the search's upper bound)")
+    assert capacity["data"]["headroom"] == pytest.approx(2.0) and len(capacity["data"]["steps"]) == 2
+    assert run.one("throughput.regression")["status"] == "skip"
+    assert "throughput:" in run.out and "p95 so far" in run.out  # the progress display
+
+
+def test_without_allow_disruptive_nothing_is_sent(tmp_path, golive_run, lab_light) -> None:  # type: ignore[no-untyped-def]
+    profile = _profile(tmp_path, "tp-ok", apm_min=300, duration="3 s", capacity_max_apm=600)
+    before = _served(lab_light)
+    run = golive_run(f"--profile={profile}", f"--target={_target(tmp_path, lab_light)}", SUITE)
+    results = run.results("throughput.")
+    assert set(results) == {"throughput.apm", "throughput.p95", "throughput.error_rate", "throughput.capacity",
+                            "throughput.regression"}
+    assert {r["status"] for r in results.values()} == {"skip"}
+    assert {r["reason"] for r in results.values()} == {"disruptive, not allowed"}
+    assert run.report["verdict"]["decision"] == "NO-GO"  # nothing was verified
+    assert _served(lab_light) == before  # not one analysis was requested
+
+
+def test_twice_the_capacity_fails_and_the_corrected_p99_shows_the_queue(tmp_path, golive_run, lab_one) -> None:  # type: ignore[no-untyped-def]
+    capacity = lab_one.capacity_apm  # 1200 APM on an idle core, less on a busy machine
+    profile = _profile(tmp_path, "tp-over", apm_min=2 * capacity, p95="500 ms", duration="3 s")
+    run = golive_run(f"--profile={profile}", f"--target={_target(tmp_path, lab_one, connections=4)}",
+                     "--allow-disruptive", SUITE)
+    assert run.rc == 1, run.out
+    assert run.report["verdict"]["decision"] == "NO-GO"
+    apm = run.one("throughput.apm")
+    assert apm["status"] == "fail", apm
+    assert 0 < apm["data"]["achieved_apm"] < 1.1 * capacity  # what the lab can do, not what was offered
+    p95 = run.one("throughput.p95")
+    assert p95["status"] == "fail"
+    latency = p95["data"]["latency_ms"]
+    assert latency["corrected"]["p99"] > 4 * latency["naive"]["p99"], latency
+    assert "naive" in p95["measured"]
+    assert run.one("throughput.error_rate")["status"] == "pass"  # slow, but every answer was right
+
+
+def test_error_body_fails_on_the_success_ratio_and_has_no_capacity(  # type: ignore[no-untyped-def]
+        tmp_path, golive_run, lab_error_body) -> None:
+    profile = _profile(tmp_path, "tp-eb", apm_min=300, error_rate_max=0.01, duration="2 s", capacity_max_apm=600,
+                       capacity_step="1 s")
+    run = golive_run(f"--profile={profile}", f"--target={_target(tmp_path, lab_error_body)}", "--allow-disruptive",
+                     SUITE)
+    assert run.rc == 1, run.out
+    errors = run.one("throughput.error_rate")
+    assert errors["status"] == "fail", errors
+    assert errors["data"]["success_ratio"] == 0 and errors["data"]["errors"] == {"body status='error'": 10}
+    assert "success ratio 0.00%" in errors["measured"]
+    apm = run.one("throughput.apm")
+    assert apm["status"] == "fail" and apm["data"]["achieved_apm"] == 0  # HTTP 200s are not analyses
+    capacity = run.one("throughput.capacity")
+    assert capacity["status"] == "fail", capacity
+    assert capacity["data"]["capacity_apm"] == 0 and capacity["measured"].startswith("< 37.5 APM")
+    # 300, 150, 75, 37.5 APM: the downward search is bounded, then gives up
+    assert [s["rate_apm"] for s in capacity["data"]["steps"]] == [300, 150, 75, 37.5]
+
+
+def test_fail_5pct_fails_on_the_error_rate(tmp_path, golive_run, lab_fail_5pct) -> None:  # type: ignore[no-untyped-def]
+    profile = _profile(tmp_path, "tp-5", apm_min=600, error_rate_max=0.01, duration="4 s")
+    run = golive_run(f"--profile={profile}", f"--target={_target(tmp_path, lab_fail_5pct)}", "--allow-disruptive",
+                     SUITE)
+    assert run.rc == 1, run.out
+    errors = run.one("throughput.error_rate")
+    assert errors["status"] == "fail", errors
+    assert 0.02 <= errors["data"]["error_rate"] <= 0.08, errors  # every 20th analysis is a 500
+    assert set(errors["data"]["errors"]) == {"HTTP 500"}
+    assert "most frequent: HTTP 500" in errors["measured"]
+
+
+def test_unreachable_endpoint_is_an_error(tmp_path, golive_run, lab_light) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = _target(tmp_path, lab_light, url=f"https://127.0.0.1:{port}/v1/analyze")
+    profile = _profile(tmp_path, "tp-dead", apm_min=300, p95="1 s", duration="30 s", capacity_max_apm=600)
+    run = golive_run(f"--profile={profile}", f"--target={target}", "--allow-disruptive", SUITE)
+    assert run.rc == 1, run.out
+    for check in ("throughput.apm", "throughput.p95", "throughput.error_rate", "throughput.capacity"):
+        result = run.one(check)
+        assert result["status"] == "error", result
+        assert "no HTTP answer" in result["reason"] and "cannot connect" in result["reason"], result
+    assert run.report["verdict"]["decision"] == "NO-GO"
+
+
+def test_baseline_is_recorded_then_compared_and_a_regression_fails(  # type: ignore[no-untyped-def]
+        tmp_path, golive_run, lab_light, lab_slow) -> None:
+    baselines = tmp_path / "baselines"
+    profile = _profile(tmp_path, "tp-base", duration="4 s", regression_max_pct=200)
+    args = (f"--profile={profile}", "--allow-disruptive", SUITE)
+    fast = _target(tmp_path, lab_light, name="tp-base-target", baseline_apm=300, baseline_dir=str(baselines))
+
+    first = golive_run(*args, f"--target={fast}")
+    assert first.rc == 0, first.out
+    recorded = first.one("throughput.regression")
+    assert recorded["status"] == "skip" and recorded["reason"].startswith("baseline recorded: p95 "), recorded
+    stored = json.loads((baselines / "tp-base-target__tp-base.json").read_text())
+    assert stored["rate_apm"] == 300 and stored["requests"] == 20 and stored["p95_ms"] >= 10
+    assert first.one("throughput.apm")["status"] == "skip"  # no apm_min: baseline mode
+    assert first.one("throughput.error_rate")["status"] == "pass"
+
+    again = golive_run(*args, f"--target={fast}")
+    same = again.one("throughput.regression")
+    assert same["status"] == "pass", same
+    assert same["data"]["baseline"]["p95_ms"] == stored["p95_ms"]
+
+    slow = _target(tmp_path, lab_slow, name="tp-base-target", baseline_apm=300, baseline_dir=str(baselines))
+    regressed = golive_run(*args, f"--target={slow}")
+    assert regressed.rc == 1, regressed.out
+    worse = regressed.one("throughput.regression")
+    assert worse["status"] == "fail", worse
+    assert worse["data"]["change_pct"] > 200 and worse["data"]["p95_ms"] >= 200  # 200 ms per analysis, was 10
+    assert json.loads((baselines / "tp-base-target__tp-base.json").read_text()) == stored  # never overwritten
