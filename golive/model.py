@@ -37,7 +37,7 @@ class Severity(str, enum.Enum):
 def utcnow() -> str:
     """Current UTC time as ISO-8601 with a ``Z`` suffix (second resolution is too coarse
     for drills, so milliseconds are kept)."""
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -84,7 +84,7 @@ class Measurement:
         return self.error is None
 
     @classmethod
-    def failed(cls, reason: str, evidence: Evidence) -> "Measurement":
+    def failed(cls, reason: str, evidence: Evidence) -> Measurement:
         """A measurement that could not be taken (unreachable, timeout, unauthorised...)."""
         return cls(value=None, display="could not measure", evidence=evidence, error=reason)
 

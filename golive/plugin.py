@@ -14,8 +14,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -237,7 +238,7 @@ def golive_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
 
 
 @pytest.fixture
-def golive(request: pytest.FixtureRequest, golive_env: Environment) -> "StepContext":
+def golive(request: pytest.FixtureRequest, golive_env: Environment) -> StepContext:
     """Per-scenario context: profile, target and the recorder for results."""
     info = request.node.stash.get(INFO_KEY, None) or ScenarioInfo(nodeid=request.node.nodeid)
     checks = Checks(info, request.config.stash[RUN_KEY].waivers)
@@ -347,11 +348,12 @@ class ResultCollector:
 
 def _git_sha() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             check=False)
         sha = out.stdout.strip()
         if out.returncode == 0 and sha:
             dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
+                                   capture_output=True, text=True, timeout=5, check=False).stdout.strip()
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -385,7 +387,7 @@ def _run_dir(run: GoliveRun) -> Path:
     assert run.profile is not None and run.target is not None
     base = run.config.getoption("golive_report_dir")
     root = Path(base) if base else ROOT / "reports" / "runs"
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = root / f"{stamp}_{run.profile.name}_{run.target.name}"
     n = 1
     while path.exists():

@@ -7,7 +7,8 @@ that could not be taken is ``error``; a predicate that returns False is ``fail``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from golive import catalogue
 from golive.model import CheckResult, Evidence, Measurement, Severity, Status, utcnow
@@ -67,7 +68,7 @@ class Checks:
         else:
             try:
                 status = Status.PASS if ok(measurement.value) else Status.FAIL
-            except Exception as exc:  # a comparison that cannot be made is not a pass
+            except Exception as exc:  # noqa: BLE001 - a comparison that cannot be made is not a pass
                 status, reason = Status.ERROR, f"cannot compare measured value: {exc}"
         result = CheckResult(status=status, expected=expected, measured=redact(measurement.display),
                              reason=redact(reason), remediation=remediation if status != Status.PASS else "",

@@ -223,7 +223,7 @@ class HaAction(Strict):
         return {"command": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "HaAction":
+    def _one_kind(self) -> HaAction:
         kinds = [k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k)]
         if len(kinds) != 1:
             raise ValueError("an HA action needs exactly one of command, pidfile (+ signal), systemd, pod; "
@@ -320,7 +320,7 @@ class InventorySpec(Strict):
     defaults: HostDefaults = HostDefaults()
 
     @model_validator(mode="after")
-    def _one_source(self) -> "InventorySpec":
+    def _one_source(self) -> InventorySpec:
         if (self.ansible is None) == (self.ssh_config is None):
             raise ValueError("an inventory entry names exactly one of 'ansible' or 'ssh_config'; "
                              "write one list entry per file")
@@ -373,7 +373,7 @@ class Target(Strict):
         return self._selection
 
     @model_validator(mode="after")
-    def _unique_hosts(self) -> "Target":
+    def _unique_hosts(self) -> Target:
         names = [h.name for h in self.hosts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -27,7 +27,7 @@ class WaiverEntry(BaseModel):
     expires: dt.date
 
     @model_validator(mode="after")
-    def _one_key(self) -> "WaiverEntry":
+    def _one_key(self) -> WaiverEntry:
         if not (self.check or self.requirement):
             raise ValueError("a waiver names 'check' (a check id) or 'requirement' (a catalogue id)")
         return self
@@ -56,13 +56,13 @@ class Waivers:
     def __init__(self, entries: list[WaiverEntry] | None = None, today: dt.date | None = None,
                  source: str | None = None) -> None:
         self.entries = entries or []
-        self.today = today or dt.datetime.now(dt.timezone.utc).date()
+        self.today = today or dt.datetime.now(dt.UTC).date()
         self.source = source
         self.used: set[int] = set()
         self.expired_hits: set[int] = set()
 
     @classmethod
-    def load(cls, path: Path | str, today: dt.date | None = None) -> "Waivers":
+    def load(cls, path: Path | str, today: dt.date | None = None) -> Waivers:
         doc = load(path)
         if not isinstance(doc.data, dict):
             raise ConfigError(doc.path, 1, "a waiver file is a mapping with 'waivers:'",
@@ -106,7 +106,7 @@ class Waivers:
         }
 
 
-def _glob(pattern: str) -> "re.Pattern[str]":
+def _glob(pattern: str) -> re.Pattern[str]:
     """``*`` and ``?`` are wildcards; everything else, brackets included, is literal
     (check ids contain ``[host]``, which fnmatch would read as a character class)."""
     return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from golive.profile import Profile  # noqa: E402
-from golive.target import Target  # noqa: E402
-from golive.waivers import WaiverFile  # noqa: E402
+from golive.profile import Profile
+from golive.target import Target
+from golive.waivers import WaiverFile
 
 SCHEMAS = {"profile": Profile, "target": Target, "waivers": WaiverFile}
 

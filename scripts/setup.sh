@@ -29,5 +29,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install -q -e '.[lab,k8s,dev]' 2>&1 | { grep -v -e '^WARNING: Location' -e BuildBackendWarning || true; }
+if ! .venv/bin/pip install -q -e '.[lab,k8s,dev]' > .venv/pip-install.log 2>&1; then
+  tail -40 .venv/pip-install.log >&2
+  echo "setup: pip install failed (full log: .venv/pip-install.log)" >&2
+  exit 1
+fi
 echo "setup: done ($(.venv/bin/python --version), golive $(.venv/bin/python -c 'import golive; print(golive.__version__)'))"

@@ -47,7 +47,8 @@ def golive_run(tmp_path: Path):  # type: ignore[no-untyped-def]
         # each golive subprocess would otherwise compile sslyze, kubernetes, ... again (~5 s)
         full_env.pop("PYTHONDONTWRITEBYTECODE", None)
         full_env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
+                              check=False)
         return GoliveRun(proc, report_dir)
 
     return run

@@ -62,7 +62,7 @@ def test_malformed_profile_exits_4_with_file_line_and_fix(case, tmp_path, golive
     _id, text, line, message, fix = case
     path = tmp_path / "bad-profile.yaml"
     path.write_text(text)
-    _check(golive_run(f"--profile={str(path)}", "--target", "lab"), path, line, message, fix)
+    _check(golive_run(f"--profile={path!s}", "--target", "lab"), path, line, message, fix)
 
 
 @pytest.mark.parametrize("case", TARGET_CASES, ids=[c[0] for c in TARGET_CASES])
@@ -70,7 +70,7 @@ def test_malformed_target_exits_4_with_file_line_and_fix(case, tmp_path, golive_
     _id, text, line, message, fix = case
     path = tmp_path / "bad-target.yaml"
     path.write_text(text)
-    run = golive_run("--profile", "poc", f"--target={str(path)}")
+    run = golive_run("--profile", "poc", f"--target={path!s}")
     _check(run, path, line, message, fix)
     assert "hunter2" not in run.out and "abc123" not in run.out
 
@@ -83,7 +83,7 @@ def test_unknown_profile_name_lists_the_available_ones(golive_run) -> None:  # t
 def test_malformed_waiver_file(tmp_path, golive_run) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "waivers.yaml"
     path.write_text("waivers:\n  - check: hosts.cpu_cores[*]\n    justification: small box\n    approver: ops\n    expires: someday\n")
-    run = golive_run("--profile", "poc", f"--waivers={str(path)}")
+    run = golive_run("--profile", "poc", f"--waivers={path!s}")
     _check(run, path, 5, "waivers[0].expires", "")
 
 
