@@ -52,12 +52,12 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from lab.procs import (
     LabError,
     ManagedProcess,
+    StopsOnExit,
     descendants,
     pid_alive,
     register,
@@ -363,7 +363,7 @@ class FleetHost:
 
 # ----------------------------------------------------------------------------- the fleet
 
-class NetnsFleet:
+class NetnsFleet(StopsOnExit):
     """The bridge, the namespaces and their sshds.  ``hosts`` in plan order; ``host(name)``;
     ``ssh_config`` has one ``Host <name>`` entry per host (HostName, Port, User, key)."""
 
@@ -405,13 +405,6 @@ class NetnsFleet:
 
     def __len__(self) -> int:
         return len(self.hosts)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<NetnsFleet {self.id} {self.network} {len(self.hosts)} hosts stopped={self._stopped}>"

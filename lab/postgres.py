@@ -55,12 +55,12 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, get_args
+from typing import Any, get_args
 
 from lab.procs import (
     LabError,
     ManagedProcess,
+    StopsOnExit,
     free_port,
     pid_alive,
     python_env,
@@ -300,7 +300,7 @@ class BackupSet:
         self.offsite_files = offsite_root / "files"
 
 
-class RunningPostgres:
+class RunningPostgres(StopsOnExit):
     """A started PostgreSQL lab.  ``port``, ``cluster``, ``dsn``, ``password_file``,
     ``key_file``, ``wal_archive``, ``offsite`` (the sshd), ``backups`` (the mode's
     :class:`BackupSet`: ``dump_dir``, ``files_dir``, ``config_file`` ...), ``mode``.
@@ -404,13 +404,6 @@ class RunningPostgres:
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
         unregister(self)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<RunningPostgres {self.cluster} {self.mode} port={self.port} stopped={self._stopped}>"

@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
+from types import FrameType, TracebackType
+from typing import Any, Protocol, Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -321,6 +321,21 @@ def wait_until(
 
 class Stoppable(Protocol):
     def stop(self) -> None: ...
+
+
+class StopsOnExit:
+    """Mixin: a started component used as a context manager stops when the block ends,
+    however it ends.  Subclasses define ``stop()`` (idempotent)."""
+
+    def stop(self) -> None:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
 
 
 # Strong references on purpose: a lab whose owner dropped it must still be stopped at exit.

@@ -30,13 +30,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from lab import certs, database, haproxy, nginx
 from lab.procs import (
     LabError,
     ManagedProcess,
+    StopsOnExit,
     free_ports,
     group_members,
     port_in_use_error,
@@ -104,7 +104,7 @@ def _prepare_workdir(workdir: Path) -> None:
     marker.write_text("made by golive lab.run.start_lab; safe to delete\n")
 
 
-class RunningLab:
+class RunningLab(StopsOnExit):
     """A started lab.  Attributes:
 
     ``workdir``, ``variant`` (name), ``knobs``, ``ports`` (``https``, ``http``, ``internal``,
@@ -290,13 +290,6 @@ class RunningLab:
             unregister(self)
         finally:
             self._stopping = False
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<RunningLab {self.variant} in {self.workdir} ports={self.ports} stopped={self._stopped}>"

@@ -23,12 +23,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from lab.procs import (
     LabError,
     ManagedProcess,
+    StopsOnExit,
     descendants,
     free_port,
     pid_alive,
@@ -105,7 +104,7 @@ def _keygen(path: Path, comment: str) -> None:
          f"generating {path.name}")
 
 
-class RunningSshd:
+class RunningSshd(StopsOnExit):
     """A started sshd.  ``uri`` (``ssh://golive-probe@127.0.0.1:<port>``, for testinfra),
     ``ssh_config`` (use with ``ssh -F``), ``alias``, ``identity_file``, ``port``,
     ``authorized`` (False for the wrong-credentials variant).  ``stop()`` is idempotent."""
@@ -178,13 +177,6 @@ class RunningSshd:
             if cmdline.startswith(b"ssh") and any(n in cmdline for n in needles):
                 found.append(int(entry.name))
         return [p for p in found if p != os.getpid() and pid_alive(p)]
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<RunningSshd {self.uri} authorized={self.authorized} stopped={self._stopped}>"
