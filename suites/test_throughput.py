@@ -31,7 +31,7 @@ DEFAULT_BASELINE_APM = 60.0
 RATE_MARGIN = 0.02
 #: The embedded lab is a demonstration: unless its target says otherwise, its load runs are
 #: short (the profile's duration capped, brief warm-up and ramp).
-LAB_CAPS = {"max_duration_s": 10.0, "warmup_s": 1.0, "ramp_s": 1.0}
+LAB_CAPS = {"max_duration_s": 60.0, "warmup_s": 1.0, "ramp_s": 1.0}
 #: Seconds between progress lines during a run (GOLIVE_PROGRESS_EVERY_S overrides; 0 = none).
 PROGRESS_EVERY_S = float(os.environ.get("GOLIVE_PROGRESS_EVERY_S", "5"))
 
