@@ -282,7 +282,9 @@ def test_at_twice_capacity_only_the_corrected_latency_shows_the_queue(lab_one: R
     with Served(lab_one) as served:
         over = run_load(spec, LoadPlan(rate=nominal * 2, steady_s=3, warmup_s=0.3, ramp_s=0.3, connections=4))
     assert calm.error is None and over.error is None, (calm.raw(), over.raw())
-    assert calm.achieved_rate == pytest.approx(real / 4, rel=0.02)
+    # the 2 % accuracy claim is test_below_capacity_...'s (hundreds of requests); this calm
+    # phase is ~20 requests, where one completion more or less in the window is 5 %
+    assert calm.achieved_rate == pytest.approx(real / 4, rel=0.15)
     # the target completes at the rate it can serve, not at the offered one
     assert over.achieved_rate == pytest.approx(served.rate(over.completion_window), rel=0.2), over.raw()
     assert over.achieved_rate < 0.6 * over.offered_rate
