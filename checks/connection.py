@@ -28,6 +28,8 @@ import testinfra
 from testinfra.backend.base import BaseBackend, CommandResult
 from testinfra.host import Host
 
+from golive.redact import redact  # the one redaction mechanism (registered secrets too)
+
 __all__ = ["ProbeError", "describe", "get_host", "redact", "run", "tool"]
 
 # Seconds the local guard waits beyond the command's own limit: the remote ``timeout``
@@ -47,17 +49,6 @@ class ProbeError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-_USERINFO = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://)?(?P<user>[^\s:/@'\"]+):(?P<pw>[^\s@/'\"]+)@")
-_SECRET_PARAM = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api_key|apikey)=([^&\s'\"]+)")
-
-
-def redact(text: str) -> str:
-    """``text`` with credentials removed: ``user:pass@`` becomes ``user:***@`` and
-    ``password=...``-like query parameters become ``password=***``."""
-    text = _USERINFO.sub(lambda m: f"{m['pre'] or ''}{m['user']}:***@", text)
-    return _SECRET_PARAM.sub(lambda m: f"{m[1]}=***", text)
 
 
 def _control_path(key: tuple[Any, ...]) -> str:

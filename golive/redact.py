@@ -8,7 +8,8 @@ import threading
 _lock = threading.Lock()
 _secrets: set[str] = set()
 MASK = "***"
-_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+# user:password@ -- in a URI, or bare as ssh and libpq print it
+_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)?(?P<user>[^\s:/@'\"]+):(?P<pw>[^\s@/'\"]+)@")
 _KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key)\b(\s*[=:]\s*)(\S+)")
 
 
@@ -27,7 +28,7 @@ def redact(text: str) -> str:
         secrets = sorted(_secrets, key=len, reverse=True)
     for s in secrets:
         text = text.replace(s, MASK)
-    text = _URI_PASSWORD.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{MASK}@", text)
+    text = _URI_PASSWORD.sub(lambda m: f"{m.group('scheme') or ''}{m.group('user')}:{MASK}@", text)
     text = _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     return text
 
