@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,15 +77,6 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def served(lab: RunningLab) -> int:
-    """Analyses served by the lab's instances (their own counters)."""
-    total = 0
-    for name in lab.instance_names:
-        with urllib.request.urlopen(f"http://127.0.0.1:{lab.ports[name]}/v1/stats", timeout=5) as r:
-            total += int(json.load(r)["analyses"])
-    return total
-
-
 def cpu_s(pid: int) -> float:
     """utime + stime of a process, from /proc/PID/stat (fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -101,9 +91,9 @@ def measure(tool: str, cmd: list[str], lab: RunningLab, window_s: float, run_s: 
                             env={**os.environ, **(env or {})}, cwd=ROOT, start_new_session=True)
     try:
         time.sleep(START_S)
-        c0, s0, t0 = cpu_s(proc.pid), served(lab), time.monotonic()
+        c0, s0, t0 = cpu_s(proc.pid), lab.analyses_served(), time.monotonic()
         time.sleep(window_s)
-        c1, s1, t1 = cpu_s(proc.pid), served(lab), time.monotonic()
+        c1, s1, t1 = cpu_s(proc.pid), lab.analyses_served(), time.monotonic()
         out, err = proc.communicate(timeout=run_s + 30)
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)

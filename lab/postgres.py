@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import pwd
@@ -57,6 +56,7 @@ import time
 from pathlib import Path
 from typing import Any, get_args
 
+from lab.database import sha256_file
 from lab.procs import (
     LabError,
     ManagedProcess,
@@ -133,14 +133,6 @@ def _run(argv: list[str], what: str, *, stdin: str | None = None, env: dict[str,
 
 def stamp(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime(STAMP_FORMAT)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _set_time(path: Path, when: dt.datetime) -> None:

@@ -29,6 +29,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,15 @@ class RunningLab(StopsOnExit):
     def capacity_apm(self) -> float:
         """Analyses per minute the lab can serve: instances x 60000 / cost_ms."""
         return len(self.instance_names) * 60000.0 / self.cost_ms
+
+    def analyses_served(self) -> int:
+        """Analyses the instances served so far, from their own counters (``GET /v1/stats``
+        on loopback): the ground truth the load generator is checked against."""
+        total = 0
+        for name in self.instance_names:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/v1/stats", timeout=5) as r:
+                total += int(json.load(r)["analyses"])
+        return total
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts the lab CA (and nothing else)."""

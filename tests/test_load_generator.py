@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
-import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -22,6 +19,7 @@ from aiohttp import web
 from checks import load
 from checks.load import LoadPlan, RequestSpec, build_schedule, run_load
 from golive.target import InferenceSpec
+from lab.procs import free_port
 from lab.run import RunningLab, start_lab
 
 # ----------------------------------------------------------------------------- pure parts
@@ -174,9 +172,7 @@ def test_a_generator_that_cannot_keep_its_schedule_is_an_error_not_a_slow_target
 
 
 def test_an_unreachable_endpoint_is_an_error_at_once() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     started = time.monotonic()
     run = run_load(RequestSpec(url=f"http://127.0.0.1:{port}/v1/analyze"), LoadPlan(rate=10, steady_s=30))
     assert time.monotonic() - started < 5  # the preflight request tells, not the whole duration
@@ -185,15 +181,6 @@ def test_an_unreachable_endpoint_is_an_error_at_once() -> None:
 
 
 # ----------------------------------------------------------------------------- ground truth: the lab
-
-
-def _served(lab: RunningLab) -> int:
-    """Analyses the lab's instances served (their own counters, read on loopback)."""
-    total = 0
-    for name in lab.instance_names:
-        with urllib.request.urlopen(f"http://127.0.0.1:{lab.ports[name]}/v1/stats", timeout=5) as r:
-            total += int(json.load(r)["analyses"])
-    return total
 
 
 def _lab_spec(lab: RunningLab, ca: bool = True) -> RequestSpec:
@@ -216,9 +203,9 @@ def lab_one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
 
 
 def test_below_capacity_the_measured_rate_is_the_offered_rate(lab_light: RunningLab) -> None:
-    before = _served(lab_light)
+    before = lab_light.analyses_served()
     run = run_load(_lab_spec(lab_light), LoadPlan(rate=20, steady_s=5, warmup_s=0.5, ramp_s=0.5))
-    served = _served(lab_light) - before
+    served = lab_light.analyses_served() - before
     assert run.error is None, run.raw()
     assert run.steady == 100 and run.ok == 100 and run.error_rate == 0
     assert run.achieved_apm == pytest.approx(run.offered_apm, rel=0.02)
@@ -247,7 +234,7 @@ class Served:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.perf_counter(), _served(self.lab)))
+            self.samples.append((time.perf_counter(), self.lab.analyses_served()))
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> Self:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lab.procs import free_port
 from lab.run import RunningLab, start_lab
 
 SUITE = "suites/test_throughput.py"
@@ -38,15 +37,6 @@ def _target(tmp_path: Path, lab: RunningLab, name: str = "tp-lab", **inference: 
     path = tmp_path / f"target-{name}-{lab.variant}-{lab.ports['https']}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return str(path)
-
-
-def _served(lab: RunningLab) -> int:
-    """Analyses the lab's instances served (their own counters, on loopback)."""
-    total = 0
-    for name in lab.instance_names:
-        with urllib.request.urlopen(f"http://127.0.0.1:{lab.ports[name]}/v1/stats", timeout=5) as r:
-            total += int(json.load(r)["analyses"])
-    return total
 
 
 def _lab(factory: pytest.TempPathFactory, variant: str, cost_ms: float, instances: int) -> Iterator[RunningLab]:
@@ -116,7 +106,7 @@ def test_compliant_lab_sustains_the_rate_with_headroom(tmp_path, golive_run, lab
 
 def test_without_allow_disruptive_nothing_is_sent(tmp_path, golive_run, lab_light) -> None:  # type: ignore[no-untyped-def]
     profile = _profile(tmp_path, "tp-ok", apm_min=300, duration="3 s", capacity_max_apm=600)
-    before = _served(lab_light)
+    before = lab_light.analyses_served()
     run = golive_run(f"--profile={profile}", f"--target={_target(tmp_path, lab_light)}", SUITE)
     results = run.results("throughput.")
     assert set(results) == {"throughput.apm", "throughput.p95", "throughput.error_rate", "throughput.capacity",
@@ -124,7 +114,7 @@ def test_without_allow_disruptive_nothing_is_sent(tmp_path, golive_run, lab_ligh
     assert {r["status"] for r in results.values()} == {"skip"}
     assert {r["reason"] for r in results.values()} == {"disruptive, not allowed"}
     assert run.report["verdict"]["decision"] == "NO-GO"  # nothing was verified
-    assert _served(lab_light) == before  # not one analysis was requested
+    assert lab_light.analyses_served() == before  # not one analysis was requested
 
 
 def test_twice_the_capacity_fails_and_the_corrected_p99_shows_the_queue(tmp_path, golive_run, lab_one) -> None:  # type: ignore[no-untyped-def]
@@ -178,9 +168,7 @@ def test_fail_5pct_fails_on_the_error_rate(tmp_path, golive_run, lab_fail_5pct) 
 
 
 def test_unreachable_endpoint_is_an_error(tmp_path, golive_run, lab_light) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     target = _target(tmp_path, lab_light, url=f"https://127.0.0.1:{port}/v1/analyze")
     profile = _profile(tmp_path, "tp-dead", apm_min=300, p95="1 s", duration="30 s", capacity_max_apm=600)
     run = golive_run(f"--profile={profile}", f"--target={target}", "--allow-disruptive", SUITE)
