@@ -34,6 +34,7 @@ from conftest import ROOT, write_target
 from golive.target import HostSpec
 from lab import database
 from lab.postgres import SCRATCH_DB, RunningPostgres, start_postgres
+from lab.procs import free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the PostgreSQL lab needs root")
 
@@ -133,16 +134,6 @@ def _find(run: Any, check: str, where: str) -> dict[str, Any]:
     return found[0]
 
 
-def _dead_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
 # ----------------------------------------------------------------------------- the lab variant, end to end
 
 def test_postgres_lab_variant_passes_the_whole_family_with_a_timed_restore(tmp_path, golive_run) -> None:  # type: ignore[no-untyped-def]
@@ -188,7 +179,7 @@ def test_default_lab_sqlite_restores_but_is_an_honest_no_go_for_multi_user(goliv
 # ----------------------------------------------------------------------------- read-only checks, all variants
 
 def test_read_only_checks_pass_on_compliant_and_fail_on_each_broken_set(tmp_path, golive_run, labs) -> None:  # type: ignore[no-untyped-def]
-    dead = _dead_port()
+    dead = free_port()
     entries = [*labs.ok.target_backups(), *(e for name in BROKEN_SETS if name != "config_unsaved"
                                             for e in labs.sets[name] if e["kind"] == "postgres"),
                labs.failing.target_backups()[0], *labs.sqlite.values(),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -27,6 +26,7 @@ from checks import ha as probe
 from conftest import PYTEST, ROOT, GoliveRun, write_target
 from golive.profile import HaReq
 from golive.target import HaSpec, Target
+from lab.procs import free_port
 from lab.run import RunningLab, start_lab
 
 MEDIUM = ROOT / "profiles" / "medium-load.yaml"
@@ -148,9 +148,7 @@ def test_a_single_declared_instance_is_never_stopped() -> None:
 
 
 def test_unreachable_entrypoint_is_error_and_nothing_is_stopped(tmp_path: Path, golive_run: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    port = free_port()  # nothing listens there
     marker = tmp_path / "stopped"
     instances = "".join(f"    - {{name: app-{i}, url: 'http://127.0.0.1:{port}/health', "
                         f"stop: 'touch {marker}', start: 'true'}}\n" for i in (1, 2))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTEST, ROOT, GoliveRun
+from lab.procs import free_port
 
 POC = f"{ROOT}/profiles/poc.yaml"
 PROFILES = {
@@ -48,14 +48,6 @@ requirements:
   auth: {{ref: [ST-AUTH-01, ST-AUTH-02], rate_limit: {{burst: 40}}}}
 """,
 }
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def lab_target(base: Path, variant: str) -> str:

@@ -23,7 +23,6 @@ Traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from checks import kubernetes as k
 from conftest import write_target
 from golive.model import Measurement
 from golive.target import load_target
+from lab.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # A token shaped like a service-account JWT, unique per run: the canary for the redaction tests.
@@ -75,14 +75,6 @@ def kubeconfig(api: FakeApiServer, tmp_path: Path) -> Path:
 @pytest.fixture
 def ref(kubeconfig: Path) -> k.ClusterRef:
     return k.ClusterRef(kubeconfig=str(kubeconfig), context="fake-cluster", namespace="oz", timeout_s=5)
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def _value(m: Measurement) -> Any:
@@ -222,7 +214,7 @@ def test_untrusted_server_certificate_is_a_tls_error(api: FakeApiServer, tmp_pat
 
 
 def test_unreachable_server_is_an_error(api: FakeApiServer, tmp_path: Path) -> None:
-    kc = api.kubeconfig(tmp_path / "kc-dead", server=f"https://127.0.0.1:{_closed_port()}")
+    kc = api.kubeconfig(tmp_path / "kc-dead", server=f"https://127.0.0.1:{free_port()}")
     m = k.server_version(k.ClusterRef(str(kc), None, "oz", 5))
     assert m.error is not None and "cannot reach the API server" in m.error and "refused" in m.error
 
@@ -376,7 +368,7 @@ def test_high_load_profile_with_a_forbidden_resource(api: FakeApiServer, tmp_pat
 
 
 def test_unreachable_api_server_is_error_not_pass(api: FakeApiServer, tmp_path: Path, golive_run: Any) -> None:
-    profile, target = _files(tmp_path, api, server=f"https://127.0.0.1:{_closed_port()}")
+    profile, target = _files(tmp_path, api, server=f"https://127.0.0.1:{free_port()}")
     run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "kubernetes")
     assert run.rc == 1
     assert run.report["verdict"]["decision"] == "NO-GO"

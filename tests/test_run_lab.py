@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from conftest import write_target
+from lab.procs import free_port
 
 
 def lab_target(tmp_path: Path, variant: str) -> str:
@@ -63,12 +64,7 @@ def test_fail_on_critical_lets_high_failures_through(golive_run) -> None:  # typ
 
 
 def test_unreachable_host_is_error_not_fail(tmp_path, golive_run) -> None:  # type: ignore[no-untyped-def]
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now
+    port = free_port()  # nothing listens there now
     target = write_target(tmp_path, f"name: dead\nhosts:\n  - name: gone\n    connection: ssh://nobody@127.0.0.1:{port}\n"
                           "    roles: [inference]\n    timeout_s: 3\n")
     run = golive_run("--profile", "poc", f"--target={target}", "-m", "hosts")

@@ -22,6 +22,7 @@ import pytest
 from checks import tls
 from conftest import PYTEST, ROOT, GoliveRun
 from lab import certs
+from lab.procs import free_port
 from lab.run import RunningLab, start_lab
 
 ZOO_VARIANTS = ("compliant", "legacy_tls", "weak_ciphers", "expired_cert", "wrong_hostname", "short_cert")
@@ -35,14 +36,6 @@ description: poc with TLS 1.3, AEAD and forward secrecy required and EC keys >= 
 requirements:
   tls: {{require_tls13: true, require_aead: true, require_forward_secrecy: true, min_ec_bits: 384}}
 """
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def run_golive(report_dir: Path, *args: str, timeout: float = 300) -> GoliveRun:
