@@ -25,7 +25,8 @@ from golive.model import Severity, Status, utcnow
 from golive.profile import ResolvedProfile, list_profiles, load_profile
 from golive.recorder import Checks, ScenarioInfo
 from golive.redact import redact
-from golive.target import Target, load_target, with_overrides
+from golive.target import Target, load_target, select_hosts, with_overrides
+from golive.target import resolve_path as resolve_target_path
 from golive.verdict import Verdict, decide_dicts
 from golive.waivers import Waivers
 from golive.yamlpos import ConfigError
@@ -141,9 +142,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run.target = _select_hosts(config, run.target, tpath)
         wpath = config.getoption("golive_waivers")
         if wpath is None:
-            from golive.target import resolve_path
-
-            candidate = resolve_path(tpath).parent / "waivers.yaml"
+            candidate = resolve_target_path(tpath).parent / "waivers.yaml"
             wpath = str(candidate) if candidate.exists() else None
         if wpath:
             run.waivers = Waivers.load(wpath)
@@ -175,8 +174,6 @@ def _load_compare_and_key(run: GoliveRun, config: pytest.Config) -> None:
 
 def _select_hosts(config: pytest.Config, target: Target, source: str) -> Target:
     """--hosts (testinfra's option, read here as host-name globs) and --roles."""
-    from golive.target import select_hosts
-
     patterns = [p.strip() for p in (config.getoption("hosts", None) or "").split(",")]
     roles = [r.strip() for v in config.getoption("golive_roles") for r in v.split(",")]
     return select_hosts(target, patterns, roles, source)

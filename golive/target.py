@@ -419,7 +419,8 @@ def _expand(doc: PositionedYaml, value: Any, loc: tuple[Any, ...], env: dict[str
             raise ConfigError(doc.path, line, f"environment variable {var} is not set (referenced by '{key}')",
                               f"export {var}=... before running golive")
         val = env[var]
-        register_secret(val) if _is_secretish(key, value) else None
+        if _is_secretish(key, value):
+            register_secret(val)
         return val
 
     return _ENV.sub(sub, value)

@@ -7,6 +7,7 @@ verified, so there is nothing to accept).  An expired waiver does not waive and 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -83,14 +84,14 @@ class Waivers:
                 self.expired_hits.add(i)
                 info = Waiver(w.key, w.justification, w.approver, w.expires.isoformat(), matched=False)
                 if result.status == Status.FAIL:
-                    return _replace(result, waiver=info,
-                                    reason=(result.reason + "; " if result.reason else "")
-                                    + f"waiver expired on {w.expires.isoformat()}")
+                    return dataclasses.replace(result, waiver=info,
+                                               reason=(result.reason + "; " if result.reason else "")
+                                               + f"waiver expired on {w.expires.isoformat()}")
                 continue
             self.used.add(i)
             if result.status == Status.FAIL:
                 info = Waiver(w.key, w.justification, w.approver, w.expires.isoformat())
-                return _replace(result, status=Status.WAIVED, waiver=info)
+                return dataclasses.replace(result, status=Status.WAIVED, waiver=info)
         return result
 
     def summary(self) -> dict[str, list[dict[str, str]]]:
@@ -110,9 +111,3 @@ def _glob(pattern: str) -> re.Pattern[str]:
     """``*`` and ``?`` are wildcards; everything else, brackets included, is literal
     (check ids contain ``[host]``, which fnmatch would read as a character class)."""
     return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."))
-
-
-def _replace(result: CheckResult, **changes: object) -> CheckResult:
-    import dataclasses
-
-    return dataclasses.replace(result, **changes)  # type: ignore[arg-type]
