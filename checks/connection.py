@@ -6,15 +6,26 @@ host *and* a guard on this side) and turns every way of not getting an answer
 (connection refused, key refused, hang, backend exception) into a :class:`ProbeError`
 whose reason a person can read.  Probes turn that into ``Measurement.failed``.
 
+Many hosts, few sessions: :func:`prefetch` runs a list of commands in *one* remote shell
+(each under its own ``timeout``, stdout, stderr and exit status kept apart) and keeps the
+answers; the next :func:`run` of exactly one of those commands on that host is answered from
+there, once, instead of opening another ssh session.  A probe cannot tell the difference
+except through :attr:`GatheredResult.session`, which evidence reports.  A prefetch that
+fails leaves nothing behind: the probes then run their commands one by one as usual.
+
 The remote layer itself is testinfra's (``testinfra.get_host``); nothing here opens a
 socket or spawns ssh on its own.
 """
 from __future__ import annotations
 
 import atexit
+import collections
+import dataclasses
+import functools
 import hashlib
 import math
 import re
+import secrets
 import shlex
 import shutil
 import tempfile
@@ -28,9 +39,11 @@ import testinfra
 from testinfra.backend.base import BaseBackend, CommandResult
 from testinfra.host import Host
 
+from golive.model import utcnow
 from golive.redact import redact  # the one redaction mechanism (registered secrets too)
 
-__all__ = ["ProbeError", "describe", "get_host", "redact", "run", "tool"]
+__all__ = ["GatheredResult", "ProbeError", "Session", "describe", "forget_prefetched", "get_host", "prefetch",
+           "redact", "run", "tool"]
 
 # Seconds the local guard waits beyond the command's own limit: the remote ``timeout``
 # needs a moment to kill and report, and ssh a moment to carry the exit status back.
@@ -41,6 +54,10 @@ _cache: dict[tuple[Any, ...], Host] = {}
 _labels: dict[int, str] = {}
 _lock = threading.Lock()
 _control_dir: str | None = None
+# Answers kept by prefetch(): id(host) -> command -> answers not yet used (oldest first).
+_kept: dict[int, dict[str, collections.deque[GatheredResult]]] = {}
+# A kept answer older than this is dropped rather than served: it would no longer be "now".
+KEEP_S = 300.0
 
 
 class ProbeError(Exception):
@@ -127,11 +144,15 @@ def describe(host: Host) -> str:
 
 def tool(host: Host) -> str:
     """``pytest-testinfra <version> (<backend> backend)`` for evidence."""
+    return f"pytest-testinfra {_testinfra_version()} ({host.backend.get_connection_type()} backend)"
+
+
+@functools.cache
+def _testinfra_version() -> str:
     try:
-        version = metadata.version("pytest-testinfra")
+        return metadata.version("pytest-testinfra")
     except metadata.PackageNotFoundError:  # pragma: no cover - vendored testinfra
-        version = "unknown"
-    return f"pytest-testinfra {version} ({host.backend.get_connection_type()} backend)"
+        return "unknown"
 
 
 def _bounded(command: str, limit: int) -> str:
@@ -153,6 +174,23 @@ def run(host: Host, command: str, timeout_s: float = 10) -> CommandResult:
     absence means.
     """
     limit = max(1, math.ceil(timeout_s))
+    kept = _take_kept(host, command)
+    if kept is not None:
+        if kept.timed_out:
+            raise ProbeError(f"timed out after {kept.limit_s:g} s")
+        return kept
+    started = time.monotonic()
+    result = _run_bounded(host, command, limit, timeout_s)
+    if result.rc in (124, 137) and time.monotonic() - started >= limit * 0.9:
+        raise ProbeError(f"timed out after {timeout_s:g} s")
+    if result.rc == 127 and "sshpass" in result.stderr:
+        raise ProbeError("ssh: sshpass is not installed (needed for a password in the URI)")
+    return result
+
+
+def _run_bounded(host: Host, command: str, limit: int, timeout_s: float) -> CommandResult:
+    """``command`` under the host's ``timeout`` with ``limit`` seconds, and a guard here;
+    ProbeError only when no answer came back at all."""
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -161,7 +199,6 @@ def run(host: Host, command: str, timeout_s: float = 10) -> CommandResult:
         except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread
             box["error"] = exc
 
-    started = time.monotonic()
     # testinfra's run() blocks on the child with no timeout of its own, so it runs in a
     # daemon thread: if ssh hangs where ConnectTimeout does not reach (key exchange),
     # the probe still returns; the stray ssh exits when ConnectTimeout/ServerAlive fire.
@@ -173,11 +210,172 @@ def run(host: Host, command: str, timeout_s: float = 10) -> CommandResult:
     if "error" in box:
         raise ProbeError(_explain(host, box["error"]))
     result: CommandResult = box["result"]
-    if result.rc in (124, 137) and time.monotonic() - started >= limit * 0.9:
-        raise ProbeError(f"timed out after {timeout_s:g} s")
-    if result.rc == 127 and "sshpass" in result.stderr:
-        raise ProbeError("ssh: sshpass is not installed (needed for a password in the URI)")
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """One remote shell that ran several commands for :func:`prefetch`: when it started
+    (UTC), how long it took seen from here, how many commands it carried, and -- where not
+    every command was answered -- why; ``reached`` False when the host did not answer at all."""
+
+    at: str
+    duration_s: float
+    commands: int
+    ok: bool = True
+    reason: str | None = None
+    reached: bool = True  # the host's shell answered (False: connection failed, no answer)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass
+class GatheredResult(CommandResult):  # type: ignore[misc]  # testinfra ships no types
+    """A command's answer taken from a prefetch :class:`Session`: stdout, stderr and exit
+    status as the command gave them there; ``elapsed_s`` its own run time on the host
+    (from /proc/uptime, None where unreadable) under its own ``limit_s``."""
+
+    session: Session | None = None
+    elapsed_s: float | None = None
+    limit_s: float = 0.0
+    kept_at: float = 0.0  # time.monotonic() when it was received
+
+    @property
+    def timed_out(self) -> bool:
+        return self.exit_status in (124, 137) and (self.elapsed_s is None or self.elapsed_s >= self.limit_s * 0.9)
+
+
+# The session script: one function call per command, in a subshell with stdin closed
+# (``eval``: no process is started for the wrapper itself).  Before each command a start
+# marker (S) with /proc/uptime; after it its stdout (O), exit status (C), stderr (E) and
+# end time (T).  Marker lines start with a random token, so no output can pass for one;
+# the ``printf x`` tails keep trailing newlines that $(...) would strip.  The whole script
+# runs under one ``timeout``: a command that hangs is the one with a start marker and no
+# answer, and the commands after it are left to run on their own.
+_GATHER_SCRIPT = r"""exec 3>&1
+_g() {
+  _ga=; { read _ga _ </proc/uptime; } 2>/dev/null
+  printf '%s S %s %s\n' "$_gT" "$1" "$_ga"
+  _ge=$( { _go=$( (eval "$2") 2>&4 3>&- 4>&- </dev/null; printf x%s "$?"); _gc=${_go##*x}; _go=${_go%x*}
+           printf '%s O %s\n%s\n%s C %s %s\n' "$_gT" "$1" "$_go" "$_gT" "$1" "$_gc" >&3; printf x; } 4>&1 )
+  _gb=; { read _gb _ </proc/uptime; } 2>/dev/null
+  printf '%s E %s\n%s\n%s T %s %s\n' "$_gT" "$1" "${_ge%x}" "$_gT" "$1" "$_gb"
+}
+_gs() { _gT=$1; _ga=; { read _ga _ </proc/uptime; } 2>/dev/null; printf '%s B %s\n' "$_gT" "$_ga"; }
+"""
+
+
+def prefetch(host: Host, commands: list[str] | tuple[str, ...], timeout_s: float = 10) -> Session:
+    """Run ``commands`` on ``host`` in one shell session and keep each answer for the next
+    :func:`run` of that exact command on that host (used once, for :data:`KEEP_S` seconds).
+
+    The session is bounded by ``timeout_s`` as a whole (the host's ``timeout``, and a guard
+    here).  A command still running when that limit strikes is kept as timed out when it
+    had run for most of the limit itself (its :func:`run` then raises the same ``timed
+    out`` error :func:`run` would); the commands after it, and any command that gave no
+    complete answer, are kept nowhere and run on their own later.  Returns the
+    :class:`Session`: ``ok`` False with the reason when not every command was answered.
+    """
+    unique = list(dict.fromkeys(commands))
+    at, started = utcnow(), time.monotonic()
+    if not unique:
+        return Session(at=at, duration_s=0.0, commands=0)
+    limit = max(1, math.ceil(timeout_s))
+    token = "golive-" + secrets.token_hex(12)
+    lines = [_GATHER_SCRIPT, f"_gs {token}"] + [f"_g {i} {shlex.quote(cmd)}" for i, cmd in enumerate(unique)]
+    try:
+        result = _run_bounded(host, "\n".join(lines) + "\n", limit, timeout_s)
+    except ProbeError as exc:
+        return Session(at=at, duration_s=round(time.monotonic() - started, 3), commands=len(unique), ok=False,
+                       reason=exc.reason, reached=False)
+    answers, hung = _parse_gathered(result.stdout, token, limit)
+    missing = len(unique) - len(answers)
+    reason = None
+    if missing:
+        reason = f"{missing} of {len(unique)} commands gave no answer in the session (exit status {result.rc})"
+        if hung is not None and result.rc in (124, 137):
+            reason += f"; `{unique[hung[0]]}` was still running when its {timeout_s:g} s ran out"
+    session = Session(at=at, duration_s=round(time.monotonic() - started, 3), commands=len(unique),
+                      ok=not missing, reason=redact(reason) if reason else None)
+    now = time.monotonic()
+    if hung is not None and result.rc in (124, 137) and hung[1] is not None and hung[1] >= limit * 0.9:
+        answers[hung[0]] = ("", "", 124, hung[1])
+    with _lock:
+        kept = _kept.setdefault(id(host), {})
+        for i, (out, err, rc, elapsed) in answers.items():
+            kept.setdefault(unique[i], collections.deque()).append(GatheredResult(
+                host.backend, rc, unique[i].encode(), out, err, session=session, elapsed_s=elapsed, limit_s=limit,
+                kept_at=now))
+    return session
+
+
+_Answer = tuple[str, str, int, float | None]
+
+
+def _parse_gathered(stdout: str, token: str, limit: float) -> tuple[dict[int, _Answer], tuple[int, float | None] | None]:
+    """index -> (stdout, stderr, exit status, elapsed) for each command whose parts all
+    arrived; and the command that started without finishing, with how long it had run when
+    the session's ``limit`` struck (None where /proc/uptime is unreadable)."""
+    parts: dict[int, dict[str, Any]] = collections.defaultdict(dict)
+    current: list[str] | None = None
+    began: float | None = None
+    for line in stdout.split("\n"):
+        if not line.startswith(token + " "):
+            if current is not None:
+                current.append(line)
+            continue
+        fields = line[len(token) + 1:].split(" ", 2)
+        kind, current = fields[0], None
+        if kind == "B":
+            began = _float(fields[1]) if len(fields) > 1 else None
+            continue
+        if len(fields) < 2 or not fields[1].isdigit():
+            continue
+        entry = parts[int(fields[1])]
+        if kind in ("O", "E"):
+            current = entry.setdefault(kind, [])
+        else:
+            entry[kind] = fields[2] if len(fields) > 2 else ""
+    answers: dict[int, _Answer] = {}
+    hung: tuple[int, float | None] | None = None
+    for index, entry in parts.items():
+        start = _float(entry.get("S", ""))
+        if {"O", "E", "C", "T"} <= entry.keys() and entry["C"].strip().isdigit():
+            end = _float(entry["T"])
+            elapsed = round(end - start, 3) if start is not None and end is not None else None
+            # Each block was printed as "%s\n": that line break ends the block's last line.
+            answers[index] = ("\n".join(entry["O"]), "\n".join(entry["E"]), int(entry["C"]), elapsed)
+        elif "S" in entry:
+            hung = (index, round(limit - (start - began), 3) if start is not None and began is not None else None)
+    return answers, hung
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _take_kept(host: Host, command: str) -> GatheredResult | None:
+    """The oldest unused answer prefetch kept for ``command`` on ``host``, if still fresh."""
+    with _lock:
+        queue = _kept.get(id(host), {}).get(command)
+        while queue:
+            answer = queue.popleft()
+            if time.monotonic() - answer.kept_at <= KEEP_S:
+                return answer
+    return None
+
+
+def forget_prefetched(host: Host | None = None) -> None:
+    """Drop the answers kept for ``host`` (or for every host)."""
+    with _lock:
+        if host is None:
+            _kept.clear()
+        else:
+            _kept.pop(id(host), None)
 
 
 _SSH_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (

@@ -15,9 +15,10 @@ import shlex
 import time
 from typing import Any
 
+from testinfra.backend.base import CommandResult
 from testinfra.host import Host
 
-from checks.connection import ProbeError, describe, redact, run, tool
+from checks.connection import ProbeError, Session, describe, redact, run, tool
 from golive.model import Evidence, Measurement
 
 GIB = 1024**3
@@ -33,10 +34,21 @@ class _Probe:
         self.started = time.monotonic()
         self.raw = ""
         self.data: dict[str, Any] = {}
+        self.session: Session | None = None
+        self.gathered: list[str] = []
+
+    def run(self, command: str, timeout_s: float) -> CommandResult:
+        """:func:`checks.connection.run`, noting when the answer came from a prefetch session."""
+        result = run(self.host, command, timeout_s)
+        session = getattr(result, "session", None)
+        if session is not None:
+            self.session = self.session or session
+            self.gathered.append(command)
+        return result
 
     def sh(self, command: str, timeout_s: float, *, ok: tuple[int, ...] = (0,)) -> str:
         """stdout of ``command``; raises ProbeError if its exit status is not in ``ok``."""
-        result = run(self.host, command, timeout_s)
+        result = self.run(command, timeout_s)
         out = result.stdout + result.stderr
         self.raw = (self.raw + out)[:_RAW_MAX]
         if result.rc not in ok:
@@ -46,9 +58,17 @@ class _Probe:
         return str(result.stdout)
 
     def evidence(self) -> Evidence:
+        """Evidence of what was run.  Answers taken from a prefetch session date from that
+        session, whose duration counts in; ``data.session`` says which commands it answered."""
+        duration = time.monotonic() - self.started
+        extra: dict[str, Any] = {}
+        if self.session is not None:
+            duration += self.session.duration_s
+            extra["measured_at"] = self.session.at
+            self.data["session"] = {**self.session.to_dict(), "answered": self.gathered}
         return Evidence(probe=self.probe, subject=self.subject, method=self.method,
                         tool=tool(self.host), raw=redact(self.raw.strip()),
-                        duration_s=round(time.monotonic() - self.started, 3), data=self.data)
+                        duration_s=round(duration, 3), data=self.data, **extra)
 
     def ok(self, value: Any, display: str, unit: str = "") -> Measurement:
         return Measurement(value=value, display=display, evidence=self.evidence(), unit=unit)
@@ -61,16 +81,38 @@ def _gib(n: int) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
+_CORES_CMDS = ("nproc", "LC_ALL=C lscpu")
+_MEMINFO_CMD = "cat /proc/meminfo"
+_OS_CMDS = ("cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release", "uname -sr")
+
+
+def _df_cmd(path: str) -> str:
+    return f"df -P -B1 {shlex.quote(path)}"
+
+
+def _storage_cmds(path: str) -> tuple[str, str, str]:
+    """test -e; findmnt; and the disks under the filesystem's source device with their
+    drivers -- found by the host's shell from findmnt, so that all three can be gathered
+    ahead: ``lsblk -s`` pairs, then ``DRIVER="..." NAME="..."`` per disk."""
+    q = shlex.quote(path)
+    disks = (f"s=$(findmnt -n -o SOURCE -T {q}) || exit $?; s=${{s%%[[]*}}; "
+             'lsblk -s -n -P -o NAME,TYPE,ROTA,TRAN "$s" || exit $?; '
+             'lsblk -s -n -r -o TYPE,NAME "$s" | while read -r t n; do [ "$t" = disk ] || continue; '
+             'printf \'DRIVER="%s" NAME="%s"\\n\' "$(readlink "/sys/block/$n/device/driver")" "$n"; done')
+    return f"test -e {q}", f"findmnt -n -P -o SOURCE,FSTYPE,TARGET -T {q}", disks
+
+
 def cpu_cores(host: Host, *, subject: str | None = None, timeout_s: float = 10) -> Measurement:
     """Logical CPUs usable by processes, as ``nproc`` counts them (the catalogue's vCPU).
 
     ``lscpu``'s sockets, cores per socket and threads per core go to evidence.data
     (``physical_cores`` = sockets x cores per socket) where lscpu is present.
     """
-    p = _Probe("hosts.cpu_cores", host, "nproc; LC_ALL=C lscpu", subject)
+    nproc, lscpu_cmd = _CORES_CMDS
+    p = _Probe("hosts.cpu_cores", host, "; ".join(_CORES_CMDS), subject)
     try:
-        n = int(p.sh("nproc", timeout_s).strip())
-        lscpu = run(host, "LC_ALL=C lscpu", timeout_s)
+        n = int(p.sh(nproc, timeout_s).strip())
+        lscpu = p.run(lscpu_cmd, timeout_s)
     except (ProbeError, ValueError) as exc:
         return p.fail(getattr(exc, "reason", f"nproc gave no number: {exc}"))
     if lscpu.rc == 0:
@@ -89,9 +131,9 @@ def cpu_cores(host: Host, *, subject: str | None = None, timeout_s: float = 10) 
 
 def memory(host: Host, *, subject: str | None = None, timeout_s: float = 10) -> Measurement:
     """MemTotal from /proc/meminfo, in bytes (RAM the kernel manages, after reservations)."""
-    p = _Probe("hosts.memory", host, "cat /proc/meminfo", subject)
+    p = _Probe("hosts.memory", host, _MEMINFO_CMD, subject)
     try:
-        text = p.sh("cat /proc/meminfo", timeout_s)
+        text = p.sh(_MEMINFO_CMD, timeout_s)
     except ProbeError as exc:
         return p.fail(exc.reason)
     kib = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+):\s+(\d+) kB", text, re.MULTILINE)}
@@ -108,7 +150,7 @@ def disk(host: Host, path: str, *, subject: str | None = None,
          timeout_s: float = 10) -> Measurement:
     """Size in bytes of the filesystem holding ``path`` (``df -P -B1``), with its device
     and mount point in evidence.data; an error if the path does not exist."""
-    command = f"df -P -B1 {shlex.quote(path)}"
+    command = _df_cmd(path)
     p = _Probe("hosts.disk", host, command, subject)
     try:
         lines = p.sh(command, timeout_s).strip().splitlines()
@@ -134,17 +176,15 @@ def storage_kind(host: Host, path: str, *, subject: str | None = None,
     """Class of the block storage behind ``path``: ``"nvme"``, ``"ssd"`` or ``"hdd"``.
 
     findmnt gives the filesystem's source device; ``lsblk -s`` walks up to the disk(s)
-    whose ROTA and TRAN decide: TRAN=nvme -> nvme, ROTA=0 -> ssd, ROTA=1 -> hdd.  An
+    (and /sys/block/DISK/device/driver names their driver), whose ROTA and TRAN decide: TRAN=nvme -> nvme, ROTA=0 -> ssd, ROTA=1 -> hdd.  An
     error where that cannot be told: no block device (overlay, tmpfs, network
     filesystems), or a paravirtual disk (virtio, xen) reporting ROTA=1, which is the
     kernel's default there rather than a measurement -- ask the cloud for the volume type.
     """
-    q = shlex.quote(path)
-    mnt_cmd = f"findmnt -n -P -o SOURCE,FSTYPE,TARGET -T {q}"
-    p = _Probe("hosts.storage_kind", host, f"test -e {q}; {mnt_cmd}; lsblk -s -n -P -o "
-               "NAME,TYPE,ROTA,TRAN SOURCE; readlink /sys/block/DISK/device/driver", subject)
+    test_cmd, mnt_cmd, disks_cmd = _storage_cmds(path)
+    p = _Probe("hosts.storage_kind", host, f"{test_cmd}; {mnt_cmd}; {disks_cmd}", subject)
     try:
-        if run(host, f"test -e {q}", timeout_s).rc != 0:
+        if p.run(test_cmd, timeout_s).rc != 0:
             return p.fail(f"path {path} does not exist on the host")
         mnt = dict(re.findall(r'(\w+)="([^"]*)"', p.sh(mnt_cmd, timeout_s)))
         source = re.sub(r"\[.*\]$", "", mnt.get("SOURCE", ""))  # btrfs subvolume suffix
@@ -153,13 +193,11 @@ def storage_kind(host: Host, path: str, *, subject: str | None = None,
         if mnt.get("FSTYPE", "") in _NO_DEVICE_FS or not source.startswith("/dev/"):
             return p.fail(f"{path} is on {mnt.get('FSTYPE') or 'an unknown'} filesystem "
                           f"({source or 'no source'}): no block device to classify")
-        tree = p.sh(f"lsblk -s -n -P -o NAME,TYPE,ROTA,TRAN {shlex.quote(source)}", timeout_s)
-        disks = [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in tree.splitlines()]
-        disks = [d for d in disks if d.get("TYPE") == "disk"]
+        rows = [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in p.sh(disks_cmd, timeout_s).splitlines()]
+        drivers = {r["NAME"]: r["DRIVER"].rsplit("/", 1)[-1] for r in rows if "DRIVER" in r and "NAME" in r}
+        disks = [r for r in rows if r.get("TYPE") == "disk"]
         for d in disks:
-            link = run(host, f"readlink /sys/block/{shlex.quote(d['NAME'])}/device/driver",
-                       timeout_s)
-            d["DRIVER"] = link.stdout.strip().rsplit("/", 1)[-1]
+            d["DRIVER"] = drivers.get(d["NAME"], "")
     except ProbeError as exc:
         return p.fail(exc.reason)
     p.data["disks"] = [{k.lower(): v for k, v in d.items()} for d in disks]
@@ -230,11 +268,11 @@ def nic_speed(host: Host, *, subject: str | None = None, timeout_s: float = 10) 
 def os_release(host: Host, *, subject: str | None = None, timeout_s: float = 10) -> Measurement:
     """/etc/os-release (ID, VERSION_ID, ID_LIKE, PRETTY_NAME) and ``uname -sr``, as a
     dict with keys ``id``, ``version_id``, ``id_like``, ``pretty_name``, ``kernel``."""
-    command = "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release"
-    p = _Probe("hosts.os_release", host, f"{command}; uname -sr", subject)
+    command, uname = _OS_CMDS
+    p = _Probe("hosts.os_release", host, "; ".join(_OS_CMDS), subject)
     try:
         text = p.sh(command, timeout_s)
-        kernel = p.sh("uname -sr", timeout_s).strip()
+        kernel = p.sh(uname, timeout_s).strip()
     except ProbeError as exc:
         return p.fail(exc.reason)
     fields: dict[str, str] = {}
@@ -292,15 +330,12 @@ def software_version(host: Host, name: str, *, binary: str | None = None,
     "not installed", no error: absence is a fact; the caller decides.  For postgresql the
     highest server binary under /usr/lib/postgresql/*/bin wins over client tools.
     """
-    if name not in _SOFTWARE:
-        raise ValueError(f"unknown software {name!r}; known: {', '.join(SOFTWARE)}")
-    commands, pattern, flag = _SOFTWARE[name]
-    if binary:  # e.g. /srv/app/venv/bin/python3 for sqlite: the app's own interpreter
-        commands = (f"{shlex.quote(binary)} {flag}",)
+    commands = _software_cmds(name, binary)
+    pattern = _SOFTWARE[name][1]
     p = _Probe(f"hosts.software_version.{name}", host, commands[0], subject)
     for command in commands:
         try:
-            result = run(host, f"{command} 2>&1", timeout_s)
+            result = p.run(f"{command} 2>&1", timeout_s)
         except ProbeError as exc:
             return p.fail(exc.reason)
         out = result.stdout.strip()
@@ -320,6 +355,16 @@ def software_version(host: Host, name: str, *, binary: str | None = None,
                       f"{out.splitlines()[0][:200]}")
     p.method = " || ".join(commands)
     return p.ok(None, "not installed")
+
+
+def _software_cmds(name: str, binary: str | None = None) -> tuple[str, ...]:
+    """The commands tried in order for ``name`` (``binary`` replaces them)."""
+    if name not in _SOFTWARE:
+        raise ValueError(f"unknown software {name!r}; known: {', '.join(SOFTWARE)}")
+    commands, _, flag = _SOFTWARE[name]
+    if binary:  # e.g. /srv/app/venv/bin/python3 for sqlite: the app's own interpreter
+        return (f"{shlex.quote(binary)} {flag}",)
+    return commands
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -351,7 +396,7 @@ def gpus(host: Host, *, subject: str | None = None, timeout_s: float = 20) -> Me
     """
     p = _Probe("hosts.gpus", host, _GPU_CMD, subject)
     try:
-        result = run(host, _GPU_CMD, timeout_s)
+        result = p.run(_GPU_CMD, timeout_s)
     except ProbeError as exc:
         return p.fail(exc.reason)
     p.raw = (result.stdout + result.stderr).strip()[:_RAW_MAX]
@@ -390,7 +435,7 @@ def listening_sockets(host: Host, port: int, *, subject: str | None = None,
     IPv4 and IPv6 address.  From ``ss -ltnH``; /proc/net/tcp{,6} where ss is missing."""
     p = _Probe("hosts.listening_sockets", host, "ss -ltnH", subject)
     try:
-        result = run(host, "ss -ltnH", timeout_s)
+        result = p.run("ss -ltnH", timeout_s)
         if result.rc == 127:
             p.method = "cat /proc/net/tcp /proc/net/tcp6"
             pairs = parse_proc_net_tcp(p.sh("cat /proc/net/tcp; cat /proc/net/tcp6 2>/dev/null; :",
@@ -434,3 +479,24 @@ def parse_proc_net_tcp(text: str) -> list[tuple[str, int]]:
         packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
         pairs.append((str(ipaddress.ip_address(packed)), int(hexport, 16)))
     return pairs
+
+
+def first_commands(probe: Any, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+    """The commands ``probe(host, *args, **kwargs)`` runs first whatever the host answers,
+    for :func:`checks.connection.prefetch` to gather ahead in one session.  What a probe runs
+    next may depend on those answers (storage_kind's lsblk needs findmnt's device), so it
+    is not listed; a probe this module does not know gives ().  Exactly the strings the
+    probes run: an answer is only ever used for the command that produced it."""
+    plans: dict[Any, Any] = {
+        cpu_cores: lambda: _CORES_CMDS,
+        memory: lambda: (_MEMINFO_CMD,),
+        disk: lambda path: (_df_cmd(path),),
+        storage_kind: _storage_cmds,
+        nic_speed: lambda: (_NIC_CMD,),
+        os_release: lambda: _OS_CMDS,
+        software_version: lambda name, binary=None: (f"{_software_cmds(name, binary)[0]} 2>&1",),
+        gpus: lambda: (_GPU_CMD,),
+        listening_sockets: lambda port: ("ss -ltnH",),
+    }
+    plan = plans.get(probe)
+    return tuple(plan(*args, **kwargs)) if plan else ()

@@ -1,18 +1,30 @@
 """The target's hosts as testinfra hosts, and concurrent measurement across them.
 
 Fan-out: :meth:`HostSet.measure` runs a probe on every host at once in a thread pool
-(``GOLIVE_HOST_PARALLEL`` threads, default 16); each host's own probes stay sequential, so
-its one ssh connection (ControlMaster, :func:`checks.connection.get_host`) is never raced.
+(``GOLIVE_HOST_PARALLEL`` threads, default 4 per CPU of the checker, at least 4 and at most
+32 -- an ssh login costs the checker ~0.1 s of CPU, and more logins in flight than the cores
+can carry only add contention: docs/fleets.md has the measurements); each host's own probes
+stay sequential, so its one ssh connection (ControlMaster, :func:`checks.connection.get_host`)
+is never raced.
 
 Reachability is settled once per host and per process: the first probe on a host first runs
-``true`` there within the host's ``timeout_s`` (which also opens the ControlMaster
-connection the following commands reuse).  A host that does not answer -- refused, key
-refused, silent until the timeout -- gives an ``error`` measurement for every fact, with the
-reason and the evidence of that one attempt (its time and duration); later probes on it
-return the same outcome at once instead of waiting for the timeout again.  So a dead host
+the gathering session below there, or ``true`` when nothing is planned, within the host's
+``timeout_s`` (which also opens the ControlMaster connection later commands reuse).  A host
+that does not answer -- refused, key refused, silent until the timeout -- gives an ``error``
+measurement for every fact, with the reason and the evidence of that one attempt (its time
+and duration); later probes on it return the same outcome at once instead of waiting for the
+timeout again.  So a dead host
 costs its own timeout once per run (once per pytest-xdist worker), and never delays the
 other hosts beyond that.  A host whose connection cannot even be built (bad URI) is handled
 the same way, so one bad inventory line never hides the other hosts' results.
+
+Gathering: bindings :func:`plan` the commands their selected scenarios will run on a host;
+the first probe on that host runs all of them in one remote shell
+(:func:`checks.connection.prefetch`) -- that session is also the connection check -- and
+each probe's own command is then answered from there.  Fifteen ssh sessions per host become
+one, which is most of what a large fleet costs (docs/fleets.md).  Commands planned after
+that (another feature's) are gathered the same way by the next probe on the host.
+``GOLIVE_GATHER=0`` turns gathering off: every command is then its own session.
 """
 from __future__ import annotations
 
@@ -23,15 +35,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from checks.connection import ProbeError, describe, get_host, run, tool
+from checks.connection import ProbeError, Session, describe, get_host, prefetch, run, tool
 from golive.model import Evidence, Measurement, utcnow
 from golive.target import HostSpec, Target
 
-MAX_PARALLEL = max(1, int(os.environ.get("GOLIVE_HOST_PARALLEL", "16") or 16))
+_DEFAULT_PARALLEL = max(4, min(32, 4 * (os.cpu_count() or 1)))
+MAX_PARALLEL = max(1, int(os.environ.get("GOLIVE_HOST_PARALLEL", "") or _DEFAULT_PARALLEL))
+GATHER = os.environ.get("GOLIVE_GATHER", "1").strip().lower() not in ("0", "no", "false", "off")
 CONNECT_COMMAND = "true"
 
 __all__ = ["CONNECT_COMMAND", "MAX_PARALLEL", "HostSet", "Reachability", "connect", "forget_reachability",
-           "probe_host"]
+           "gathered", "plan", "probe_host", "selected_steps"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +87,41 @@ def forget_reachability() -> None:
         _reach.clear()
 
 
+_planned: dict[tuple[Any, ...], list[str]] = {}
+_sessions: dict[tuple[Any, ...], list[Session]] = {}
+
+
+def plan(spec: HostSpec, commands: list[str] | tuple[str, ...]) -> None:
+    """Commands the coming checks will run on ``spec``'s host: gathered in one session by
+    the next probe there (after the connection check), unless gathering is off."""
+    if not GATHER or not commands:
+        return
+    with _reach_guard:
+        _planned.setdefault(_key(spec), []).extend(commands)
+
+
+def gathered(spec: HostSpec) -> list[Session]:
+    """The prefetch sessions run on ``spec``'s host so far in this process."""
+    with _reach_guard:
+        return list(_sessions.get(_key(spec), []))
+
+
+def _gather(spec: HostSpec, host: Any) -> None:
+    """Run the host's planned commands in one session (once; new plans make a new one).
+    Held under the host's lock so no probe runs a planned command while it is in flight."""
+    key = _key(spec)
+    with _reach_guard:
+        lock = _reach_locks.setdefault(key, threading.Lock())
+    with lock:
+        with _reach_guard:
+            commands = _planned.pop(key, [])
+        if not commands:
+            return
+        session = prefetch(host, commands, spec.timeout_s)
+        with _reach_guard:
+            _sessions.setdefault(key, []).append(session)
+
+
 def connect(spec: HostSpec) -> tuple[Reachability, bool]:
     """The host's reachability, trying it now if this process has not yet; returns
     ``(outcome, reused)``.  Concurrent callers for the same host wait for one attempt."""
@@ -88,8 +137,19 @@ def connect(spec: HostSpec) -> tuple[Reachability, bool]:
         try:
             host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
                             sudo=spec.sudo, timeout_s=spec.timeout_s)
-            method, used = f"run `{CONNECT_COMMAND}` over {describe(host)}", tool(host)
-            run(host, CONNECT_COMMAND, spec.timeout_s)
+            used = tool(host)
+            with _reach_guard:
+                commands = _planned.pop(key, [])
+            if commands:  # the planned commands' session is the connection check: one session, not two
+                method = f"open a shell over {describe(host)} and run the {len(commands)} planned commands there"
+                session = prefetch(host, commands, spec.timeout_s)
+                with _reach_guard:
+                    _sessions.setdefault(key, []).append(session)
+                if not session.reached:
+                    raise ProbeError(session.reason or "no answer")
+            else:
+                method = f"run `{CONNECT_COMMAND}` over {describe(host)}"
+                run(host, CONNECT_COMMAND, spec.timeout_s)
             ok, reason = True, None
         except ProbeError as exc:
             ok, reason = False, exc.reason
@@ -97,6 +157,24 @@ def connect(spec: HostSpec) -> tuple[Reachability, bool]:
                                duration_s=time.monotonic() - started, timeout_s=spec.timeout_s)
         _reach[key] = outcome
         return outcome, False
+
+
+def selected_steps(request: Any) -> set[str]:
+    """The step texts of the scenarios selected in ``request``'s module (after -k, -m,
+    --hosts...): what the bindings will run there, so they can plan what to gather."""
+    try:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry as templates
+    except ImportError:  # pragma: no cover - pytest-bdd moved it: no plan, commands run one by one
+        return set()
+    steps: set[str] = set()
+    for item in request.session.items:
+        func = getattr(item, "obj", None)
+        if func is None or getattr(item, "module", None) is not request.module:
+            continue
+        template = templates.get(func)
+        if template is not None:
+            steps.update(step.name for step in template.steps)
+    return steps
 
 
 def _probe_name(probe: Callable[..., Measurement]) -> str:
@@ -114,6 +192,7 @@ def probe_host(spec: HostSpec, probe: Callable[..., Measurement], *args: Any) ->
     try:
         host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
                         sudo=spec.sudo, timeout_s=spec.timeout_s)
+        _gather(spec, host)
         return probe(host, *args, subject=spec.name, timeout_s=spec.timeout_s)
     except Exception as exc:  # noqa: BLE001 - probes should not raise; if one does, only its host is hit
         reason = f"probe {_probe_name(probe)} crashed: {type(exc).__name__}: {exc}"

@@ -2,19 +2,54 @@
 profile's ``requirements.hosts`` block."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from pytest_bdd import scenarios, then, when
 
 from checks import hosts as probe
 from checks.inventory import hosts_with_role
 from golive.model import Measurement, Severity
+from golive.target import HostSpec
 from golive.units import fmt_bytes, fmt_rate
-from suites.hostset import HostSet, probe_host
+from suites.hostset import HostSet, plan, probe_host, selected_steps
 
 scenarios("hosts.feature")
 
 GIB = 2**30
+
+CORES = "the CPU cores of each host are measured"
+MEMORY = "the memory of each host is measured"
+DISK = "the filesystem holding each host's data path is measured"
+STORAGE = "the storage device behind each host's data path is identified"
+NIC = "the link speed of each host's network interfaces is read"
+GPUS = "the GPUs of each host are listed"
+OS = "the operating system of each host is read"
+SOFTWARE = "the versions of the software the profile names are read on each host"
+
+# What each When step measures on a host: (probe, *args).
+_MEASURES: dict[str, Callable[[HostSpec, Any], list[tuple[Any, ...]]]] = {
+    CORES: lambda s, req: [(probe.cpu_cores,)],
+    MEMORY: lambda s, req: [(probe.memory,)],
+    DISK: lambda s, req: [(probe.disk, s.data_path)],
+    STORAGE: lambda s, req: [(probe.storage_kind, s.data_path)],
+    NIC: lambda s, req: [(probe.nic_speed,)],
+    GPUS: lambda s, req: [(probe.gpus,)],
+    OS: lambda s, req: [(probe.os_release,)],
+    SOFTWARE: lambda s, req: [(probe.software_version, n) for n in (req.software if req else ())],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gather_plan(request: pytest.FixtureRequest, golive_env: Any) -> None:
+    """Plan, for every host, the first commands of every selected scenario here, so the
+    first probe on a host gathers them all in one ssh session (suites/hostset.py)."""
+    steps = selected_steps(request)
+    req = golive_env.profile.req.hosts if golive_env.profile and golive_env.profile.req else None
+    for spec in golive_env.target.hosts:
+        calls = [call for step, measures in _MEASURES.items() if step in steps for call in measures(spec, req)]
+        plan(spec, [cmd for fn, *args in calls for cmd in probe.first_commands(fn, *args)])
 
 
 def _req(golive: Any) -> Any:
@@ -70,7 +105,7 @@ def judge_count(golive: Any, counts: dict[str, Measurement]) -> None:
 
 # ----------------------------------------------------------------------------- CPU, memory
 
-@when("the CPU cores of each host are measured", target_fixture="measured")
+@when(CORES, target_fixture="measured")
 def measure_cores(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure(probe.cpu_cores)
 
@@ -89,7 +124,7 @@ def judge_cores(golive: Any, hostset: HostSet, measured: dict[str, Measurement])
                              remediation=f"give {name} at least {sizing.cpu_cores} vCPU or move it to a role that fits")
 
 
-@when("the memory of each host is measured", target_fixture="measured")
+@when(MEMORY, target_fixture="measured")
 def measure_memory(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure(probe.memory)
 
@@ -114,7 +149,7 @@ def judge_memory(golive: Any, hostset: HostSet, measured: dict[str, Measurement]
 
 # ----------------------------------------------------------------------------- disk
 
-@when("the filesystem holding each host's data path is measured", target_fixture="measured")
+@when(DISK, target_fixture="measured")
 def measure_disk(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure_each(lambda s: probe_host(s, probe.disk, s.data_path))
 
@@ -134,7 +169,7 @@ def judge_disk(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) 
                              remediation=f"grow the filesystem holding the data path of {name}")
 
 
-@when("the storage device behind each host's data path is identified", target_fixture="measured")
+@when(STORAGE, target_fixture="measured")
 def measure_storage(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure_each(lambda s: probe_host(s, probe.storage_kind, s.data_path))
 
@@ -157,7 +192,7 @@ def judge_storage(golive: Any, hostset: HostSet, measured: dict[str, Measurement
 
 # ----------------------------------------------------------------------------- network, GPU, OS, software
 
-@when("the link speed of each host's network interfaces is read", target_fixture="measured")
+@when(NIC, target_fixture="measured")
 def measure_nic(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure(probe.nic_speed)
 
@@ -176,7 +211,7 @@ def judge_nic(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) -
                              remediation=f"connect {name} with a link of at least {fmt_rate(sizing.nic_speed)}")
 
 
-@when("the GPUs of each host are listed", target_fixture="measured")
+@when(GPUS, target_fixture="measured")
 def measure_gpus(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure(probe.gpus)
 
@@ -202,7 +237,7 @@ def judge_gpus(golive: Any, hostset: HostSet, measured: dict[str, Measurement]) 
                              remediation=f"attach {gpu.count} GPU(s){mem} to {name} and install the NVIDIA driver")
 
 
-@when("the operating system of each host is read", target_fixture="measured")
+@when(OS, target_fixture="measured")
 def measure_os(hostset: HostSet) -> dict[str, Measurement]:
     return hostset.measure(probe.os_release)
 
@@ -234,7 +269,7 @@ def _os_matches(v: dict[str, str], rule: str) -> bool:
     return name.strip() in ids and probe.version_at_least(v.get("version_id", "0") or "0", version.strip() or "0")
 
 
-@when("the versions of the software the profile names are read on each host", target_fixture="measured")
+@when(SOFTWARE, target_fixture="measured")
 def measure_software(golive: Any, hostset: HostSet) -> dict[str, dict[str, Measurement]]:
     req = _req(golive)
     names = list(req.software) if req else []

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from testinfra.host import Host
 
-from checks import hosts
-from checks.connection import ProbeError, get_host, run
+from checks import connection, hosts
+from checks.connection import GatheredResult, ProbeError, forget_prefetched, get_host, prefetch, run
 
 SSHD = "/usr/sbin/sshd"
 USER = "golive-probe"
@@ -335,6 +335,96 @@ def test_version_at_least(measured: str, required: str, ok: bool) -> None:
 def test_parse_version_rejects_garbage() -> None:
     with pytest.raises(ValueError):
         hosts.parse_version("unknown")
+
+
+# --- gathering: many commands in one session, answers identical to running them alone --
+
+@pytest.fixture
+def clean_prefetch() -> Iterator[None]:
+    forget_prefetched()
+    yield
+    forget_prefetched()
+
+
+TRICKY = ["printf 'no newline'", "printf 'two\\n\\n'", "echo out; echo err >&2; exit 3", "true",
+          "printf '%s\\n' \"$HOME\" '%d' \"it's\"", "no-such-command-golive", "exit 124",
+          "printf 'x\\nx0\\n'; printf 'x' >&2"]
+
+
+def test_prefetched_answers_are_exactly_the_commands_own(host: Host, clean_prefetch: None) -> None:
+    alone = {cmd: run(host, cmd) for cmd in TRICKY}
+    session = prefetch(host, TRICKY, 10)
+    assert session.ok and session.commands == len(TRICKY), session
+    for cmd in TRICKY:
+        got = run(host, cmd)
+        assert isinstance(got, GatheredResult) and got.session == session, cmd
+        # the one difference: the shell's own messages name the eval it ran the command with
+        assert (got.rc, got.stdout, got.stderr.replace("eval: ", "")) == (alone[cmd].rc, alone[cmd].stdout,
+                                                                          alone[cmd].stderr), cmd
+        assert got.elapsed_s is not None and got.elapsed_s >= 0
+    again = run(host, TRICKY[0])  # each answer serves one run; the next one runs for real
+    assert not isinstance(again, GatheredResult) and again.stdout == "no newline"
+
+
+def test_a_command_that_hangs_in_a_session_times_out_and_the_rest_run_alone() -> None:
+    host = get_host("local://")
+    forget_prefetched()
+    session = prefetch(host, ["echo before", "sleep 30", "echo after"], 2)
+    assert not session.ok and session.duration_s < 10, session
+    assert "1 of 3" not in (session.reason or "") and "`sleep 30` was still running" in (session.reason or "")
+    assert isinstance(run(host, "echo before"), GatheredResult)
+    with pytest.raises(ProbeError, match=r"^timed out after 2 s$"):
+        run(host, "sleep 30", timeout_s=2)
+    after = run(host, "echo after")  # never reached in the session: runs on its own
+    assert after.stdout == "after\n" and not isinstance(after, GatheredResult)
+    prefetch(host, ["exit 124"], 2)
+    assert run(host, "exit 124").rc == 124  # exits 124 at once: not a time-out
+
+
+def test_answers_go_stale(monkeypatch: pytest.MonkeyPatch, clean_prefetch: None) -> None:
+    host = get_host("local://")
+    prefetch(host, ["date +%s%N"], 5)
+    monkeypatch.setattr(connection, "KEEP_S", 0.0)
+    time.sleep(0.01)
+    assert not isinstance(run(host, "date +%s%N"), GatheredResult)
+
+
+def test_a_failed_session_keeps_nothing(sshd: Sshd) -> None:
+    port = _free_port()
+    host = get_host(f"ssh://{USER}@127.0.0.1:{port}", ssh_config=sshd.ssh_config,
+                    ssh_identity_file=sshd.identity_file, timeout_s=3)
+    session = prefetch(host, ["nproc", "uname -sr"], 3)
+    assert not session.ok and "connection refused" in (session.reason or ""), session
+    m = hosts.cpu_cores(host)
+    assert not m.ok and "connection refused" in (m.error or "") and "session" not in m.evidence.data
+
+
+FACTS: list[tuple[Any, tuple[Any, ...]]] = [
+    (hosts.cpu_cores, ()), (hosts.memory, ()), (hosts.disk, ("/",)), (hosts.storage_kind, ("/",)),
+    (hosts.nic_speed, ()), (hosts.os_release, ()), (hosts.gpus, ()), (hosts.software_version, ("python",)),
+    (hosts.software_version, ("nginx",)), (hosts.listening_sockets, (22,))]
+
+
+@pytest.mark.parametrize("probe, args", FACTS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_gathered_facts_equal_measured_ones(host: Host, probe: Any, args: tuple[Any, ...],
+                                            clean_prefetch: None) -> None:
+    """Every command a probe declares is one it runs (else the answer would go unused) and
+    the fact measured from a session is the fact measured alone, evidence dated from it."""
+    alone = probe(host, *args)
+    first = hosts.first_commands(probe, *args)
+    assert first, probe
+    session = prefetch(host, first, 10)
+    gathered = probe(host, *args)
+    assert (gathered.value, gathered.display, gathered.error) == (alone.value, alone.display, alone.error)
+    used = gathered.evidence.data["session"]
+    assert used["answered"] == list(first) and used["commands"] == len(first), used
+    assert gathered.evidence.measured_at == session.at
+    assert gathered.evidence.duration_s >= session.duration_s
+    assert gathered.evidence.method == alone.evidence.method
+
+
+def test_first_commands_of_an_unknown_probe_is_empty() -> None:
+    assert hosts.first_commands(print) == ()
 
 
 # --- failures are measurements with reasons, bounded in time --------------------------
