@@ -1,11 +1,8 @@
 """The target's hosts as testinfra hosts, and concurrent measurement across them.
 
 Fan-out: :meth:`HostSet.measure` runs a probe on every host at once in a thread pool
-(``GOLIVE_HOST_PARALLEL`` threads, default 4 per CPU of the checker, at least 4 and at most
-32 -- an ssh login costs the checker ~0.1 s of CPU, and more logins in flight than the cores
-can carry only add contention: docs/fleets.md has the measurements); each host's own probes
-stay sequential, so its one ssh connection (ControlMaster, :func:`checks.connection.get_host`)
-is never raced.
+(``GOLIVE_HOST_PARALLEL`` threads, default 16); each host's own probes stay sequential, so
+its one ssh connection (ControlMaster, :func:`checks.connection.get_host`) is never raced.
 
 Reachability is settled once per host and per process: the first probe on a host first runs
 the gathering session below there, or ``true`` when nothing is planned, within the host's
@@ -39,8 +36,7 @@ from checks.connection import ProbeError, Session, describe, get_host, prefetch,
 from golive.model import Evidence, Measurement, utcnow
 from golive.target import HostSpec, Target
 
-_DEFAULT_PARALLEL = max(4, min(32, 4 * (os.cpu_count() or 1)))
-MAX_PARALLEL = max(1, int(os.environ.get("GOLIVE_HOST_PARALLEL", "") or _DEFAULT_PARALLEL))
+MAX_PARALLEL = max(1, int(os.environ.get("GOLIVE_HOST_PARALLEL", "16") or 16))
 GATHER = os.environ.get("GOLIVE_GATHER", "1").strip().lower() not in ("0", "no", "false", "off")
 CONNECT_COMMAND = "true"
 
