@@ -24,10 +24,12 @@ import dataclasses
 import functools
 import hashlib
 import math
+import os
 import re
 import secrets
 import shlex
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -42,7 +44,7 @@ from testinfra.host import Host
 from golive.model import utcnow
 from golive.redact import redact  # the one redaction mechanism (registered secrets too)
 
-__all__ = ["GatheredResult", "ProbeError", "Session", "describe", "forget_prefetched", "get_host", "prefetch",
+__all__ = ["GatheredResult", "ProbeError", "Session", "close_masters", "describe", "forget_prefetched", "get_host", "prefetch",
            "redact", "run", "tool"]
 
 # Seconds the local guard waits beyond the command's own limit: the remote ``timeout``
@@ -77,10 +79,37 @@ def _control_path(key: tuple[Any, ...]) -> str:
     global _control_dir
     if _control_dir is None:
         _control_dir = tempfile.mkdtemp(prefix="golive-ssh-")
-        # Masters still running exit by themselves after ControlPersist (60 s idle).
         atexit.register(shutil.rmtree, _control_dir, ignore_errors=True)
+        atexit.register(close_masters)  # runs first (atexit is last in, first out)
     tag = hashlib.sha256(repr(key).encode()).hexdigest()[:8]
     return f"{_control_dir}/{tag}-%C"
+
+
+def close_masters() -> int:
+    """End this process's ControlMaster connections; returns how many were asked to.
+
+    Without this they would stay logged in to every host for ControlPersist (60 s) after
+    the run.  The masters are the ssh processes whose command line names this process's
+    private control folder (found in /proc; elsewhere they simply time out)."""
+    if _control_dir is None or not os.path.isdir("/proc"):
+        return 0
+    needle, ended = _control_dir.encode(), 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                argv = fh.read()
+        except OSError:
+            continue
+        first = argv.split(b"\0", 1)[0]  # a master retitles itself "ssh: PATH [mux]"
+        if needle in argv and (first.startswith(b"ssh: ") or first.rsplit(b"/", 1)[-1] == b"ssh"):
+            try:
+                os.kill(int(entry.name), signal.SIGTERM)
+                ended += 1
+            except OSError:
+                pass
+    return ended
 
 
 def get_host(

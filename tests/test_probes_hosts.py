@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -432,6 +433,21 @@ def test_first_commands_of_an_unknown_probe_is_empty() -> None:
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     started = time.monotonic()
     return fn(*args, **kwargs), time.monotonic() - started
+
+
+def test_master_connections_end_with_the_run(sshd: Sshd) -> None:
+    """After golive's process is done with a host, its ControlMaster does not stay logged in."""
+    code = ("from checks.connection import get_host, run\n"
+            f"h = get_host({sshd.uri!r}, ssh_config={sshd.ssh_config!r}, ssh_identity_file={sshd.identity_file!r})\n"
+            "print(run(h, \"sed -n 's/^PPid:[[:space:]]*//p' /proc/$PPID/status\").stdout.strip())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent, check=False)
+    assert proc.returncode == 0, proc.stderr
+    session_parent = int(proc.stdout.strip())  # sshd's process for the connection (shell < timeout < it)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{session_parent}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{session_parent}"), "the ssh connection outlived the golive process"
 
 
 def test_ssh_closed_port_is_an_error_with_reason(sshd: Sshd) -> None:
