@@ -32,7 +32,10 @@ compiling every module at start (``PYTHONDONTWRITEBYTECODE=1``, as CI sets it), 
 fixed start-up cost moves the ratio to the 1-host run; ``ms_per_extra_host`` does not depend
 on it.  testinfra runs once per size (it is slow).  ``checker_cpu_s`` is the CPU time of the
 pytest process and the ssh clients it waited for (not the daemonised ControlMaster
-processes, not the servers).  Results go to benchmarks/results/fleet.json.
+processes, not the servers); ``machine_cpu_s`` is every process's CPU on the machine
+meanwhile (so machine minus checker is mostly the simulated hosts' side: their sshd,
+sessions and commands), ``steal_s`` the time the hypervisor gave our CPUs to other guests.
+Results go to benchmarks/results/fleet.json.
 """
 from __future__ import annotations
 
@@ -89,6 +92,16 @@ TESTINFRA_FILE = textwrap.dedent('''\
     ''')
 
 
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU-seconds of the whole machine so far, from /proc/stat: busy is every
+    process on it (checker, the fleet's sshds and commands, anything else); steal is time the
+    hypervisor gave this VM's CPUs to others."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
 def _cpu_children() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -110,9 +123,14 @@ def _timed(argv: list[str], cwd: Path, timeout: float,
             env.pop(key, None)
         else:
             env[key] = value
-    cpu0, t0 = _cpu_children(), time.monotonic()
+    cpu0, (busy0, steal0), t0 = _cpu_children(), _machine_cpu(), time.monotonic()
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    return time.monotonic() - t0, _cpu_children() - cpu0, proc
+    wall, (busy1, steal1) = time.monotonic() - t0, _machine_cpu()
+    _last_machine.update(machine_cpu_s=round(busy1 - busy0, 2), steal_s=round(steal1 - steal0, 2))
+    return wall, _cpu_children() - cpu0, proc
+
+
+_last_machine: dict[str, float] = {}
 
 
 def _golive(fleet: NetnsFleet, n: int, work: Path, extra: list[str], env: dict[str, str | None] | None = None,
@@ -131,7 +149,7 @@ def _golive(fleet: NetnsFleet, n: int, work: Path, extra: list[str], env: dict[s
     errors = [r["id"] for r in results if r["status"] == "error"]
     if errors:  # e.g. ssh log-ins past timeout_s on an overloaded machine: kept, and said
         print(f"  ! {len(errors)} checks could not be measured: {errors[:3]}", flush=True)
-    return {"wall_s": round(wall, 3), "checker_cpu_s": round(cpu, 3), "errors": len(errors),
+    return {"wall_s": round(wall, 3), "checker_cpu_s": round(cpu, 3), **_last_machine, "errors": len(errors),
             "ssh_commands_per_host": round((_sessions(fleet, n) - s0) / n, 1),
             "ssh_logins_per_host": round((_logins(fleet, n) - l0) / n, 2),
             "results": len(results)}
@@ -147,7 +165,7 @@ def _testinfra(fleet: NetnsFleet, n: int, work: Path, ssh_config: Path,
                               f"--ssh-identity-file={fleet.identity_file}", "test_facts.py"], work, 1800, env)
     if proc.returncode != 0:
         raise SystemExit(f"testinfra run failed for {n} hosts:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return {"wall_s": round(wall, 3), "checker_cpu_s": round(cpu, 3),
+    return {"wall_s": round(wall, 3), "checker_cpu_s": round(cpu, 3), **_last_machine,
             "ssh_commands_per_host": round((_sessions(fleet, n) - s0) / n, 1),
             "ssh_logins_per_host": round((_logins(fleet, n) - l0) / n, 2)}
 
