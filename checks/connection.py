@@ -7,7 +7,7 @@ host *and* a guard on this side) and turns every way of not getting an answer
 whose reason a person can read.  Probes turn that into ``Measurement.failed``.
 
 Many hosts, few sessions: :func:`prefetch` runs a list of commands in *one* remote shell
-(each under its own ``timeout``, stdout, stderr and exit status kept apart) and keeps the
+(bounded as a whole, each command's stdout, stderr and exit status kept apart) and keeps the
 answers; the next :func:`run` of exactly one of those commands on that host is answered from
 there, once, instead of opening another ssh session.  A probe cannot tell the difference
 except through :attr:`GatheredResult.session`, which evidence reports.  A prefetch that
@@ -44,8 +44,8 @@ from testinfra.host import Host
 from golive.model import utcnow
 from golive.redact import redact  # the one redaction mechanism (registered secrets too)
 
-__all__ = ["GatheredResult", "ProbeError", "Session", "close_masters", "describe", "forget_prefetched", "get_host", "prefetch",
-           "redact", "run", "tool"]
+__all__ = ["GatheredResult", "ProbeError", "Session", "close_masters", "describe", "forget_prefetched", "get_host",
+           "prefetch", "redact", "run", "tool"]
 
 # Seconds the local guard waits beyond the command's own limit: the remote ``timeout``
 # needs a moment to kill and report, and ssh a moment to carry the exit status back.
@@ -200,7 +200,8 @@ def run(host: Host, command: str, timeout_s: float = 10) -> CommandResult:
     Raises :class:`ProbeError` when there is no answer: the connection failed (ssh exit
     255, a backend exception) or the command ran past its limit.  A command that is
     missing on the host is *not* an error here (exit status 127): probes decide what
-    absence means.
+    absence means.  A command :func:`prefetch` ran on this host moments ago is answered
+    from there (once), exactly as it answered then.
     """
     limit = max(1, math.ceil(timeout_s))
     kept = _take_kept(host, command)
