@@ -211,11 +211,18 @@ def run(host: Host, command: str, timeout_s: float = 10) -> CommandResult:
         return kept
     started = time.monotonic()
     result = _run_bounded(host, command, limit, timeout_s)
-    if result.rc in (124, 137) and time.monotonic() - started >= limit * 0.9:
+    if _timed_out(result.rc, time.monotonic() - started, limit):
         raise ProbeError(f"timed out after {timeout_s:g} s")
     if result.rc == 127 and "sshpass" in result.stderr:
         raise ProbeError("ssh: sshpass is not installed (needed for a password in the URI)")
     return result
+
+
+def _timed_out(rc: int, elapsed_s: float | None, limit: float) -> bool:
+    """``timeout``'s exit status (124, or 137 after its KILL) after running for most of the
+    limit: a command that exits 124 by itself at once did not time out.  An unknown run
+    time counts as timed out."""
+    return rc in (124, 137) and (elapsed_s is None or elapsed_s >= limit * 0.9)
 
 
 def _run_bounded(host: Host, command: str, limit: int, timeout_s: float) -> CommandResult:
@@ -273,7 +280,7 @@ class GatheredResult(CommandResult):  # type: ignore[misc]  # testinfra ships no
 
     @property
     def timed_out(self) -> bool:
-        return self.exit_status in (124, 137) and (self.elapsed_s is None or self.elapsed_s >= self.limit_s * 0.9)
+        return _timed_out(self.exit_status, self.elapsed_s, self.limit_s)
 
 
 # The session script: one function call per command, in a subshell with stdin closed
@@ -320,16 +327,16 @@ def prefetch(host: Host, commands: list[str] | tuple[str, ...], timeout_s: float
         return Session(at=at, duration_s=round(time.monotonic() - started, 3), commands=len(unique), ok=False,
                        reason=exc.reason, reached=False)
     answers, hung = _parse_gathered(result.stdout, token, limit)
-    missing = len(unique) - len(answers)
+    missing, cut_off = len(unique) - len(answers), result.rc in (124, 137)
     reason = None
     if missing:
         reason = f"{missing} of {len(unique)} commands gave no answer in the session (exit status {result.rc})"
-        if hung is not None and result.rc in (124, 137):
+        if hung is not None and cut_off:
             reason += f"; `{unique[hung[0]]}` was still running when its {timeout_s:g} s ran out"
     session = Session(at=at, duration_s=round(time.monotonic() - started, 3), commands=len(unique),
                       ok=not missing, reason=redact(reason) if reason else None)
     now = time.monotonic()
-    if hung is not None and result.rc in (124, 137) and hung[1] is not None and hung[1] >= limit * 0.9:
+    if hung is not None and cut_off and hung[1] is not None and hung[1] >= limit * 0.9:
         answers[hung[0]] = ("", "", 124, hung[1])
     with _lock:
         kept = _kept.setdefault(id(host), {})

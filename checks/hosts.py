@@ -484,19 +484,21 @@ def parse_proc_net_tcp(text: str) -> list[tuple[str, int]]:
 def first_commands(probe: Any, *args: Any, **kwargs: Any) -> tuple[str, ...]:
     """The commands ``probe(host, *args, **kwargs)`` runs first whatever the host answers,
     for :func:`checks.connection.prefetch` to gather ahead in one session.  What a probe runs
-    next may depend on those answers (storage_kind's lsblk needs findmnt's device), so it
-    is not listed; a probe this module does not know gives ().  Exactly the strings the
-    probes run: an answer is only ever used for the command that produced it."""
-    plans: dict[Any, Any] = {
-        cpu_cores: lambda: _CORES_CMDS,
-        memory: lambda: (_MEMINFO_CMD,),
-        disk: lambda path: (_df_cmd(path),),
-        storage_kind: _storage_cmds,
-        nic_speed: lambda: (_NIC_CMD,),
-        os_release: lambda: _OS_CMDS,
-        software_version: lambda name, binary=None: (f"{_software_cmds(name, binary)[0]} 2>&1",),
-        gpus: lambda: (_GPU_CMD,),
-        listening_sockets: lambda port: ("ss -ltnH",),
-    }
-    plan = plans.get(probe)
+    next may depend on those answers, so it is not listed; a probe this module does not
+    know gives ().  Exactly the strings the probes run: an answer is only ever used for the
+    command that produced it."""
+    plan = _FIRST_COMMANDS.get(probe)
     return tuple(plan(*args, **kwargs)) if plan else ()
+
+
+_FIRST_COMMANDS: dict[Any, Any] = {
+    cpu_cores: lambda: _CORES_CMDS,
+    memory: lambda: (_MEMINFO_CMD,),
+    disk: lambda path: (_df_cmd(path),),
+    storage_kind: _storage_cmds,
+    nic_speed: lambda: (_NIC_CMD,),
+    os_release: lambda: _OS_CMDS,
+    software_version: lambda name, binary=None: (f"{_software_cmds(name, binary)[0]} 2>&1",),
+    gpus: lambda: (_GPU_CMD,),
+    listening_sockets: lambda port: ("ss -ltnH",),
+}

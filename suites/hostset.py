@@ -41,7 +41,7 @@ GATHER = os.environ.get("GOLIVE_GATHER", "1").strip().lower() not in ("0", "no",
 CONNECT_COMMAND = "true"
 
 __all__ = ["CONNECT_COMMAND", "MAX_PARALLEL", "HostSet", "Reachability", "connect", "forget_reachability",
-           "gathered", "plan", "probe_host", "selected_steps"]
+           "plan", "probe_host", "selected_steps"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +84,6 @@ def forget_reachability() -> None:
 
 
 _planned: dict[tuple[Any, ...], list[str]] = {}
-_sessions: dict[tuple[Any, ...], list[Session]] = {}
 
 
 def plan(spec: HostSpec, commands: list[str] | tuple[str, ...]) -> None:
@@ -96,35 +95,32 @@ def plan(spec: HostSpec, commands: list[str] | tuple[str, ...]) -> None:
         _planned.setdefault(_key(spec), []).extend(commands)
 
 
-def gathered(spec: HostSpec) -> list[Session]:
-    """The prefetch sessions run on ``spec``'s host so far in this process."""
+def _host_lock(key: tuple[Any, ...]) -> threading.Lock:
+    """The lock that serialises connecting and gathering on one host."""
     with _reach_guard:
-        return list(_sessions.get(_key(spec), []))
+        return _reach_locks.setdefault(key, threading.Lock())
+
+
+def _gather_planned(key: tuple[Any, ...], spec: HostSpec, host: Any) -> Session | None:
+    """Run the host's planned commands in one session (the caller holds the host's lock, so
+    no probe runs a planned command while it is in flight); None when nothing is planned."""
+    with _reach_guard:
+        commands = _planned.pop(key, [])
+    return prefetch(host, commands, spec.timeout_s) if commands else None
 
 
 def _gather(spec: HostSpec, host: Any) -> None:
-    """Run the host's planned commands in one session (once; new plans make a new one).
-    Held under the host's lock so no probe runs a planned command while it is in flight."""
+    """Gather what was planned for the host since its last session (new plans, a new one)."""
     key = _key(spec)
-    with _reach_guard:
-        lock = _reach_locks.setdefault(key, threading.Lock())
-    with lock:
-        with _reach_guard:
-            commands = _planned.pop(key, [])
-        if not commands:
-            return
-        session = prefetch(host, commands, spec.timeout_s)
-        with _reach_guard:
-            _sessions.setdefault(key, []).append(session)
+    with _host_lock(key):
+        _gather_planned(key, spec, host)
 
 
 def connect(spec: HostSpec) -> tuple[Reachability, bool]:
     """The host's reachability, trying it now if this process has not yet; returns
     ``(outcome, reused)``.  Concurrent callers for the same host wait for one attempt."""
     key = _key(spec)
-    with _reach_guard:
-        lock = _reach_locks.setdefault(key, threading.Lock())
-    with lock:
+    with _host_lock(key):
         known = _reach.get(key)
         if known is not None:
             return known, True
@@ -134,13 +130,9 @@ def connect(spec: HostSpec) -> tuple[Reachability, bool]:
             host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
                             sudo=spec.sudo, timeout_s=spec.timeout_s)
             used = tool(host)
-            with _reach_guard:
-                commands = _planned.pop(key, [])
-            if commands:  # the planned commands' session is the connection check: one session, not two
-                method = f"open a shell over {describe(host)} and run the {len(commands)} planned commands there"
-                session = prefetch(host, commands, spec.timeout_s)
-                with _reach_guard:
-                    _sessions.setdefault(key, []).append(session)
+            session = _gather_planned(key, spec, host)
+            if session is not None:  # the planned commands' session is the connection check: one session, not two
+                method = f"open a shell over {describe(host)} and run the {session.commands} planned commands there"
                 if not session.reached:
                     raise ProbeError(session.reason or "no answer")
             else:
