@@ -116,7 +116,7 @@ def _logins(fleet: NetnsFleet, n: int) -> int:
 
 
 def _timed(argv: list[str], cwd: Path, timeout: float,
-           extra_env: dict[str, str | None] | None = None) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+           extra_env: dict[str, str | None] | None = None) -> tuple[dict[str, float], subprocess.CompletedProcess[str]]:
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     for key, value in (extra_env or {}).items():  # None: remove the variable
         if value is None:
@@ -126,22 +126,28 @@ def _timed(argv: list[str], cwd: Path, timeout: float,
     cpu0, (busy0, steal0), t0 = _cpu_children(), _machine_cpu(), time.monotonic()
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     wall, (busy1, steal1) = time.monotonic() - t0, _machine_cpu()
-    _last_machine.update(machine_cpu_s=round(busy1 - busy0, 2), steal_s=round(steal1 - steal0, 2))
-    return wall, _cpu_children() - cpu0, proc
+    return {"wall_s": round(wall, 3), "checker_cpu_s": round(_cpu_children() - cpu0, 3),
+            "machine_cpu_s": round(busy1 - busy0, 2), "steal_s": round(steal1 - steal0, 2)}, proc
 
 
-_last_machine: dict[str, float] = {}
+def _fleet_run(fleet: NetnsFleet, n: int, argv: list[str], cwd: Path, timeout: float,
+               env: dict[str, str | None] | None) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """``argv`` timed against the first ``n`` hosts (routes checked first), with the ssh
+    commands (sessions) and logins per host the servers saw meanwhile."""
+    fleet.verify_routes(fleet.addresses[:n])
+    s0, l0 = _sessions(fleet, n), _logins(fleet, n)
+    timing, proc = _timed(argv, cwd, timeout, env)
+    return {**timing, "ssh_commands_per_host": round((_sessions(fleet, n) - s0) / n, 1),
+            "ssh_logins_per_host": round((_logins(fleet, n) - l0) / n, 2)}, proc
 
 
 def _golive(fleet: NetnsFleet, n: int, work: Path, extra: list[str], env: dict[str, str | None] | None = None,
             target_name: str = "fleet") -> dict[str, Any]:
     target = work / f"{target_name}-{n}.yaml"
     reports = work / f"reports-{n}-{len(list(work.glob(f'reports-{n}-*')))}"
-    fleet.verify_routes(fleet.addresses[:n])
-    s0, l0 = _sessions(fleet, n), _logins(fleet, n)
-    wall, cpu, proc = _timed([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--profile", "poc",
-                              f"--target={target}", "-m", "hosts", f"--report-dir={reports}", *extra], ROOT, 900,
-                             env)
+    measured, proc = _fleet_run(fleet, n, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--profile",
+                                           "poc", f"--target={target}", "-m", "hosts", f"--report-dir={reports}",
+                                           *extra], ROOT, 900, env)
     found = list(reports.glob("*/report.json"))
     if not found:
         raise SystemExit(f"golive wrote no report for {n} hosts:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
@@ -149,25 +155,19 @@ def _golive(fleet: NetnsFleet, n: int, work: Path, extra: list[str], env: dict[s
     errors = [r["id"] for r in results if r["status"] == "error"]
     if errors:  # e.g. ssh log-ins past timeout_s on an overloaded machine: kept, and said
         print(f"  ! {len(errors)} checks could not be measured: {errors[:3]}", flush=True)
-    return {"wall_s": round(wall, 3), "checker_cpu_s": round(cpu, 3), **_last_machine, "errors": len(errors),
-            "ssh_commands_per_host": round((_sessions(fleet, n) - s0) / n, 1),
-            "ssh_logins_per_host": round((_logins(fleet, n) - l0) / n, 2),
-            "results": len(results)}
+    return {**measured, "errors": len(errors), "results": len(results)}
 
 
 def _testinfra(fleet: NetnsFleet, n: int, work: Path, ssh_config: Path,
                env: dict[str, str | None] | None = None) -> dict[str, Any]:
     hosts = ",".join(h.uri for h in fleet.hosts[:n])
-    fleet.verify_routes(fleet.addresses[:n])
-    s0, l0 = _sessions(fleet, n), _logins(fleet, n)
-    wall, cpu, proc = _timed([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:golive", "-q",
-                              f"--hosts={hosts}", f"--ssh-config={ssh_config}",
-                              f"--ssh-identity-file={fleet.identity_file}", "test_facts.py"], work, 1800, env)
+    measured, proc = _fleet_run(fleet, n, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:golive",
+                                           "-q", f"--hosts={hosts}", f"--ssh-config={ssh_config}",
+                                           f"--ssh-identity-file={fleet.identity_file}", "test_facts.py"],
+                                work, 1800, env)
     if proc.returncode != 0:
         raise SystemExit(f"testinfra run failed for {n} hosts:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
-    return {"wall_s": round(wall, 3), "checker_cpu_s": round(cpu, 3), **_last_machine,
-            "ssh_commands_per_host": round((_sessions(fleet, n) - s0) / n, 1),
-            "ssh_logins_per_host": round((_logins(fleet, n) - l0) / n, 2)}
+    return measured
 
 
 def _marginal(wall: float, base: float, n: int, n0: int) -> float | None:
