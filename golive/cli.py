@@ -11,6 +11,9 @@
                                   re-render report.html and junit.xml from a report.json
     golive keygen KEY.pem         make an Ed25519 key pair for --sign-key (KEY.pem, KEY.pub.pem)
     golive profiles               list the profiles with their descriptions
+    golive checks [--json] [FAMILY ...]
+                                  every declared check: id, severity, catalogue ids, what it
+                                  measures, whether it is disruptive
     golive check-config --profile P [--target T] [--waivers W]
                                   validate files without running anything; exit 4 on error
 """
@@ -49,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keygen", help="make an Ed25519 key pair for --sign-key")
     k.add_argument("key", type=Path, metavar="KEY.pem", help="private key to create (the public key is KEY.pub.pem)")
     sub.add_parser("profiles", help="list profiles")
+    ck = sub.add_parser("checks", help="list every declared check (id, severity, requirement ids, what it measures)")
+    ck.add_argument("families", nargs="*", metavar="FAMILY", help="only these families")
+    ck.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     c = sub.add_parser("check-config", help="validate a profile, target and waiver file")
     c.add_argument("--profile", required=True)
     c.add_argument("--target", default="lab")
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"private key: {priv} (keep it secret; give it to --sign-key)\npublic key:  {pub} "
               "(give it to auditors: golive verify REPORT.json --pubkey ...)")
         return 0
+    if args.cmd == "checks":
+        return _list_checks(args.families, as_json=args.json)
     if args.cmd == "profiles":
         for name, desc, parent in list_profiles():
             print(f"{name:<24} {desc}" + (f"  [extends {parent}]" if parent else ""))
@@ -156,6 +164,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 4
     print(f"ok: profile {prof.name} (sha256 {prof.sha256[:12]}, from {' <- '.join(prof.files)}), target {tgt.name}")
+    return 0
+
+
+def _list_checks(names: list[str], *, as_json: bool) -> int:
+    from golive import registry
+
+    try:
+        fams = [registry.load(n) for n in names] if names else registry.families()
+    except registry.RegistryError as exc:
+        _err(f"checks: {exc}")
+        return 4
+    rows = [{"id": c.id, "family": f.name, "title": c.title, "severity": c.severity.value, "refs": list(c.refs),
+             "measures": c.measures, "disruptive": c.disruptive, "feature": f"features/{f.feature}"}
+            for f in fams for c in f.checks]
+    if as_json:
+        print(json.dumps({"schema": "golive-checks/1", "checks": rows}, indent=2))
+        return 0
+    for r in rows:
+        refs = ",".join(r["refs"]) or "-"
+        print(f"{r['id']:<34} {r['severity']:<8} {refs:<28} {r['measures']}" + ("  [disruptive]" if r["disruptive"] else ""))
     return 0
 
 

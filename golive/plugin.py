@@ -9,11 +9,10 @@ import datetime as dt
 import getpass
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,9 +124,29 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return None
 
 
+def _family_markers() -> dict[str, str]:
+    """Markers of the declared families: the family's name, and each check's id (so
+    ``-m``/``-k`` select by the ids the report shows)."""
+    from golive import registry
+
+    out: dict[str, str] = {}
+    for fam in registry.families():
+        out[fam.name] = fam.title
+        for c in fam.checks:
+            out[c.id] = f"{c.title} ({c.severity.value})"
+    return out
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from golive import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
+    for name, text in {**MARKERS, **_family_markers()}.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    config.pluginmanager.register(_DeclaredMarks(), "golive-declared-marks")
     run = GoliveRun(config)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(ResultCollector(run), "golive-results")
@@ -190,6 +209,36 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             "(pytest --profile list shows the profiles)")
 
 
+class _DeclaredMarks:
+    """Marks each declared check's scenario with its family, its check id and its declared
+    severity before -k/-m deselect anything, so selection matches what the report shows
+    (a feature-file tag cannot disagree with the declaration)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+        from golive import registry
+
+        for item in items:
+            func = getattr(item, "function", None)
+            template = scenario_wrapper_template_registry.get(func) if func is not None else None
+            if template is None:
+                continue
+            family = registry.family_for_feature(template.feature.rel_filename)
+            check = family.by_title(template.name) if family is not None else None
+            if check is None:
+                continue
+            item.add_marker(check.id)
+            item.add_marker(family.name)  # type: ignore[union-attr]
+            for sev in Severity:
+                if sev is not check.severity and item.get_closest_marker(sev.value) is not None:
+                    item.own_markers[:] = [m for m in item.own_markers if m.name != sev.value]
+            item.add_marker(check.severity.value)
+            if check.disruptive:
+                item.add_marker("disruptive")
+
+
 def _is_golive_item(item: pytest.Item) -> bool:
     """A golive check is a pytest-bdd scenario (its steps use the ``golive`` fixture, which
     pytest-bdd resolves at run time, so ``fixturenames`` cannot tell)."""
@@ -207,6 +256,8 @@ class Environment:
         self.target = target
         self.allow_disruptive = run.allow_disruptive
         self.lab = run.lab
+        self.memo: dict[Any, Any] = {}  # declared checks share probe runs through CheckContext.memo
+        self.memo_lock = threading.Lock()
 
 
 @pytest.fixture(scope="session")
@@ -216,22 +267,19 @@ def golive_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
     if not run.active or run.target is None:
         pytest.skip("golive checks need --profile")
     target = run.target
-    if target.lab is not None:
-        from lab.run import start_lab
-
-        workdir = Path(tempfile.mkdtemp(prefix="golive-lab-"))
-        run.lab = start_lab(workdir, target.lab.variant, cost_ms=target.lab.cost_ms, instances=target.lab.instances)
+    started = request.config.hook.pytest_golive_start_target(config=request.config, target=target)
+    if started is not None:
+        run.lab = started
         try:
-            target = with_overrides(target, run.lab.target_overrides())
+            target = with_overrides(target, started.target_overrides())
         except BaseException:
-            run.lab.stop()
+            started.stop()
             raise
     try:
         yield Environment(run, target)
     finally:
         if run.lab is not None:
             run.lab.stop()
-            shutil.rmtree(run.lab.workdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -363,7 +411,7 @@ def _metadata(run: GoliveRun, finished_at: str, exitstatus: int) -> dict[str, An
     target: dict[str, Any] = {"name": run.target.name, "environment": run.target.environment, "file": run.target_path,
               "description": run.target.description}
     if run.lab is not None:
-        target["lab_variant"] = run.lab.variant
+        target.update(run.lab.describe())
     if run.target.selection is not None:
         target["selection"] = run.target.selection.model_dump()
     return {

@@ -8,45 +8,20 @@ would invent requirements no seed states).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from golive import catalogue
-from golive.model import Severity
+from golive.blocks import Block, Strict
 from golive.units import Duration, Rate, Size
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Block(Strict):
-    """Every requirement block cites catalogue ids (``ref``) and may set the severity a
-    failure has (otherwise the feature's tag decides)."""
-
-    ref: list[str] = Field(default_factory=list, description="catalogue ids, e.g. OZ-POC-HW-01")
-    severity: Severity | None = None
-
-    @field_validator("ref", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("ref")
-    @classmethod
-    def _known_ids(cls, v: list[str]) -> list[str]:
-        for rid in v:
-            if not catalogue.known(rid):
-                raise ValueError(f"unknown requirement id '{rid}' (not in the catalogue; see docs/profiles.md)")
-        return v
 
 
 class GpuReq(Strict):
@@ -142,13 +117,6 @@ class HostsReq(Block):
             if role in by_role:
                 return by_role[role], f"{origin}role '{role}'"
         return default, f"{origin}default"
-
-
-class PortsReq(Block):
-    public_open: bool = True
-    http_answers: bool = True
-    internal_closed: bool = True
-    internal_bind_loopback: bool = True
 
 
 class TlsReq(Block):
@@ -262,7 +230,6 @@ class KubernetesReq(Block):
 
 class Requirements(Strict):
     hosts: HostsReq | None = None
-    ports: PortsReq | None = None
     tls: TlsReq | None = None
     http: HttpReq | None = None
     cors: CorsReq | None = None
@@ -286,6 +253,25 @@ class Profile(Strict):
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+
+@functools.cache
+def profile_model() -> type[Profile]:
+    """:class:`Profile` with every registered family's requirement block added under
+    ``requirements.<family>`` (golive.registry), so a family's fragment is validated with
+    the same strictness and file:line errors as the core's blocks."""
+    from golive import registry
+
+    extra: dict[str, Any] = {}
+    for fam in registry.families():
+        if fam.profile_block is not None and fam.name not in Requirements.model_fields:
+            extra[fam.name] = (fam.profile_block | None, None)
+    if not extra:
+        return Profile
+    req_model = create_model("Requirements", __base__=Requirements, **extra)
+    model: type[Profile] = create_model("Profile", __base__=Profile,
+                                        requirements=(req_model, Field(default_factory=req_model)))
+    return model
 
 
 class ResolvedProfile(BaseModel):
@@ -336,9 +322,9 @@ def _validate(doc: PositionedYaml) -> Profile:
     if not isinstance(doc.data, dict):
         raise ConfigError(doc.path, 1, "a profile must be a mapping", "start with 'name:', 'description:', 'requirements:'")
     try:
-        return Profile.model_validate(doc.data)
+        return profile_model().model_validate(doc.data)
     except ValidationError as exc:
-        raise_config_error(doc, exc, kind="profile", model=Profile)
+        raise_config_error(doc, exc, kind="profile", model=profile_model())
         raise  # unreachable
 
 
@@ -376,7 +362,7 @@ def load_profile(name_or_path: str, directory: Path = PROFILES_DIR) -> ResolvedP
     merged["name"] = chain[0].data["name"]
     merged["description"] = chain[0].data["description"]
     merged["extends"] = chain[0].data.get("extends")
-    profile = Profile.model_validate(merged)
+    profile = profile_model().model_validate(merged)
     canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return ResolvedProfile(profile=profile, files=[str(d.path) for d in chain],
                            sha256=hashlib.sha256(canonical.encode()).hexdigest())

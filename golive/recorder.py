@@ -7,7 +7,7 @@ that could not be taken is ``error``; a predicate that returns False is ``fail``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from golive import catalogue
@@ -50,8 +50,9 @@ class Checks:
         self.results.append(result)
         return result
 
-    def _base(self, check_id: str, block: Block | None, severity: Severity | None) -> dict[str, Any]:
-        ids = list(block.ref) if block is not None else []
+    def _base(self, check_id: str, block: Block | None, severity: Severity | None,
+              refs: Sequence[str] | None = None) -> dict[str, Any]:
+        ids = list(refs) if refs is not None else (list(block.ref) if block is not None else [])
         sev = severity or (block.severity if block is not None and block.severity else None) or self.info.severity
         return {"id": check_id, "requirement": catalogue.requirement(ids), "feature": self.info.feature,
                 "scenario": self.info.scenario, "severity": sev, "nodeid": self.info.nodeid,
@@ -59,9 +60,11 @@ class Checks:
 
     def record(self, check_id: str, *, block: Block | None, expected: str, measurement: Measurement,
                ok: Callable[[Any], bool], remediation: str = "", severity: Severity | None = None,
-               data: dict[str, Any] | None = None) -> CheckResult:
-        """Judge ``measurement`` with ``ok`` and record the result."""
-        base = self._base(check_id, block, severity)
+               data: dict[str, Any] | None = None, refs: Sequence[str] | None = None,
+               verify_hint: str = "") -> CheckResult:
+        """Judge ``measurement`` with ``ok`` and record the result.  ``remediation`` is the
+        fix for a failure; ``verify_hint`` what to do when the item could not be measured."""
+        base = self._base(check_id, block, severity, refs)
         reason = ""
         if measurement.error is not None:
             status, reason = Status.ERROR, measurement.error
@@ -71,18 +74,31 @@ class Checks:
             except Exception as exc:  # noqa: BLE001 - a comparison that cannot be made is not a pass
                 status, reason = Status.ERROR, f"cannot compare measured value: {exc}"
         result = CheckResult(status=status, expected=expected, measured=redact(measurement.display),
-                             reason=redact(reason), remediation=remediation if status != Status.PASS else "",
+                             reason=redact(reason), remediation=_remediation(status, remediation, verify_hint),
                              evidence=(_clean_evidence(measurement.evidence),), data=redact_obj(data or {}),  # type: ignore[arg-type]
                              **base)
         return self._finish(result)
 
-    def skip(self, check_id: str, reason: str, *, block: Block | None = None, expected: str = "") -> CheckResult:
-        base = self._base(check_id, block, None)
+    def skip(self, check_id: str, reason: str, *, block: Block | None = None, expected: str = "",
+             severity: Severity | None = None, refs: Sequence[str] | None = None) -> CheckResult:
+        base = self._base(check_id, block, severity, refs)
         return self._finish(CheckResult(status=Status.SKIP, expected=expected or "n/a", measured="not measured",
                                         reason=reason, **base))
 
     def error(self, check_id: str, reason: str, *, block: Block | None = None, expected: str = "",
-              evidence: Evidence | None = None) -> CheckResult:
-        base = self._base(check_id, block, None)
+              evidence: Evidence | None = None, severity: Severity | None = None,
+              refs: Sequence[str] | None = None, verify_hint: str = "") -> CheckResult:
+        base = self._base(check_id, block, severity, refs)
         return self._finish(CheckResult(status=Status.ERROR, expected=expected or "n/a", measured="could not measure",
-                                        reason=redact(reason), evidence=(evidence,) if evidence else (), **base))
+                                        reason=redact(reason), evidence=(evidence,) if evidence else (),
+                                        remediation=verify_hint, **base))
+
+
+def _remediation(status: Status, fix: str, verify_hint: str) -> str:
+    """A failure gets the fix; an item that could not be verified gets what makes it
+    verifiable (the fix for a failure would be the wrong advice); a pass gets nothing."""
+    if status == Status.PASS:
+        return ""
+    if status == Status.ERROR and verify_hint:
+        return verify_hint
+    return fix

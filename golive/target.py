@@ -6,13 +6,22 @@ reference or come from a ``*_file`` key.  Secret values are registered for redac
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from golive.blocks import Strict
 from golive.redact import register_secret
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
@@ -22,10 +31,6 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api_key|apikey|authorization|cookie)$")
 _URI_USERINFO_PW = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:([^@/\s]+)@")
 CONNECTION_SCHEMES = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "ansible", "openshift", "lxc", "salt", "winrm")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class HostSpec(Strict):
@@ -277,24 +282,6 @@ class KubernetesSpec(Strict):
     timeout_s: float = Field(default=10, gt=0, le=120)
 
 
-class LabSpec(Strict):
-    """The embedded reference deployment: golive starts it for the run and stops it after."""
-
-    variant: str = "compliant"
-    cost_ms: float = Field(default=50, gt=0)
-    instances: int | None = Field(default=None, ge=1, le=8)
-
-    @field_validator("variant")
-    @classmethod
-    def _known_variant(cls, v: str) -> str:
-        from lab.variants import Variant
-
-        try:
-            return Variant.parse(v).key
-        except ValueError as exc:
-            raise ValueError(f"unknown lab variant '{v}'; `python -m lab variants` lists them") from exc
-
-
 class HostDefaults(Strict):
     """Settings for every host an inventory source brings in (inventory variables win)."""
 
@@ -357,7 +344,6 @@ class Target(Strict):
     backups: list[BackupSpec] = Field(default_factory=list)
     ha: HaSpec | None = None
     kubernetes: KubernetesSpec | None = None
-    lab: LabSpec | None = None
     inventory: list[InventorySpec] = Field(default_factory=list,
                                            description="host sources, resolved into hosts when the target is loaded")
     _selection: HostSelection | None = PrivateAttr(default=None)
@@ -386,6 +372,23 @@ class Target(Strict):
 
     def hosts_with_role(self, role: str) -> list[HostSpec]:
         return [h for h in self.hosts if role in h.roles]
+
+
+@functools.cache
+def target_model() -> type[Target]:
+    """:class:`Target` with every registered family's target fragment added under its
+    family's name (golive.registry)."""
+    from golive import registry
+
+    extra: dict[str, Any] = {}
+    for fam in registry.families():
+        if fam.target_block is not None and fam.name not in Target.model_fields:
+            tp = list[fam.target_block] if fam.target_many else fam.target_block | None  # type: ignore[name-defined]
+            extra[fam.name] = (tp, Field(default_factory=list) if fam.target_many else None)
+    if not extra:
+        return Target
+    model: type[Target] = create_model("Target", __base__=Target, **extra)
+    return model
 
 
 def resolve_path(name_or_path: str, directory: Path = TARGETS_DIR) -> Path:
@@ -459,9 +462,9 @@ def load_target(name_or_path: str, directory: Path = TARGETS_DIR, env: dict[str,
     if data.get("inventory"):
         data = _resolve_inventory(doc, data)
     try:
-        return Target.model_validate(data)
+        return target_model().model_validate(data)
     except ValidationError as exc:
-        raise_config_error(doc, exc, kind="target", model=Target)
+        raise_config_error(doc, exc, kind="target", model=target_model())
         raise
 
 
@@ -469,7 +472,7 @@ def with_overrides(target: Target, overrides: dict[str, Any]) -> Target:
     """A copy of ``target`` with sections replaced (the embedded lab fills in its ports)."""
     data = target.model_dump()
     data.update(overrides)
-    out = Target.model_validate(data)
+    out = type(target).model_validate(data)
     out._selection = None if "hosts" in overrides else target.selection
     return out
 

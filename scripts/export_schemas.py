@@ -2,7 +2,8 @@
 
 Editors (VS Code YAML, JetBrains) validate files against them as you type:
     # yaml-language-server: $schema=../docs/schema/profile.schema.json
-Run after changing golive/profile.py, golive/target.py or golive/waivers.py;
+The profile and target schemas include every registered family's fragment
+(checks/<family>/family.py).  Run after changing a model or a family's fragments;
 tests/test_core.py checks that the committed files are current.
 """
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from golive.profile import Profile
-from golive.target import Target
+from golive.profile import profile_model
+from golive.target import target_model
 from golive.waivers import WaiverFile
 
-SCHEMAS = {"profile": Profile, "target": Target, "waivers": WaiverFile}
+SCHEMAS = {"profile": profile_model(), "target": target_model(), "waivers": WaiverFile}
 
 
 def render() -> dict[str, str]:

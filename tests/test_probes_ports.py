@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from checks import hosts, ports
+from checks import hosts
+from checks.ports import probes as ports
 from checks.connection import get_host
 
 

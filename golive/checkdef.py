@@ -1,0 +1,251 @@
+"""A check is a declaration; a family is a folder of them.
+
+A :class:`Check` says what it reads (its family's profile block, with catalogue ids), when
+it applies, how it measures (a probe returning a frozen :class:`~golive.model.Measurement`),
+what is expected, the pass rule and the remediation.  A :class:`Family` declares its checks,
+its profile and target fragments and its Gherkin checklist in one module,
+``checks/<family>/family.py`` (the registry finds it: :mod:`golive.registry`).
+
+:func:`evaluate` judges a check in a :class:`CheckContext` and records its results; it is
+the only place a declared check becomes pass / fail / error / skip.  The pytest-bdd binding
+(``suites/test_families.py``) calls it, and so can a unit test, without pytest or a
+subprocess.  This module is core: it imports nothing from families, renderers or the lab.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from golive.model import CheckResult, Evidence, Measurement, Severity
+
+MeasureResult = Measurement | Mapping[str, Measurement]
+HostRunner = Callable[..., Measurement]
+
+
+class NotApplicable(Exception):
+    """Raised by a check's ``measure`` when the target gives it nothing to judge (the
+    result is ``skip`` with this reason, never ``pass``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One checklist item, declared.
+
+    ``id``: ``family.check``; ``title``: the Gherkin scenario's name in the family's
+    feature file (how the binding finds the check); ``severity``: what a failure weighs
+    (a profile block's ``severity`` overrides it); ``refs``: the catalogue rows the check
+    answers; ``measures``: what is measured and how, in words (``golive checks`` lists it).
+
+    ``measure(ctx)`` returns one measurement (one result, id ``family.check``) or a mapping
+    subject -> measurement (one result per subject, ``family.check[subject]``).
+    ``expected(req)`` says the requirement in words; ``passes(req, value)`` is the pass rule
+    over the measured value; ``remediation`` is the fix for a failure; ``verify_hint`` says
+    how to make the item verifiable when it could not be measured.  ``applies(ctx)`` returns
+    ``None`` when the check applies, else the reason it does not.
+    """
+
+    id: str
+    title: str
+    severity: Severity
+    measures: str
+    measure: Callable[[CheckContext], MeasureResult]
+    expected: str | Callable[[Any], str]
+    passes: Callable[[Any, Any], bool]
+    remediation: str | Callable[[Any, Measurement], str] = ""
+    refs: tuple[str, ...] = ()
+    applies: Callable[[CheckContext], str | None] | None = None
+    disruptive: bool = False
+    empty: str = "nothing to check on this target"
+    verify_hint: str = ""
+
+    def __post_init__(self) -> None:
+        family, sep, name = self.id.partition(".")
+        if not sep or not family or not name:
+            raise ValueError(f"check id '{self.id}' must be 'family.check'")
+
+    @property
+    def family(self) -> str:
+        return self.id.partition(".")[0]
+
+    def expected_text(self, req: Any) -> str:
+        return self.expected if isinstance(self.expected, str) else self.expected(req)
+
+    def remediation_text(self, req: Any, m: Measurement) -> str:
+        return self.remediation if isinstance(self.remediation, str) else self.remediation(req, m)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A check family: ``name`` is the folder under checks/, the profile key under
+    ``requirements:``, the target key and the pytest marker; ``feature`` its checklist in
+    features/; ``profile_block`` / ``target_block`` its schema fragments (pydantic models
+    derived from :class:`golive.blocks.Block` / :class:`golive.blocks.Strict`)."""
+
+    name: str
+    title: str
+    feature: str
+    checks: tuple[Check, ...]
+    profile_block: type[Any] | None = None
+    target_block: type[Any] | None = None
+    target_many: bool = False  # the target key holds a list of target_block
+
+    def __post_init__(self) -> None:
+        ids = [c.id for c in self.checks]
+        titles = [c.title for c in self.checks]
+        for c in self.checks:
+            if c.family != self.name:
+                raise ValueError(f"check '{c.id}' is declared in family '{self.name}'")
+        if len(set(ids)) != len(ids) or len(set(titles)) != len(titles):
+            raise ValueError(f"family '{self.name}' declares a check id or title twice")
+
+    def by_title(self, title: str) -> Check | None:
+        return next((c for c in self.checks if c.title == title), None)
+
+    def by_id(self, check_id: str) -> Check | None:
+        return next((c for c in self.checks if c.id == check_id), None)
+
+
+class CheckContext:
+    """What a check's functions see: its family's requirement block (``req``) and target
+    fragment (``spec``), the whole target, the run's options, a per-run memo so several
+    checks share one probe run, and ``on_host`` to run a host probe over the host's
+    connection (with golive's once-per-run reachability handling)."""
+
+    def __init__(self, *, req: Any, spec: Any, target: Any, profile_name: str = "", allow_disruptive: bool = False,
+                 host_runner: HostRunner | None = None, memo: dict[Any, Any] | None = None,
+                 memo_lock: threading.Lock | None = None) -> None:
+        self.req = req
+        self.spec = spec
+        self.target = target
+        self.profile_name = profile_name
+        self.allow_disruptive = allow_disruptive
+        self._host_runner = host_runner
+        self._memo = memo if memo is not None else {}
+        self._memo_lock = memo_lock or threading.Lock()
+
+    @classmethod
+    def for_test(cls, *, req: Any = None, spec: Any = None, target: Any = None, allow_disruptive: bool = False,
+                 host_runner: HostRunner | None = None) -> CheckContext:
+        """A context for unit tests: no pytest, a private memo."""
+        return cls(req=req, spec=spec, target=target, profile_name="test", allow_disruptive=allow_disruptive,
+                   host_runner=host_runner)
+
+    @property
+    def host_specs(self) -> list[Any]:
+        return list(getattr(self.target, "hosts", []) or [])
+
+    def host(self, name: str) -> Any:
+        for h in self.host_specs:
+            if h.name == name:
+                return h
+        raise KeyError(f"host '{name}' is not in the target")
+
+    def on_host(self, host: Any, probe: Callable[..., Measurement], *args: Any) -> Measurement:
+        """Run ``probe(testinfra_host, *args)`` on a target host (a name or a host spec)."""
+        spec = self.host(host) if isinstance(host, str) else host
+        if self._host_runner is None:
+            raise RuntimeError("this context has no host runner (CheckContext.for_test(host_runner=...))")
+        return self._host_runner(spec, probe, *args)
+
+    def memo(self, key: Any, fn: Callable[[], Any]) -> Any:
+        """``fn()`` once per run and key (shared by every check of the run in this process)."""
+        with self._memo_lock:
+            if key in self._memo:
+                return self._memo[key]
+            lock = self._memo.setdefault(("__lock__", key), threading.Lock())
+        with lock:
+            if key not in self._memo:
+                self._memo[key] = fn()
+            return self._memo[key]
+
+
+class Recorder(Protocol):
+    """What :func:`evaluate` records into (golive.recorder.Checks implements it)."""
+
+    def record(self, check_id: str, *, block: Any, expected: str, measurement: Measurement,
+               ok: Callable[[Any], bool], remediation: str = "", severity: Severity | None = None,
+               data: dict[str, Any] | None = None, refs: Sequence[str] | None = None,
+               verify_hint: str = "") -> CheckResult: ...
+
+    def skip(self, check_id: str, reason: str, *, block: Any = None, expected: str = "",
+             severity: Severity | None = None, refs: Sequence[str] | None = None) -> CheckResult: ...
+
+    def error(self, check_id: str, reason: str, *, block: Any = None, expected: str = "",
+              evidence: Evidence | None = None, severity: Severity | None = None,
+              refs: Sequence[str] | None = None, verify_hint: str = "") -> CheckResult: ...
+
+
+def not_applicable(check: Check, ctx: CheckContext) -> str | None:
+    """Why ``check`` does not run in ``ctx`` (None: it runs)."""
+    if ctx.req is None:
+        return f"profile '{ctx.profile_name}' does not require {check.family} (no requirements.{check.family})"
+    if check.disruptive and not ctx.allow_disruptive:
+        return "disruptive, not allowed (run with --allow-disruptive)"
+    if check.applies is not None:
+        return check.applies(ctx)
+    return None
+
+
+def severity_of(check: Check, req: Any) -> Severity:
+    override = getattr(req, "severity", None)
+    return override if isinstance(override, Severity) else check.severity
+
+
+def refs_of(check: Check, req: Any) -> tuple[str, ...]:
+    """The catalogue ids a result cites: the profile block's ids that this check answers;
+    the check's own ids when the block cites none of them; the block's when the check
+    declares none."""
+    block_refs = tuple(getattr(req, "ref", ()) or ())
+    if not check.refs:
+        return block_refs
+    both = tuple(r for r in block_refs if r in check.refs)
+    return both or check.refs
+
+
+def measure(check: Check, ctx: CheckContext) -> MeasureResult | str:
+    """The check's measurement(s), or the reason it does not run."""
+    reason = not_applicable(check, ctx)
+    if reason is not None:
+        return reason
+    try:
+        return check.measure(ctx)
+    except NotApplicable as exc:
+        return exc.reason
+
+
+def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, recorder: Recorder) -> list[CheckResult]:
+    """Record the results of ``check`` for what :func:`measure` returned."""
+    req = ctx.req
+    sev = severity_of(check, req)
+    refs = refs_of(check, req)
+    if isinstance(measured, str):
+        return [recorder.skip(check.id, measured, block=req, severity=sev, refs=refs,
+                              expected=check.expected_text(req) if req is not None else "")]
+    expected = check.expected_text(req)
+    items = {"": measured} if isinstance(measured, Measurement) else dict(measured)
+    if not items:
+        return [recorder.skip(check.id, check.empty, block=req, expected=expected, severity=sev, refs=refs)]
+    out = []
+    for subject, m in items.items():
+        cid = f"{check.id}[{subject}]" if subject else check.id
+        out.append(recorder.record(cid, block=req, expected=expected, measurement=m,
+                                   ok=lambda v: check.passes(req, v), remediation=check.remediation_text(req, m),
+                                   severity=sev, refs=refs, verify_hint=check.verify_hint))
+    return out
+
+
+def evaluate(check: Check, ctx: CheckContext, recorder: Recorder | None = None) -> list[CheckResult]:
+    """Measure and judge ``check`` in ``ctx``; the results are also recorded in ``recorder``
+    (a fresh one with no waivers when None)."""
+    if recorder is None:
+        from golive.recorder import Checks, ScenarioInfo
+        from golive.waivers import Waivers
+
+        recorder = Checks(ScenarioInfo(scenario=check.title), Waivers())
+    return judge(check, ctx, measure(check, ctx), recorder)

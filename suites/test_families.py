@@ -1,0 +1,72 @@
+"""The one generic binding of declared families' checklists to their checks.
+
+Every family registered in golive.registry has a Gherkin checklist in features/ whose
+scenarios are named like its checks (``Check.title``).  This module turns each scenario into
+a pytest item; its steps only bind: a When step measures the scenario's check, a Then step
+judges it (golive.checkdef.evaluate); Given steps are the auditor's prose.  No policy lives
+here: what is measured, expected and passed is the check's declaration.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from golive import checkdef, registry
+from golive.plugin import INFO_KEY, StepContext
+from suites.hostset import probe_host
+
+_MEASURED = pytest.StashKey[Any]()
+
+_features = [str(registry.feature_path(f)) for f in registry.families() if f.feature]
+if _features:
+    scenarios(*_features)
+
+
+def _check_of(request: pytest.FixtureRequest) -> tuple[checkdef.Family, checkdef.Check]:
+    info = request.node.stash[INFO_KEY]
+    family = registry.family_for_feature(info.feature_file)
+    check = family.by_title(info.scenario) if family is not None else None
+    if family is None or check is None:  # tests/test_registry.py keeps features and declarations in step
+        raise LookupError(f"scenario '{info.scenario}' of {Path(info.feature_file).name} names no declared check")
+    return family, check
+
+
+def _context(golive: StepContext, family: checkdef.Family) -> checkdef.CheckContext:
+    env = golive.env
+    req = getattr(golive.req, family.name, None) if golive.req is not None else None
+    return checkdef.CheckContext(req=req, spec=getattr(env.target, family.name, None), target=env.target,
+                                 profile_name=env.profile.name if env.profile else "",
+                                 allow_disruptive=env.allow_disruptive, host_runner=probe_host,
+                                 memo=env.memo, memo_lock=env.memo_lock)
+
+
+def _measure(golive: StepContext, request: pytest.FixtureRequest) -> tuple[checkdef.Check, checkdef.CheckContext,
+                                                                            Any]:
+    if _MEASURED not in request.node.stash:
+        family, check = _check_of(request)
+        ctx = _context(golive, family)
+        request.node.stash[_MEASURED] = (check, ctx, checkdef.measure(check, ctx))
+    return request.node.stash[_MEASURED]  # type: ignore[no-any-return]
+
+
+@given(parsers.re(r"(?P<text>.+)"))
+def scene(text: str) -> None:
+    """Given steps describe the setting for the auditor; the target file supplies it."""
+
+
+@when(parsers.re(r"(?P<text>.+)"))
+def measure_check(golive: StepContext, request: pytest.FixtureRequest, text: str) -> None:
+    """Measure the scenario's check (once per scenario, whatever the number of When steps)."""
+    _measure(golive, request)
+
+
+@then(parsers.re(r"(?P<text>.+)"))
+def judge_check(golive: StepContext, request: pytest.FixtureRequest, text: str) -> None:
+    """Judge the scenario's check and record its results (once per scenario)."""
+    check, ctx, measured = _measure(golive, request)
+    if golive.checks.results:
+        return
+    checkdef.judge(check, ctx, measured, golive.checks)
