@@ -484,7 +484,7 @@ def _resolve_inventory(doc: PositionedYaml, data: dict[str, Any]) -> dict[str, A
 
     Each imported host is validated on its own, so a problem names the inventory file and
     line; a name defined twice names both places."""
-    from checks.inventory_sources import InventoryError, matches, read_ansible, read_ssh_config
+    from golive.inventory_sources import InventoryError, matches, read_ansible, read_ssh_config
 
     class _One(Strict):
         inventory: InventorySpec

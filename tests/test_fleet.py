@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from checks.inventory_sources import InventoryError, expand_range, read_ansible, read_ssh_config
+from golive.inventory_sources import InventoryError, expand_range, read_ansible, read_ssh_config
 from conftest import GoliveRun, write_target
 from golive.target import Target, load_target, select_hosts
 from golive.yamlpos import ConfigError
