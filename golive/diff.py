@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from golive.report import verify
+from golive.report import measurement_of, verify
 
 BAD = ("fail", "error")
 ORDER = ("newly_failing", "fixed", "status_changed", "measurement_changed", "added", "removed")
@@ -48,8 +48,19 @@ def _row(key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> di
         "new_expected": new.get("expected") if new else None,
         "old_measured": old.get("measured") if old else None,
         "new_measured": new.get("measured") if new else None,
+        "old_value": measurement_of(old)["value"] if old else None,
+        "new_value": measurement_of(new)["value"] if new else None,
         "reason": (new or {}).get("reason", ""),
     }
+
+
+def _measured_differs(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Values are compared where both runs recorded them (report /2): 32.01 and 32.04 GiB
+    differ even when both display as "32.0 GiB"; otherwise the display texts are."""
+    ma, mb = measurement_of(a), measurement_of(b)
+    if ma["value"] is not None and mb["value"] is not None:
+        return bool(ma["value"] != mb["value"] or ma.get("unit") != mb.get("unit"))
+    return bool(a.get("measured") != b.get("measured"))
 
 
 def _run_info(doc: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +100,7 @@ def compare(old: dict[str, Any], new: dict[str, Any], old_path: str = "") -> dic
                 changes["fixed"].append(_row(key, a, b))
             else:
                 changes["status_changed"].append(_row(key, a, b))
-        elif a.get("measured") != b.get("measured") or a.get("expected") != b.get("expected"):
+        elif _measured_differs(a, b) or a.get("expected") != b.get("expected"):
             changes["measurement_changed"].append(_row(key, a, b))
         else:
             unchanged += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import json
 from typing import Any
 
 
@@ -89,6 +90,37 @@ class Measurement:
         return cls(value=None, display="could not measure", evidence=evidence, error=reason)
 
 
+VALUE_MAX_CHARS = 4000
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """``value`` as plain JSON data (dataclasses, enums, tuples and sets converted; anything
+    else as text), or None when it is too large to keep beside its display text."""
+    def conv(v: Any, depth: int) -> Any:
+        if depth > 8:
+            return str(v)
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if isinstance(v, enum.Enum):
+            return v.value
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return conv(dataclasses.asdict(v), depth + 1)
+        if isinstance(v, dict):
+            return {str(k): conv(x, depth + 1) for k, x in v.items()}
+        if isinstance(v, (list, tuple, set, frozenset)):
+            items = sorted(v, key=str) if isinstance(v, (set, frozenset)) else v
+            return [conv(x, depth + 1) for x in items]
+        return str(v)
+
+    out = conv(value, _depth)
+    try:
+        if len(json.dumps(out, default=str)) > VALUE_MAX_CHARS:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Requirement:
     """A profile requirement as it applies to one check: the catalogue ids, the seed
@@ -135,6 +167,8 @@ class CheckResult:
     finished_at: str = dataclasses.field(default_factory=utcnow)
     waiver: Waiver | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    value: Any = None  # the measured value as data (JSON-safe; see jsonable), None when not measured
+    unit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +177,7 @@ class CheckResult:
             "severity": self.severity.value,
             "expected": self.expected,
             "measured": self.measured,
+            "measurement": {"value": self.value, "unit": self.unit, "display": self.measured},
             "requirement": self.requirement.to_dict(),
             "feature": self.feature,
             "scenario": self.scenario,

@@ -8,6 +8,7 @@ would invent requirements no seed states).
 from __future__ import annotations
 
 import copy
+import enum
 import functools
 import hashlib
 import json
@@ -363,9 +364,24 @@ def load_profile(name_or_path: str, directory: Path = PROFILES_DIR) -> ResolvedP
     merged["description"] = chain[0].data["description"]
     merged["extends"] = chain[0].data.get("extends")
     profile = profile_model().model_validate(merged)
-    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(exact_values(profile), sort_keys=True, separators=(",", ":"))
     return ResolvedProfile(profile=profile, files=[str(d.path) for d in chain],
                            sha256=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def exact_values(value: Any) -> Any:
+    """A model's content with exact values (32.01 GiB as its bytes, not the display text
+    "32.0 GiB" the JSON serializers write), for the profile digest: two profiles that
+    differ in any requirement never share a sha256."""
+    if isinstance(value, BaseModel):
+        return {k: exact_values(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, dict):
+        return {str(k): exact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [exact_values(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 def list_profiles(directory: Path = PROFILES_DIR) -> list[tuple[str, str, str | None]]:

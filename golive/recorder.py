@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from golive import catalogue
-from golive.model import CheckResult, Evidence, Measurement, Severity, Status, utcnow
+from golive.model import CheckResult, Evidence, Measurement, Severity, Status, jsonable, utcnow
 from golive.profile import Block
 from golive.redact import redact, redact_obj
 from golive.waivers import Waivers
@@ -76,6 +76,8 @@ class Checks:
         result = CheckResult(status=status, expected=expected, measured=redact(measurement.display),
                              reason=redact(reason), remediation=_remediation(status, remediation, verify_hint),
                              evidence=(_clean_evidence(measurement.evidence),), data=redact_obj(data or {}),  # type: ignore[arg-type]
+                             value=redact_obj(jsonable(measurement.value)) if measurement.error is None else None,
+                             unit=measurement.unit,
                              **base)
         return self._finish(result)
 

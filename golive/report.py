@@ -1,4 +1,9 @@
-"""report.json: the source of truth of a run (schema ``golive-report/1``).
+"""report.json: the source of truth of a run (schema ``golive-report/2``; ``/1`` is still read).
+
+``/2`` adds, to each result, ``measurement``: the measured value as data with its unit
+beside the display text (``{"value": 8, "unit": "vCPU", "display": "8 vCPU"}``), so tools
+(``golive diff``, tests, an auditor's scripts) compare values, not strings.  ``measured``
+keeps the display text, as in ``/1``.
 
 Every other output (HTML, JUnit, terminal summary, diff) is rendered from this document.
 ``integrity.results_sha256`` is a SHA-256 over the canonical JSON of the results, so an
@@ -14,7 +19,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "golive-report/1"
+SCHEMA = "golive-report/2"
+READABLE = ("golive-report/1", SCHEMA)
+
+
+def measurement_of(result: dict[str, Any]) -> dict[str, Any]:
+    """A result's measurement as data, from a /2 result, or from a /1 one (display only)."""
+    m = result.get("measurement")
+    if isinstance(m, dict):
+        return m
+    return {"value": None, "unit": "", "display": result.get("measured", "")}
 
 
 def canonical(obj: Any) -> bytes:
@@ -86,16 +100,16 @@ def load(path: Path | str) -> dict[str, Any]:
         raise ReportError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(f"{p}: not readable JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in READABLE:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise ReportError(f"{p}: not a {SCHEMA} report (schema={found!r})")
+        raise ReportError(f"{p}: not a golive report ({' or '.join(READABLE)}; schema={found!r})")
     return doc
 
 
 def verify(doc: dict[str, Any]) -> tuple[bool, str]:
     """Recompute the results digest; (ok, message)."""
-    if doc.get("schema") != SCHEMA:
-        return False, f"not a {SCHEMA} document (schema={doc.get('schema')!r})"
+    if doc.get("schema") not in READABLE:
+        return False, f"not a golive report document (schema={doc.get('schema')!r})"
     stored = doc.get("integrity", {}).get("results_sha256")
     actual = results_digest(doc.get("results", []))
     if stored != actual:

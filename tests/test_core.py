@@ -106,3 +106,38 @@ def test_published_json_schemas_are_current() -> None:
     for name, text in mod.render().items():
         path = root / "docs" / "schema" / f"{name}.schema.json"
         assert path.read_text() == text, f"{path} is stale: run scripts/export_schemas.py"
+
+
+def test_profile_digest_covers_exact_values(tmp_path: Path) -> None:
+    """32.01 GiB and 32.04 GiB both display as "32.0 GiB"; their digests must differ."""
+    from golive.profile import load_profile
+
+    digests = []
+    for name, size in (("a", "32.01 GiB"), ("b", "32.04 GiB")):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: x\ndescription: d\nrequirements:\n  hosts:\n    default: {{memory: {size}}}\n")
+        digests.append(load_profile(str(tmp_path / f"{name}.yaml")).sha256)
+    assert digests[0] != digests[1]
+
+
+def test_report_keeps_measured_values_as_data_and_diff_compares_them() -> None:
+    """report /2: value and unit beside the display text; diff sees a change the display hides."""
+    from golive.diff import compare
+    from golive.model import Evidence, Measurement
+    from golive.recorder import Checks, ScenarioInfo
+    from golive.report import SCHEMA, build
+    from golive.waivers import Waivers
+
+    def result(mem: int) -> dict:
+        m = Measurement(mem, "32.0 GiB", Evidence(probe="p", subject="h", method="m"), unit="bytes")
+        return Checks(ScenarioInfo(), Waivers()).record("hosts.memory[h]", block=None, expected=">= 32 GiB",
+                                                        measurement=m, ok=lambda v: True).to_dict()
+
+    old, new = result(34370000000), result(34400000000)
+    assert old["measurement"] == {"value": 34370000000, "unit": "bytes", "display": "32.0 GiB"}
+    meta = {"verdict": {}, "results": [old]}
+    doc = build({}, {}, [old], {})
+    assert doc["schema"] == SCHEMA == "golive-report/2"
+    changed = compare({**doc}, {**meta, "results": [new]})["measurement_changed"]
+    assert [c["id"] for c in changed] == ["hosts.memory[h]"]
+    assert (changed[0]["old_value"], changed[0]["new_value"]) == (34370000000, 34400000000)
