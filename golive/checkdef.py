@@ -38,7 +38,8 @@ class Check:
     """One checklist item, declared.
 
     ``id``: ``family.check``; ``title``: the Gherkin scenario's name in the family's
-    feature file (how the binding finds the check); ``severity``: what a failure weighs
+    feature file (how the binding finds the check; several checks may share one scenario
+    when they judge one measurement, e.g. a drill, in the declared order); ``severity``: what a failure weighs
     (a profile block's ``severity`` overrides it); ``refs``: the catalogue rows the check
     answers; ``measures``: what is measured and how, in words (``golive checks`` lists it).
 
@@ -97,15 +98,18 @@ class Family:
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.checks]
-        titles = [c.title for c in self.checks]
         for c in self.checks:
             if c.family != self.name:
                 raise ValueError(f"check '{c.id}' is declared in family '{self.name}'")
-        if len(set(ids)) != len(ids) or len(set(titles)) != len(titles):
-            raise ValueError(f"family '{self.name}' declares a check id or title twice")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"family '{self.name}' declares a check id twice")
 
     def by_title(self, title: str) -> Check | None:
         return next((c for c in self.checks if c.title == title), None)
+
+    def for_scenario(self, title: str) -> tuple[Check, ...]:
+        """The checks a scenario holds (one, or several judging one shared measurement)."""
+        return tuple(c for c in self.checks if c.title == title)
 
     def by_id(self, check_id: str) -> Check | None:
         return next((c for c in self.checks if c.id == check_id), None)

@@ -226,16 +226,17 @@ class _DeclaredMarks:
             if template is None:
                 continue
             family = registry.family_for_feature(template.feature.rel_filename)
-            check = family.by_title(template.name) if family is not None else None
-            if check is None:
+            checks = family.for_scenario(template.name) if family is not None else ()
+            if family is None or not checks:
                 continue
-            item.add_marker(check.id)
-            item.add_marker(family.name)  # type: ignore[union-attr]
-            for sev in Severity:
-                if sev is not check.severity and item.get_closest_marker(sev.value) is not None:
-                    item.own_markers[:] = [m for m in item.own_markers if m.name != sev.value]
-            item.add_marker(check.severity.value)
-            if check.disruptive:
+            item.add_marker(family.name)
+            for check in checks:
+                item.add_marker(check.id)
+            severity = max((c.severity for c in checks), key=lambda s: s.rank)
+            item.own_markers[:] = [m for m in item.own_markers
+                                   if m.name not in Severity._value2member_map_ or m.name == severity.value]
+            item.add_marker(severity.value)
+            if any(c.disruptive for c in checks):
                 item.add_marker("disruptive")
 
 

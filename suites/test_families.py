@@ -25,13 +25,13 @@ if _features:
     scenarios(*_features)
 
 
-def _check_of(request: pytest.FixtureRequest) -> tuple[checkdef.Family, checkdef.Check]:
+def _checks_of(request: pytest.FixtureRequest) -> tuple[checkdef.Family, tuple[checkdef.Check, ...]]:
     info = request.node.stash[INFO_KEY]
     family = registry.family_for_feature(info.feature_file)
-    check = family.by_title(info.scenario) if family is not None else None
-    if family is None or check is None:  # tests/test_registry.py keeps features and declarations in step
+    checks = family.for_scenario(info.scenario) if family is not None else ()
+    if family is None or not checks:  # tests/test_registry.py keeps features and declarations in step
         raise LookupError(f"scenario '{info.scenario}' of {Path(info.feature_file).name} names no declared check")
-    return family, check
+    return family, checks
 
 
 def _context(golive: StepContext, family: checkdef.Family) -> checkdef.CheckContext:
@@ -43,12 +43,14 @@ def _context(golive: StepContext, family: checkdef.Family) -> checkdef.CheckCont
                                  memo=env.memo, memo_lock=env.memo_lock)
 
 
-def _measure(golive: StepContext, request: pytest.FixtureRequest) -> tuple[checkdef.Check, checkdef.CheckContext,
-                                                                            Any]:
+def _measure(golive: StepContext, request: pytest.FixtureRequest) -> list[tuple[checkdef.Check, checkdef.CheckContext,
+                                                                                 Any]]:
+    """The scenario's checks with what each measured (in declared order; checks that judge
+    one shared measurement get it once through ctx.memo)."""
     if _MEASURED not in request.node.stash:
-        family, check = _check_of(request)
+        family, checks = _checks_of(request)
         ctx = _context(golive, family)
-        request.node.stash[_MEASURED] = (check, ctx, checkdef.measure(check, ctx))
+        request.node.stash[_MEASURED] = [(c, ctx, checkdef.measure(c, ctx)) for c in checks]
     return request.node.stash[_MEASURED]  # type: ignore[no-any-return]
 
 
@@ -65,8 +67,9 @@ def measure_check(golive: StepContext, request: pytest.FixtureRequest, text: str
 
 @then(parsers.re(r"(?P<text>.+)"))
 def judge_check(golive: StepContext, request: pytest.FixtureRequest, text: str) -> None:
-    """Judge the scenario's check and record its results (once per scenario)."""
-    check, ctx, measured = _measure(golive, request)
+    """Judge the scenario's checks and record their results (once per scenario)."""
+    measured = _measure(golive, request)
     if golive.checks.results:
         return
-    checkdef.judge(check, ctx, measured, golive.checks)
+    for check, ctx, value in measured:
+        checkdef.judge(check, ctx, value, golive.checks)

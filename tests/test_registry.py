@@ -34,7 +34,7 @@ def test_each_scenario_of_a_checklist_is_a_declared_check(family: checkdef.Famil
     path = registry.feature_path(family)
     feature = FeatureParser(str(path.parent), path.name).parse()
     assert family.name in feature.tags, f"{path.name} is not tagged @{family.name}"
-    assert sorted(feature.scenarios) == sorted(c.title for c in family.checks)
+    assert sorted(feature.scenarios) == sorted({c.title for c in family.checks})
 
 
 def test_check_ids_are_unique_and_listed_by_golive_checks() -> None:
