@@ -20,8 +20,16 @@ from typing import Any, Protocol
 
 from golive.model import CheckResult, Evidence, Measurement, Severity
 
-MeasureResult = Measurement | Mapping[str, Measurement]
+MeasureResult = Measurement | Mapping[str, "Measurement | Skipped"]
 HostRunner = Callable[..., Measurement]
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A subject a check does not judge, with the reason (a value in the mapping a
+    ``measure`` returns: ``{"app-2": Skipped("was not stopped")}``)."""
+
+    reason: str
 
 
 class NotApplicable(Exception):
@@ -64,6 +72,7 @@ class Check:
     disruptive: bool = False
     empty: str = "nothing to check on this target"
     verify_hint: str = ""
+    data: Callable[[Any, Measurement], dict[str, Any]] | None = None  # extra result data (e.g. a drill's timeline)
 
     def __post_init__(self) -> None:
         family, sep, name = self.id.partition(".")
@@ -132,6 +141,22 @@ class CheckContext:
         self._host_runner = host_runner
         self._memo = memo if memo is not None else {}
         self._memo_lock = memo_lock or threading.Lock()
+        self._cleanups: list[Callable[[], None]] = []
+        self.stop_reason: str | None = None
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when the scenario ends, on every exit path (a disruptive check's
+        restore, in addition to the restore on its own exit paths)."""
+        self._cleanups.append(fn)
+
+    def run_cleanups(self) -> None:
+        while self._cleanups:
+            self._cleanups.pop()()
+
+    def stop_run(self, reason: str) -> None:
+        """Ask the runner to stop after this scenario (e.g. a drill interrupted by SIGTERM:
+        its results are recorded, then the run ends as for Ctrl-C)."""
+        self.stop_reason = reason
 
     @classmethod
     def for_test(cls, *, req: Any = None, spec: Any = None, target: Any = None, allow_disruptive: bool = False,
@@ -238,9 +263,13 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
     out = []
     for subject, m in items.items():
         cid = f"{check.id}[{subject}]" if subject else check.id
+        if isinstance(m, Skipped):
+            out.append(recorder.skip(cid, m.reason, block=req, expected=expected, severity=sev, refs=refs))
+            continue
+        data = check.data(req, m) if check.data is not None and m.error is None else None
         out.append(recorder.record(cid, block=req, expected=expected, measurement=m,
                                    ok=lambda v: check.passes(req, v), remediation=check.remediation_text(req, m),
-                                   severity=sev, refs=refs, verify_hint=check.verify_hint))
+                                   severity=sev, refs=refs, verify_hint=check.verify_hint, data=data))
     return out
 
 

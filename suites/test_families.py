@@ -50,7 +50,11 @@ def _measure(golive: StepContext, request: pytest.FixtureRequest) -> list[tuple[
     if _MEASURED not in request.node.stash:
         family, checks = _checks_of(request)
         ctx = _context(golive, family)
-        request.node.stash[_MEASURED] = [(c, ctx, checkdef.measure(c, ctx)) for c in checks]
+        request.addfinalizer(ctx.run_cleanups)
+        measured = [(c, ctx, checkdef.measure(c, ctx)) for c in checks]
+        request.node.stash[_MEASURED] = measured
+        if ctx.stop_reason:  # like Ctrl-C, but after this scenario's results are recorded
+            request.session.shouldstop = ctx.stop_reason
     return request.node.stash[_MEASURED]  # type: ignore[no-any-return]
 
 
