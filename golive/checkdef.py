@@ -72,7 +72,8 @@ class Check:
     disruptive: bool = False
     empty: str = "nothing to check on this target"
     verify_hint: str = ""
-    data: Callable[[Any, Measurement], dict[str, Any]] | None = None  # extra result data (e.g. a drill's timeline)
+    data: Callable[[CheckContext, str, Measurement], dict[str, Any]] | None = None  # (ctx, subject, m): result data
+    subjects: Callable[[CheckContext], Sequence[str]] | None = None  # what a skip names (ids stay per subject)
 
     def __post_init__(self) -> None:
         family, sep, name = self.id.partition(".")
@@ -210,12 +211,15 @@ class Recorder(Protocol):
               refs: Sequence[str] | None = None, verify_hint: str = "") -> CheckResult: ...
 
 
+DISRUPTIVE_NOT_ALLOWED = "disruptive, not allowed"
+
+
 def not_applicable(check: Check, ctx: CheckContext) -> str | None:
     """Why ``check`` does not run in ``ctx`` (None: it runs)."""
     if ctx.req is None:
         return f"profile '{ctx.profile_name}' does not require {check.family} (no requirements.{check.family})"
     if check.disruptive and not ctx.allow_disruptive:
-        return "disruptive, not allowed (run with --allow-disruptive)"
+        return DISRUPTIVE_NOT_ALLOWED
     if check.applies is not None:
         return check.applies(ctx)
     return None
@@ -254,8 +258,15 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
     sev = severity_of(check, req)
     refs = refs_of(check, req)
     if isinstance(measured, str):
-        return [recorder.skip(check.id, measured, block=req, severity=sev, refs=refs,
-                              expected=check.expected_text(req) if req is not None else "")]
+        expected = check.expected_text(req) if req is not None else ""
+        names: Sequence[str] = ()
+        if check.subjects is not None and ctx.req is not None:
+            try:
+                names = check.subjects(ctx)
+            except Exception:  # noqa: BLE001 - naming the subjects of a skip must never turn it into a crash
+                names = ()
+        return [recorder.skip(f"{check.id}[{n}]" if n else check.id, measured, block=req, severity=sev, refs=refs,
+                              expected=expected) for n in (names or [""])]
     expected = check.expected_text(req)
     items = {"": measured} if isinstance(measured, Measurement) else dict(measured)
     if not items:
@@ -266,7 +277,7 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
         if isinstance(m, Skipped):
             out.append(recorder.skip(cid, m.reason, block=req, expected=expected, severity=sev, refs=refs))
             continue
-        data = check.data(req, m) if check.data is not None and m.error is None else None
+        data = check.data(ctx, subject, m) if check.data is not None and m.error is None else None
         out.append(recorder.record(cid, block=req, expected=expected, measurement=m,
                                    ok=lambda v: check.passes(req, v), remediation=check.remediation_text(req, m),
                                    severity=sev, refs=refs, verify_hint=check.verify_hint, data=data))

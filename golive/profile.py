@@ -191,31 +191,6 @@ class BackupsReq(Block):
     rto: Duration | None = None
 
 
-class HaReq(Block):
-    """High availability: enough healthy instances, and a failover drill (docs/ha.md).
-
-    Thresholds: ``min_instances``, ``failover_max`` (stop -> full success again),
-    ``error_rate_max`` (failed share of the drill's requests from the stop until the service
-    is steady again after the restore), ``auto_restart`` within ``restart_max``.  The rest
-    bounds the drill itself: its request ``rate``, the ``stable`` run of full success that
-    counts as recovered, ``steady`` (the steady-state windows), ``max_duration`` and
-    ``max_requests`` for the whole drill, and ``drill_instances`` (how many instances are
-    stopped, one at a time, in the target's order; default every one)."""
-
-    min_instances: int = Field(default=2, ge=1)
-    failover_max: Duration = 30.0
-    error_rate_max: float = Field(default=0.05, ge=0, le=1)
-    auto_restart: bool = False
-    restart_max: Duration = Field(default=60.0, description="auto_restart: healthy again by itself within this "
-                                                             "(ST-HA-01: 2 x 30 s)")
-    rate: float = Field(default=10, gt=0, le=200, description="requests per second of the drill's open-loop stream")
-    stable: Duration = Field(default=3.0, description="consecutive full success that counts as recovered")
-    steady: Duration = Field(default=2.0, description="length of each steady-state window")
-    max_duration: Duration = Field(default=300.0, description="hard bound on the whole drill")
-    max_requests: int = Field(default=5000, ge=10, description="hard bound on the drill's requests")
-    drill_instances: int | None = Field(default=None, ge=1, description="instances stopped (default: each)")
-
-
 class KubernetesReq(Block):
     min_version: str = "1.25"
     components: list[Literal["ingress-nginx", "cluster-issuer", "metrics-server", "prometheus",
@@ -237,7 +212,6 @@ class Requirements(Strict):
     auth: AuthReq | None = None
     throughput: ThroughputReq | None = None
     backups: BackupsReq | None = None
-    ha: HaReq | None = None
     kubernetes: KubernetesReq | None = None
 
 

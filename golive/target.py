@@ -206,72 +206,6 @@ class BackupSpec(Strict):
         return v
 
 
-class HaAction(Strict):
-    """How the failover drill stops or starts an instance: exactly one of ``command`` (a shell
-    command), ``pidfile`` (send ``signal`` to the pid it holds), ``systemd`` (a unit:
-    ``systemctl stop|start UNIT``) or ``pod`` (``kubectl delete pod``; starting is left to
-    the controller).  A plain string is a ``command``.  Actions run on the instance's
-    ``host`` (a target host name) or, without one, on the checking host."""
-
-    command: str | None = None
-    pidfile: str | None = None
-    signal: str = Field(default="TERM", pattern=r"^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]{1,2}$")
-    systemd: str | None = Field(default=None, description="unit name, e.g. oz-api.service")
-    pod: str | None = Field(default=None, description="pod name (kubectl delete pod NAME)")
-    namespace: str | None = None
-    context: str | None = None
-    timeout_s: float = Field(default=30, gt=0, le=600)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, v: Any) -> Any:
-        return {"command": v} if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> HaAction:
-        kinds = [k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k)]
-        if len(kinds) != 1:
-            raise ValueError("an HA action needs exactly one of command, pidfile (+ signal), systemd, pod; "
-                             f"got {', '.join(kinds) or 'none'}")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k))
-
-
-class HaInstance(Strict):
-    """One instance behind the load balancer: its own health URL (checked directly, not
-    through the entrypoint) and the actions that stop and start it."""
-
-    name: str
-    url: str | None = Field(default=None, description="the instance's own health URL (2xx = healthy)")
-    stop: HaAction | None = None
-    start: HaAction | None = None
-    host: str | None = Field(default=None, description="target host the actions run on (default: the checking host)")
-
-
-class HaSpec(Strict):
-    """The load-balanced service: ``entrypoint`` (a URL through the load balancer, GET, 2xx)
-    and its instances.  ``request: inference`` makes the drill's stream send the target's
-    ``inference`` request instead of GET entrypoint."""
-
-    entrypoint: str
-    instances: list[HaInstance] = Field(default_factory=list)
-    ca_file: str | None = Field(default=None, description="CA bundle for https URLs here (default: endpoints.ca_file)")
-    request: Literal["entrypoint", "inference"] = "entrypoint"
-    timeout_s: float = Field(default=2, gt=0, le=60, description="per request of the drill's stream")
-    restore_timeout_s: float = Field(default=60, gt=0, le=900,
-                                     description="bound on a restore: start action + instance healthy again")
-
-    @field_validator("entrypoint")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not v.startswith(("https://", "http://")):
-            raise ValueError(f"'{v}' is not an http(s) URL")
-        return v
-
-
 class KubernetesSpec(Strict):
     """The cluster (kubeconfig + context; the token stays in the kubeconfig) and the
     namespace of the workloads.  ``timeout_s`` bounds every API request."""
@@ -342,7 +276,6 @@ class Target(Strict):
     auth: AuthSpec | None = None
     inference: InferenceSpec | None = None
     backups: list[BackupSpec] = Field(default_factory=list)
-    ha: HaSpec | None = None
     kubernetes: KubernetesSpec | None = None
     inventory: list[InventorySpec] = Field(default_factory=list,
                                            description="host sources, resolved into hosts when the target is loaded")

@@ -16,16 +16,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from checks import ha as probe
+from checks.ha import probes as probe
+from checks.ha.spec import HaReq, HaSpec
 from conftest import PYTEST, ROOT, GoliveRun, write_target
-from golive.profile import HaReq
-from golive.target import HaSpec, Target
+from golive.target import target_model
 from lab.procs import free_port
 from lab.run import RunningLab, start_lab
 
@@ -137,13 +136,13 @@ def test_single_instance_fails_min_instances_and_without_the_flag_nothing_is_dri
 
 
 def test_a_single_declared_instance_is_never_stopped() -> None:
-    from suites.test_ha import NotRun, _plan
+    from checks.ha.family import NotRun, plan
+    from golive.checkdef import CheckContext
 
-    target = Target.model_validate({"name": "one", "ha": {"entrypoint": "http://127.0.0.1:1/health", "instances": [
-        {"name": "only", "url": "http://127.0.0.1:1/health", "stop": "true", "start": "true"}]}})
-    golive = SimpleNamespace(req=SimpleNamespace(ha=HaReq()), profile=SimpleNamespace(name="p"), target=target,
-                             env=SimpleNamespace(allow_disruptive=True))
-    why = _plan(golive)
+    target = target_model().model_validate({"name": "one", "ha": {
+        "entrypoint": "http://127.0.0.1:1/health", "instances": [
+            {"name": "only", "url": "http://127.0.0.1:1/health", "stop": "true", "start": "true"}]}})
+    why = plan(CheckContext.for_test(req=HaReq(), spec=target.ha, target=target, allow_disruptive=True))
     assert isinstance(why, NotRun) and why.status == "skip" and "stopping the only instance" in why.reason
 
 

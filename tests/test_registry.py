@@ -204,7 +204,6 @@ PROJECT = {"golive", "checks", "reports", "lab", "suites", "tests", "benchmarks"
 # Imports of the core by families that are not a family's own types yet: the families that
 # still take target specs from golive.target (ported families take plain values).
 KNOWN_EXCEPTIONS = {
-    ("checks/ha.py", "golive.target"),
     ("checks/backups/postgres.py", "golive.target"),
     ("checks/backups/inventory.py", "golive.target"),
     ("checks/backups/location.py", "golive.target"),

@@ -24,13 +24,13 @@ the drill runs; the drill aborts and restores, then the caller stops the run) an
 drill's own bounds (``max_duration`` seconds, ``max_requests`` requests).  Every action is
 journaled (activity, command, host, start/end UTC, exit status, output) as evidence.
 
-Actions (``golive.target.HaAction``) run through testinfra (``checks.connection``) on the
+Actions (``checks.ha.spec.HaAction``) run through testinfra (``checks.connection``) on the
 instance's host (ssh without connection sharing: a master connection breaks when addresses
 move) or on the checking host: ``command`` as given; ``pidfile``: ``kill -SIGNAL`` to the pid
 read from the file, on that host; ``systemd``: ``systemctl stop|start UNIT``; ``pod``:
 ``kubectl delete pod NAME --wait=false`` (there is no start: the controller replaces it).
 
-The probe measures; thresholds are judged by the caller (``suites/test_ha.py``).  The
+The probe measures; thresholds are judged by the declared checks (``checks/ha/family.py``).  The
 numbers the drill needs to know *how long to watch* (``failover_max``, ``restart_max``,
 ``stable``) come in the :class:`DrillPlan`.
 """
@@ -55,8 +55,8 @@ import httpx
 
 from checks import connection
 from checks.connection import ProbeError, redact
+from checks.ha.spec import HaAction, HaInstance
 from golive.model import Evidence, Measurement, utcnow
-from golive.target import HaAction, HaInstance
 
 POLL_S = 0.1  # instance health polling while an instance is stopped
 NOT_DOWN_GRACE_S = 5.0  # a stop that left the instance healthy this long did nothing
