@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class GoliveRun:
         self.compare_path = ""
         self.sign_key: Any = None  # --sign-key: the operator's Ed25519 key, kept in memory only
         self.doc: dict[str, Any] | None = None  # the report document once written
+        self.startup_marked = False
 
     @property
     def active(self) -> bool:
@@ -238,6 +240,17 @@ class _DeclaredMarks:
             item.add_marker(severity.value)
             if any(c.disruptive for c in checks):
                 item.add_marker("disruptive")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``GOLIVE_STARTUP_MARK=FILE``: write the wall-clock time at which the first check
+    starts (benchmarks/bench_startup.py measures golive's fixed start-up with it)."""
+    mark = os.environ.get("GOLIVE_STARTUP_MARK")
+    run = item.config.stash[RUN_KEY]
+    if mark and not run.startup_marked and _is_golive_item(item):
+        run.startup_marked = True
+        Path(mark).write_text(f"{time.time():.6f}\n")
 
 
 def _is_golive_item(item: pytest.Item) -> bool:
