@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from golive.model import CheckResult, Evidence, Measurement, Severity
 
-MeasureResult = Measurement | Mapping[str, "Measurement | Skipped"]
+MeasureResult = Measurement | Mapping[str, "Measurement | Skipped | Judged"]
 HostRunner = Callable[..., Measurement]
 
 
@@ -30,6 +30,18 @@ class Skipped:
     ``measure`` returns: ``{"app-2": Skipped("was not stopped")}``)."""
 
     reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """A subject judged against its own requirement: e.g. a host against its role's sizing
+    (``req`` is the block the pass rule, severity and catalogue ids come from; ``expected``
+    the requirement in words for this subject)."""
+
+    measurement: Measurement
+    req: Any
+    expected: str
+    passes: Callable[[Any], bool] | None = None  # a rule over the value for this subject (else Check.passes)
 
 
 class NotApplicable(Exception):
@@ -74,6 +86,7 @@ class Check:
     verify_hint: str = ""
     data: Callable[[CheckContext, str, Measurement], dict[str, Any]] | None = None  # (ctx, subject, m): result data
     subjects: Callable[[CheckContext], Sequence[str]] | None = None  # what a skip names (ids stay per subject)
+    gathers: Callable[[Any, Any], Sequence[str]] | None = None  # (req, host spec): commands to gather up front
 
     def __post_init__(self) -> None:
         family, sep, name = self.id.partition(".")
@@ -105,6 +118,7 @@ class Family:
     profile_block: type[Any] | None = None
     target_block: type[Any] | None = None
     target_many: bool = False  # the target key holds a list of target_block
+    merge_replace: tuple[str, ...] = ()  # keys of the profile block a child profile replaces as a whole
 
     def __post_init__(self) -> None:
         ids = [c.id for c in self.checks]
@@ -133,7 +147,8 @@ class CheckContext:
 
     def __init__(self, *, req: Any, spec: Any, target: Any, profile_name: str = "", allow_disruptive: bool = False,
                  host_runner: HostRunner | None = None, memo: dict[Any, Any] | None = None,
-                 memo_lock: threading.Lock | None = None) -> None:
+                 memo_lock: threading.Lock | None = None,
+                 fanout: Callable[[Sequence[Any], Callable[[Any], Any]], dict[str, Any]] | None = None) -> None:
         self.req = req
         self.spec = spec
         self.target = target
@@ -142,6 +157,7 @@ class CheckContext:
         self._host_runner = host_runner
         self._memo = memo if memo is not None else {}
         self._memo_lock = memo_lock or threading.Lock()
+        self._fanout = fanout
         self._cleanups: list[Callable[[], None]] = []
         self.stop_reason: str | None = None
 
@@ -182,6 +198,14 @@ class CheckContext:
         if self._host_runner is None:
             raise RuntimeError("this context has no host runner (CheckContext.for_test(host_runner=...))")
         return self._host_runner(spec, probe, *args)
+
+    def each_host(self, fn: Callable[[Any], Any], specs: Sequence[Any] | None = None) -> dict[str, Any]:
+        """``fn(host_spec)`` for every host of the target at once (the binding fans out over
+        threads; sequential without one), keyed by host name in inventory order."""
+        specs = list(self.host_specs if specs is None else specs)
+        if self._fanout is not None:
+            return self._fanout(specs, fn)
+        return {s.name: fn(s) for s in specs}
 
     def memo(self, key: Any, fn: Callable[[], Any]) -> Any:
         """``fn()`` once per run and key (shared by every check of the run in this process)."""
@@ -273,14 +297,22 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
         return [recorder.skip(check.id, check.empty, block=req, expected=expected, severity=sev, refs=refs)]
     out = []
     for subject, m in items.items():
-        cid = f"{check.id}[{subject}]" if subject else check.id
+        # a subject starting with "." or "[" is appended as written: hosts.software.python[app-1]
+        cid = check.id + subject if subject.startswith((".", "[")) else f"{check.id}[{subject}]" if subject else check.id
         if isinstance(m, Skipped):
             out.append(recorder.skip(cid, m.reason, block=req, expected=expected, severity=sev, refs=refs))
             continue
+        sub_req, sub_expected, sub_sev, sub_refs = req, expected, sev, refs
+        rule: Callable[[Any], bool] | None = None
+        if isinstance(m, Judged):
+            sub_req, sub_expected, rule, m = m.req, m.expected, m.passes, m.measurement
+            sub_sev = severity_of(check, sub_req) if getattr(sub_req, "severity", None) else sev
+            sub_refs = refs_of(check, sub_req) if getattr(sub_req, "ref", None) else refs
         data = check.data(ctx, subject, m) if check.data is not None and m.error is None else None
-        out.append(recorder.record(cid, block=req, expected=expected, measurement=m,
-                                   ok=lambda v: check.passes(req, v), remediation=check.remediation_text(req, m),
-                                   severity=sev, refs=refs, verify_hint=check.verify_hint, data=data))
+        out.append(recorder.record(cid, block=sub_req, expected=sub_expected, measurement=m,
+                                   ok=rule or (lambda v, r=sub_req: check.passes(r, v)),
+                                   remediation=check.remediation_text(sub_req, m), severity=sub_sev, refs=sub_refs,
+                                   verify_hint=check.verify_hint, data=data))
     return out
 
 

@@ -15,109 +15,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from golive.blocks import Block, Strict
-from golive.units import Duration, Rate, Size
+from golive.units import Duration
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-class GpuReq(Strict):
-    count: int = Field(ge=0)
-    memory: Size | None = None
-
-
-class DiskReq(Strict):
-    """The filesystem holding the host's data path (the target says which path)."""
-
-    size: Size | None = None
-    media: Literal["any", "ssd", "nvme"] = "any"
-
-
-class Sizing(Block):
-    """Hardware of one host (or every host of a role)."""
-
-    cpu_cores: int | None = Field(default=None, ge=1)
-    memory: Size | None = None
-    disk: DiskReq | None = None
-    nic_speed: Rate | None = None
-    gpu: GpuReq | None = None
-
-
-class NodeCount(Block):
-    min: int = Field(ge=0)
-    max: int | None = Field(default=None, ge=1)
-
-
-class OsReq(Block):
-    family: Literal["linux"] = "linux"
-    recommended: list[str] = Field(default_factory=list, description="e.g. ['ubuntu>=20.04', 'centos>=8']")
-
-
-class SoftwareReq(Block):
-    version: str = Field(description="minimum version, e.g. '1.18'")
-    required: bool = True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, v: Any) -> Any:
-        if isinstance(v, (str, int, float)):
-            return {"version": str(v)}
-        return v
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        v = v.strip().removeprefix(">=").rstrip("+").strip()
-        parts = v.split(".")
-        if not v or not all(p.isdigit() for p in parts):
-            raise ValueError(f"version '{v}' is not dotted numbers; write e.g. '1.18'")
-        return v
-
-
-SOFTWARE = ("python", "pip", "nginx", "gunicorn", "uvicorn", "postgresql", "docker", "sqlite", "openssl", "haproxy")
-
-
-class Layout(Strict):
-    """Sizing for one node-count layout (Oz Medium Load: 2, 3 or 4 nodes, each different)."""
-
-    default: Sizing | None = None
-    roles: dict[str, Sizing] = Field(default_factory=dict)
-
-
-class HostsReq(Block):
-    memory_tolerance: float = Field(default=0.95, gt=0, le=1,
-                                    description="MemTotal passes at >= tolerance x required (kernel reservation)")
-    default: Sizing | None = None
-    roles: dict[str, Sizing] = Field(default_factory=dict)
-    layouts: dict[int, Layout] = Field(default_factory=dict, description="sizing by number of hosts")
-    count: dict[str, NodeCount] = Field(default_factory=dict, description="hosts per role ('all' = every host)")
-    os: OsReq | None = None
-    software: dict[str, SoftwareReq] = Field(default_factory=dict)
-
-    @field_validator("software")
-    @classmethod
-    def _known_software(cls, v: dict[str, SoftwareReq]) -> dict[str, SoftwareReq]:
-        for name in v:
-            if name not in SOFTWARE:
-                raise ValueError(f"unknown software '{name}'; golive measures: {', '.join(SOFTWARE)}")
-        return v
-
-    def sizing_for(self, roles: list[str], host_count: int) -> tuple[Sizing | None, str]:
-        """The sizing that applies to a host with these roles, and where it comes from.
-        A layout for this many hosts wins; then the first role with its own sizing; then
-        ``default``."""
-        default, by_role, origin = self.default, self.roles, ""
-        if host_count in self.layouts:
-            lay = self.layouts[host_count]
-            default, by_role, origin = lay.default, lay.roles, f"{host_count}-host layout, "
-        for role in roles:
-            if role in by_role:
-                return by_role[role], f"{origin}role '{role}'"
-        return default, f"{origin}default"
 
 
 class TlsReq(Block):
@@ -205,7 +110,6 @@ class KubernetesReq(Block):
 
 
 class Requirements(Strict):
-    hosts: HostsReq | None = None
     tls: TlsReq | None = None
     http: HttpReq | None = None
     cors: CorsReq | None = None
@@ -266,21 +170,28 @@ class ResolvedProfile(BaseModel):
         return self.profile.requirements
 
 
-SIZING_KEYS = ("default", "roles", "count", "layouts")
+def _replaced_as_whole() -> dict[str, tuple[str, ...]]:
+    """family -> the keys of its block a child profile replaces as a whole (Family.merge_replace)."""
+    from golive import registry
+
+    return {f.name: f.merge_replace for f in registry.families() if f.merge_replace}
 
 
-def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] = (),
+           replace: dict[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    replace = _replaced_as_whole() if replace is None else replace
     out = copy.deepcopy(parent)
     for key, value in child.items():
         here = path + (key,)
-        if here == ("requirements", "hosts") and isinstance(value, dict) and isinstance(out.get(key), dict):
+        keys = replace.get(key, ()) if path == ("requirements",) else ()
+        if keys and isinstance(value, dict) and isinstance(out.get(key), dict):
             base = dict(out[key])
-            if any(k in value for k in SIZING_KEYS):
-                for k in SIZING_KEYS:  # sizing is replaced as a whole, never max-merged
+            if any(k in value for k in keys):
+                for k in keys:  # e.g. host sizing: replaced as a whole, never merged key by key
                     base.pop(k, None)
-            out[key] = _merge(base, value, here)
+            out[key] = _merge(base, value, here, replace)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value, here)
+            out[key] = _merge(out[key], value, here, replace)
         else:
             out[key] = copy.deepcopy(value)
     return out

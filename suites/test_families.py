@@ -15,8 +15,8 @@ import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from golive import checkdef, registry
-from golive.plugin import INFO_KEY, StepContext
-from suites.hostset import probe_host
+from golive.plugin import INFO_KEY, Environment, StepContext
+from suites.hostset import HostSet, plan, probe_host
 
 _MEASURED = pytest.StashKey[Any]()
 
@@ -34,13 +34,43 @@ def _checks_of(request: pytest.FixtureRequest) -> tuple[checkdef.Family, tuple[c
     return family, checks
 
 
+def _req(env: Environment, family: checkdef.Family) -> Any:
+    return getattr(env.profile.req, family.name, None) if env.profile is not None else None
+
+
+def _fanout(specs: Any, fn: Any) -> dict[str, Any]:
+    return HostSet(list(specs)).measure_each(fn)
+
+
 def _context(golive: StepContext, family: checkdef.Family) -> checkdef.CheckContext:
     env = golive.env
-    req = getattr(golive.req, family.name, None) if golive.req is not None else None
-    return checkdef.CheckContext(req=req, spec=getattr(env.target, family.name, None), target=env.target,
-                                 profile_name=env.profile.name if env.profile else "",
+    return checkdef.CheckContext(req=_req(env, family), spec=getattr(env.target, family.name, None),
+                                 target=env.target, profile_name=env.profile.name if env.profile else "",
                                  allow_disruptive=env.allow_disruptive, host_runner=probe_host,
-                                 memo=env.memo, memo_lock=env.memo_lock)
+                                 memo=env.memo, memo_lock=env.memo_lock, fanout=_fanout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _gather_plan(request: pytest.FixtureRequest, golive_env: Environment) -> None:
+    """Plan, for every host, the commands the selected checks will run there first
+    (``Check.gathers``), so the first probe on a host gathers them all in one ssh session
+    (suites/hostset.py).  Only selected scenarios count: -k/-m/--hosts narrow the plan."""
+    from pytest_bdd.scenario import scenario_wrapper_template_registry as templates
+
+    chosen: list[checkdef.Check] = []
+    for item in request.session.items:
+        template = templates.get(getattr(item, "obj", None))
+        family = registry.family_for_feature(template.feature.rel_filename) if template is not None else None
+        if family is not None:
+            chosen += [c for c in family.for_scenario(template.name) if c.gathers is not None]
+    for spec in golive_env.target.hosts:
+        commands: list[str] = []
+        for check in chosen:
+            req = _req(golive_env, registry.load(check.family))
+            if req is not None:
+                commands += [c for c in check.gathers(req, spec) if c not in commands]  # type: ignore[misc]
+        if commands:
+            plan(spec, commands)
 
 
 def _measure(golive: StepContext, request: pytest.FixtureRequest) -> list[tuple[checkdef.Check, checkdef.CheckContext,

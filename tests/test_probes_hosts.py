@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 from testinfra.host import Host
 
-from checks import connection, hosts
+from checks import connection
+from checks.hosts import probes as hosts
 from checks.connection import GatheredResult, ProbeError, forget_prefetched, get_host, prefetch, run
 
 SSHD = "/usr/sbin/sshd"

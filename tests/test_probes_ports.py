@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import hosts
+from checks.hosts import probes as hosts
 from checks.ports import probes as ports
 from checks.connection import get_host
 

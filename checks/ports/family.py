@@ -65,7 +65,7 @@ def _internal(ctx: CheckContext) -> dict[str, Measurement]:
 
 
 def _listeners(ctx: CheckContext) -> dict[str, Measurement]:
-    from checks import hosts as host_probe
+    from checks.hosts import probes as host_probe
 
     return {f"{s.name}@{s.host}:{s.port}": ctx.on_host(s.host, host_probe.listening_sockets, s.port)
             for s in ctx.target.services if s.bind == "loopback"}

@@ -1,0 +1,1 @@
+"""Hosts: sizing per role (CPU, memory, disk, storage media, NIC, GPU), operating system and software versions, read over each host's testinfra connection (``probes``), and the host count per role (``inventory``); ``family`` declares the checks."""
