@@ -77,7 +77,7 @@ class Check:
     measures: str
     measure: Callable[[CheckContext], MeasureResult]
     expected: str | Callable[[Any], str]
-    passes: Callable[[Any, Any], bool]
+    passes: Callable[[Any, Any], bool] | None = None  # None: every subject is Judged with its own rule
     remediation: str | Callable[[Any, Measurement], str] = ""
     refs: tuple[str, ...] = ()
     applies: Callable[[CheckContext], str | None] | None = None
@@ -310,10 +310,16 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
             sub_refs = refs_of(check, sub_req) if getattr(sub_req, "ref", None) else refs
         data = check.data(ctx, subject, m) if check.data is not None and m.error is None else None
         out.append(recorder.record(cid, block=sub_req, expected=sub_expected, measurement=m,
-                                   ok=rule or (lambda v, r=sub_req: check.passes(r, v)),
+                                   ok=rule or (lambda v, r=sub_req: _rule(check)(r, v)),
                                    remediation=check.remediation_text(sub_req, m), severity=sub_sev, refs=sub_refs,
                                    verify_hint=check.verify_hint, data=data))
     return out
+
+
+def _rule(check: Check) -> Callable[[Any, Any], bool]:
+    if check.passes is None:
+        raise ValueError(f"{check.id} declares no pass rule for this subject")
+    return check.passes
 
 
 def evaluate(check: Check, ctx: CheckContext, recorder: Recorder | None = None) -> list[CheckResult]:

@@ -98,10 +98,32 @@ class Endpoints(Strict):
 
 
 class ServiceSpec(Strict):
+    """A service of the deployment on one of the target's hosts: its port (ports family) and
+    how it runs (services family: the process, its account, workers, environment names,
+    secret files, interpreter, and for a reverse proxy its configuration)."""
+
     name: str
     host: str
     port: int = Field(gt=0, lt=65536)
     bind: Literal["loopback", "any", "private"] = "loopback"
+    user: str | None = Field(default=None, description="the account the service must run as")
+    pidfile: str | None = Field(default=None, description="the master process's pidfile")
+    unit: str | None = Field(default=None, description="systemd unit (its MainPID)")
+    process: str | None = Field(default=None, description="pgrep -f pattern of the master process")
+    workers: int | None = Field(default=None, ge=0, le=1024, description="worker processes under the master")
+    env: list[str] = Field(default_factory=list, description="environment variable NAMES the process must have")
+    files: list[str] = Field(default_factory=list, description="secret files: owned by user, not world-accessible")
+    python: str | None = Field(default=None, description="the app's interpreter, for pip check")
+    config: str | None = Field(default=None, description="reverse proxy: nginx configuration file")
+    config_prefix: str | None = Field(default=None, description="reverse proxy: nginx -p prefix")
+    proxy_to: list[str] = Field(default_factory=list, description="reverse proxy: upstream host:port it must use")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> ServiceSpec:
+        chosen = [k for k in ("pidfile", "unit", "process") if getattr(self, k)]
+        if len(chosen) > 1:
+            raise ValueError(f"service '{self.name}': give one of pidfile, unit, process (got {', '.join(chosen)})")
+        return self
 
 
 class CorsSpec(Strict):

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(nginx-light openssh-server openssh-client haproxy postgresql sqlite3 iproute2 procps testssl.sh git chromium openssl wrk)
+APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql sqlite3 iproute2 procps testssl.sh git chromium openssl wrk)
 
 need_apt=0
 for p in "${APT_PACKAGES[@]}"; do

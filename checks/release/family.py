@@ -233,8 +233,7 @@ FAMILY = Family(
               refs=("DS-OPS-01", "AW-OPS-01"), applies=_needs("version"),
               measures="the version the service reports (version endpoint) and the checkout's git revision, "
                        "against the intended version (target or GOLIVE_RELEASE_VERSION / CI variable)",
-              # each source is judged against the intended version by its own rule (Judged.passes)
-              measure=_version, expected="the intended version", passes=lambda req, v: False,
+              measure=_version, expected="the intended version",
               remediation=lambda req, m: f"deploy the intended release (found {m.display})",
               verify_hint="set GOLIVE_RELEASE_VERSION to the release you mean to deploy and name a version source"),
         Check(id="release.endpoints", title="Every documented endpoint answers a valid request",

@@ -1,0 +1,1 @@
+"""Services: how each declared service runs on its host (process, account, workers, ports held, environment names, secret files, pip check, reverse-proxy configuration) over the host's connection (``probes``); ``family`` declares the checks."""

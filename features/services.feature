@@ -1,0 +1,39 @@
+@services
+Feature: Services: what runs, as whom, with what
+  Each service the target declares runs on its host as its own unprivileged account, with the
+  workers it is configured for, holding its own port, with the environment variables it needs;
+  its secret files are private to it, its Python environment has no broken requirements, and
+  the reverse proxy's configuration is valid and points at the application. Facts are read
+  over each host's connection; environment values never leave the host, only names do.
+
+  Scenario: Each declared service is running
+    When the master process of each service is found from its pidfile, unit or pattern
+    Then every service has a running process
+
+  Scenario: Services run as their own non-root account
+    When the account of each service's process is read
+    Then it is the declared account, and not root
+
+  Scenario: Each service runs its configured workers
+    When the worker processes under each service's master are counted
+    Then there are as many as configured
+
+  Scenario: Each service holds its own port
+    When the processes listening on each service's port are read
+    Then only the service's own processes hold it
+
+  Scenario: Services have the environment variables they need
+    When the names of each service process's environment variables are read on its host
+    Then every required name is present
+
+  Scenario: Secret files are private to the service's account
+    When the owner and mode of each declared secret file are read
+    Then each is owned by the service's account and not readable by others
+
+  Scenario: The Python environment has no broken requirements
+    When pip check runs in each service's interpreter
+    Then it reports no broken requirements
+
+  Scenario: The reverse proxy configuration is valid and points at the app
+    When nginx checks the proxy's configuration
+    Then it is valid and proxies to the application's port
