@@ -14,7 +14,7 @@ from typing import Any
 
 from golive.blocks import Block
 from golive.checkdef import Check, CheckContext, Family, Judged, NotApplicable, Skipped
-from golive.model import Measurement, Severity
+from golive.model import Evidence, Measurement, Severity
 
 
 class ServicesReq(Block):
@@ -63,17 +63,24 @@ def _findable(ctx: CheckContext) -> list[Any]:
     return [s for s in ctx.target.services if s.pidfile or s.unit or s.process]
 
 
-def _process(ctx: CheckContext) -> dict[str, Any]:
+def _nothing(what: str) -> Measurement:
+    """The tier requires the check and the target gives nothing to verify it against: an
+    error, never a skip that would let the run pass unverified."""
+    return Measurement.failed(f"the target declares no service with {what}: nothing to verify",
+                              Evidence(probe="services", subject="target", method="the target's services"))
+
+
+def _process(ctx: CheckContext) -> Measurement | dict[str, Any]:
     services = _findable(ctx)
     if not services:
-        raise NotApplicable("the target declares no service with pidfile:, unit: or process:")
+        return _nothing("pidfile:, unit: or process:")
     return _per_service(ctx, services, lambda s: _facts(ctx, s))
 
 
-def _non_root(ctx: CheckContext) -> dict[str, Any]:
+def _non_root(ctx: CheckContext) -> Measurement | dict[str, Any]:
     services = [s for s in _findable(ctx) if s.user]
     if not services:
-        raise NotApplicable("the target declares no service with user: and a way to find its process")
+        return _nothing("user: and a way to find its process (pidfile:, unit:, process:)")
 
     def judge(s: Any) -> Judged | Skipped | Measurement:
         m = _facts(ctx, s)
@@ -98,10 +105,10 @@ def _workers(ctx: CheckContext) -> dict[str, Any]:
     return _per_service(ctx, services, judge)
 
 
-def _port_owner(ctx: CheckContext) -> dict[str, Any]:
+def _port_owner(ctx: CheckContext) -> Measurement | dict[str, Any]:
     services = _findable(ctx)
     if not services:
-        raise NotApplicable("the target declares no service with pidfile:, unit: or process:")
+        return _nothing("pidfile:, unit: or process:")
     p = _probes()
 
     def judge(s: Any) -> Judged | Skipped | Measurement:
@@ -117,10 +124,10 @@ def _port_owner(ctx: CheckContext) -> dict[str, Any]:
     return _per_service(ctx, services, judge)
 
 
-def _env(ctx: CheckContext) -> dict[str, Any]:
+def _env(ctx: CheckContext) -> Measurement | dict[str, Any]:
     services = [s for s in _findable(ctx) if s.env]
     if not services:
-        raise NotApplicable("the target declares no service with env: (required variable names)")
+        return _nothing("env: (required variable names) and a way to find its process")
 
     def judge(s: Any) -> Judged | Skipped | Measurement:
         m = _facts(ctx, s)
@@ -134,10 +141,10 @@ def _env(ctx: CheckContext) -> dict[str, Any]:
     return _per_service(ctx, services, judge)
 
 
-def _files(ctx: CheckContext) -> dict[str, Any]:
+def _files(ctx: CheckContext) -> Measurement | dict[str, Any]:
     services = [s for s in ctx.target.services if s.files]
     if not services:
-        raise NotApplicable("the target declares no service with files: (secret files)")
+        return _nothing("files: (secret files)")
     limit = int(ctx.req.secret_mode_max, 8)
     p = _probes()
     out: dict[str, Any] = {}
