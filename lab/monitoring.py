@@ -177,7 +177,7 @@ class WebhookReceiver(StopsOnExit):
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     payload = json.loads(body)
@@ -188,7 +188,7 @@ class WebhookReceiver(StopsOnExit):
                 self.send_response(200)
                 self.end_headers()
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with receiver._lock:
                     data = json.dumps(receiver.received).encode()
                 self.send_response(200 if self.path == "/received" else 404)
@@ -197,7 +197,7 @@ class WebhookReceiver(StopsOnExit):
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -316,18 +316,18 @@ class MonitoringLab(StopsOnExit):
 
     def _get(self, url: str) -> tuple[int, bytes]:
         req = urllib.request.Request(url, headers=self._auth_header() if url.startswith(self.prometheus_url) else {})
-        with urllib.request.urlopen(req, timeout=2) as resp:  # noqa: S310 - loopback lab URL
+        with urllib.request.urlopen(req, timeout=2) as resp:
             return int(resp.status), resp.read()
 
     def _post(self, url: str) -> int:
         req = urllib.request.Request(url, data=b"", method="POST",
                                      headers=self._auth_header() if url.startswith(self.prometheus_url) else {})
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback lab URL
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return int(resp.status)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        status, body = self._get(url)
+        _status, body = self._get(url)
         return list(json.loads(body)["data"]["result"])
 
     def _all_up(self) -> bool:
