@@ -23,7 +23,8 @@ build without that instrumentation would; Prometheus marks the series stale at o
 explicit timestamp, so Prometheus keeps the last sample and it ages), ``missing_rule``
 (the InstanceDown rule removed), ``rule_eval_error`` (the error-rate rule becomes a
 many-to-many vector match that fails at every evaluation), ``no_receiver`` (Alertmanager
-routes everything to a receiver with no integration).  The log variants are folders of
+routes everything to a receiver with no integration), ``unavailability_uncovered`` (the
+InstanceDown rule watches the node job only, so a stopped app fires nothing).  The log variants are folders of
 files the lab writes (:meth:`MonitoringLab.log_variant`): ``not_rotated``,
 ``debug_level``, ``unstructured``.
 
@@ -75,7 +76,9 @@ PROM_PASSWORD_BCRYPT = "$2b$05$golivelabsaltgolivelaOdn7lMCDmjWTof5c9Sj/O8MYuIb3
 SCRAPE_INTERVAL_S = 1
 EVALUATION_INTERVAL_S = 1
 INSTANCE_DOWN_FOR = "2s"
-VARIANTS = ("exporter_down", "missing_series", "stale_series", "missing_rule", "rule_eval_error", "no_receiver")
+VARIANTS = ("exporter_down", "missing_series", "stale_series", "missing_rule", "rule_eval_error", "no_receiver",
+            "unavailability_uncovered")
+PASSWORD_ENV = "GOLIVE_LAB_PROM_PASSWORD"
 LOG_VARIANTS = ("not_rotated", "debug_level", "unstructured")
 
 
@@ -107,17 +110,19 @@ scrape_configs:
 """
 
 
-def rules_yaml(*, with_instance_down: bool = True, error_rate_breaks: bool = False) -> str:
+def rules_yaml(*, with_instance_down: bool = True, error_rate_breaks: bool = False, down_job: str | None = None
+               ) -> str:
     """The lab's alert rules: instance unavailable, high error rate, resource exhaustion.
 
     ``error_rate_breaks``: the error-rate rule multiplies two multi-series vectors matched
-    ``on()`` -- Prometheus refuses that many-to-many match at every evaluation."""
+    ``on()`` -- Prometheus refuses that many-to-many match at every evaluation.
+    ``down_job``: the unavailability rule watches only that job (the app is not covered)."""
     error_rate = ('sum by (instance) (rate(http_requests_total{code=~"5.."}[30s])) '
                   "/ sum by (instance) (rate(http_requests_total[30s])) > 0.05")
     if error_rate_breaks:
         error_rate = "http_requests_total * on() up"
     instance_down = f"""      - alert: InstanceDown
-        expr: up == 0
+        expr: up{{{f'job="{down_job}"' if down_job else ''}}} == 0
         for: {INSTANCE_DOWN_FOR}
         labels: {{severity: critical}}
         annotations: {{summary: "{{{{ $labels.instance }}}} of {{{{ $labels.job }}}} is down"}}
@@ -368,9 +373,10 @@ class MonitoringLab(StopsOnExit):
         elif name == "stale_series":
             self.control.write_text(json.dumps({"frozen": True}))
             self._settle("queue series stale", lambda: self._queue_age() > 4 * SCRAPE_INTERVAL_S, settle_s)
-        elif name in ("missing_rule", "rule_eval_error"):
+        elif name in ("missing_rule", "rule_eval_error", "unavailability_uncovered"):
             self.rules.write_text(rules_yaml(with_instance_down=name != "missing_rule",
-                                             error_rate_breaks=name == "rule_eval_error"))
+                                             error_rate_breaks=name == "rule_eval_error",
+                                             down_job="node" if name == "unavailability_uncovered" else None))
             self.reload_prometheus()
             if name == "rule_eval_error":
                 self._settle("rule failing", lambda: self._rule_health("HighErrorRate") == "err", settle_s)
@@ -383,7 +389,7 @@ class MonitoringLab(StopsOnExit):
             os.kill(self.procs["node-exporter"].pid, signal.SIGCONT)
         elif name in ("missing_series", "stale_series"):
             self.control.write_text("{}")
-        elif name in ("missing_rule", "rule_eval_error"):
+        elif name in ("missing_rule", "rule_eval_error", "unavailability_uncovered"):
             self.rules.write_text(rules_yaml())
             self.reload_prometheus()
         elif name == "no_receiver":
@@ -391,7 +397,8 @@ class MonitoringLab(StopsOnExit):
             self.reload_alertmanager()
         back = {"missing_series": lambda: self.query("lab_job_seconds_count") != [],
                 "stale_series": lambda: self._queue_age() < 2 * SCRAPE_INTERVAL_S,
-                "rule_eval_error": lambda: self._rule_health("HighErrorRate") == "ok"}.get(name, self._all_up)
+                "rule_eval_error": lambda: self._rule_health("HighErrorRate") == "ok",
+                "missing_rule": lambda: self._rule_health("InstanceDown") == "ok"}.get(name, self._all_up)
         with contextlib.suppress(LabError):
             self._settle("compliant again", lambda: self._all_up() and back(), settle_s)
 
@@ -409,6 +416,49 @@ class MonitoringLab(StopsOnExit):
                 if r.get("name") == alert:
                     return str(r.get("health"))
         return "absent"
+
+    def target_yaml(self, *, name: str = "monitoring-lab", environment: str = "prod",
+                    logs: dict[str, Path] | None = None, extra: str = "") -> str:
+        """A golive target for this lab: the checking host is host ``lab`` (node-exporter
+        found by address), the app is service ``app`` (by instance), the app's queue and job
+        metrics mapped to their names, logs of ``logs`` (default: the app's own), the drill
+        pausing the app with SIGSTOP (start: SIGCONT) through its pid file.  The Prometheus
+        password comes from ``${GOLIVE_LAB_PROM_PASSWORD}``."""
+        paths = logs or self.log_paths()
+        return f"""name: {name}
+environment: {environment}
+hosts:
+  - {{name: lab, connection: "local://"}}
+services:
+  - {{name: app, host: lab, port: {self.app_port}}}
+monitoring:
+  prometheus: {{url: "{self.prometheus_url}", username: {PROM_USER}, password: "${{{PASSWORD_ENV}}}", timeout_s: 3}}
+  alertmanager: {{url: "{self.alertmanager_url}", timeout_s: 3}}
+  services:
+    app:
+      signals:
+        queue_length: "lab_jobs_waiting{{$selector}}"
+        processing_time: "lab_job_seconds_count{{$selector}}"
+  alerts:
+    unavailable: [InstanceDown]
+    error_rate: [HighErrorRate]
+    resources: [HostMemoryExhausted, HostDiskFull]
+  logs:
+    lab:
+      application: ["{paths['app']}"]
+      access: ["{paths['access']}"]
+      error: ["{paths['error']}"]
+      logrotate: ["{self.logrotate}"]
+  synthetic:
+    receiver_url: "{self.webhook.url if self.webhook else ''}/received"
+    timeout_s: 20
+  drill:
+    service: app
+    stop: {{pidfile: "{self.app_pidfile}", signal: STOP}}
+    start: {{pidfile: "{self.app_pidfile}", signal: CONT}}
+    timeout_s: 30
+    restore_timeout_s: 20
+{extra}"""
 
     def log_variant(self, name: str, lines: int = 120) -> dict[str, Path]:
         """A folder of freshly written app/access/error logs broken one way (``not_rotated``:

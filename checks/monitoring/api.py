@@ -123,7 +123,7 @@ def prom_get(ep: Endpoint, path: str, params: dict[str, str] | None = None) -> A
 def query(ep: Endpoint, promql: str) -> tuple[float, list[dict[str, Any]]]:
     """Instant query (``/api/v1/query``), bounded on the server (``timeout``) and here;
     (evaluation time, vector result).  A scalar result becomes one series without labels."""
-    data = prom_get(ep, "/api/v1/query", {"query": promql, "timeout": f"{max(ep.timeout_s, 0.001):.3f}s"})
+    data = prom_get(ep, "/api/v1/query", {"query": promql, "timeout": f"{max(1, int(ep.timeout_s * 1000))}ms"})
     if not isinstance(data, dict):
         raise ApiError(f"query {promql!r}: unexpected answer {str(data)[:100]}")
     result = data.get("result")

@@ -35,7 +35,7 @@ def _ev(probe: str, host: Host, subject: str, method: str, raw: str = "", data: 
                     tool=connection.tool(host), raw=connection.redact(raw)[:600], data=data or {})
 
 
-def newest_write(host: Host, sources: list[str], timeout_s: float = 10) -> Measurement:
+def newest_write(host: Host, sources: list[str], *, subject: str = "", timeout_s: float = 10) -> Measurement:
     """Seconds since the newest write to any of ``sources`` (file mtime against the host's
     clock; journald: the unit's newest entry).  None: no file exists / no entry."""
     files = [s for s in sources if not s.startswith(JOURNALD)]
@@ -48,7 +48,7 @@ def newest_write(host: Host, sources: list[str], timeout_s: float = 10) -> Measu
                      f"--no-pager -q 2>/dev/null | head -n 1 | cut -d' ' -f1)\"")
     cmd = "; ".join(parts) + "; true"
     method = f"`{cmd}` on the host"
-    subject = ", ".join(sources)
+    subject = ", ".join(sources) if not subject else f"{subject}: {', '.join(sources)}"
     try:
         res = connection.run(host, cmd, timeout_s=timeout_s)
     except ProbeError as exc:
@@ -95,11 +95,12 @@ def _level(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def last_lines(host: Host, sources: list[str], count: int = 100, timeout_s: float = 10) -> Measurement:
+def last_lines(host: Host, sources: list[str], count: int = 100, *, subject: str = "", timeout_s: float = 10
+               ) -> Measurement:
     """The last ``count`` lines of the newest application log: how many parse as a JSON
     object, and the levels they carry.  Value: {lines, json, levels: {level: n}, file}."""
     files = [s for s in sources if not s.startswith(JOURNALD)]
-    subject = ", ".join(sources)
+    subject = ", ".join(sources) if not subject else f"{subject}: {', '.join(sources)}"
     if not files:
         return Measurement.failed("only journald sources: their lines are structured by journald; "
                                   "name a log file to check its format",
@@ -175,13 +176,14 @@ def _stanza_patterns(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
-def logrotate_coverage(host: Host, sources: list[str], configs: list[str], timeout_s: float = 10) -> Measurement:
+def logrotate_coverage(host: Host, sources: list[str], configs: list[str], *, subject: str = "",
+                       timeout_s: float = 10) -> Measurement:
     """Whether a logrotate stanza covers each log file of ``sources``: the configuration
     files (and every file in configuration folders) of ``configs`` are read on the host and
     each existing log file is matched against the stanzas' path globs.  Value: {file: "config:
     pattern" or None}."""
     files = [s for s in sources if not s.startswith(JOURNALD)]
-    subject = ", ".join(sources)
+    subject = ", ".join(sources) if not subject else f"{subject}: {', '.join(sources)}"
     cmd = ("for f in " + " ".join(shlex.quote(c) for c in configs) + "; do "
            "if [ -d \"$f\" ]; then for g in \"$f\"/*; do [ -f \"$g\" ] && { echo \"==> $g\"; cat -- \"$g\"; }; done; "
            "elif [ -f \"$f\" ]; then echo \"==> $f\"; cat -- \"$f\"; fi; done; echo '==> (files)'; "
@@ -208,7 +210,7 @@ def logrotate_coverage(host: Host, sources: list[str], configs: list[str], timeo
     return Measurement(covered, display, _ev("monitoring.rotation", host, subject, method, raw, data), unit="files")
 
 
-def declared_level(host: Host, path: str, pattern: str, timeout_s: float = 10) -> Measurement:
+def declared_level(host: Host, path: str, pattern: str, *, subject: str = "", timeout_s: float = 10) -> Measurement:
     """The log level a configuration file on the host declares: the first match of
     ``pattern``'s group 1 (e.g. ``LOG_LEVEL=(\\w+)``) in ``path``."""
     cmd = f"cat -- {shlex.quote(path)}"
