@@ -378,8 +378,9 @@ class MonitoringLab(StopsOnExit):
                                              error_rate_breaks=name == "rule_eval_error",
                                              down_job="node" if name == "unavailability_uncovered" else None))
             self.reload_prometheus()
-            if name == "rule_eval_error":
-                self._settle("rule failing", lambda: self._rule_health("HighErrorRate") == "err", settle_s)
+            # reloaded rules are "unknown" until their group's next evaluation
+            self._settle("rules evaluated", lambda: self._rule_health("HighErrorRate") == (
+                "err" if name == "rule_eval_error" else "ok"), settle_s)
         elif name == "no_receiver":
             self.am_conf.write_text(alertmanager_config(webhook=self.webhook_port, routed=False))
             self.reload_alertmanager()
@@ -398,7 +399,8 @@ class MonitoringLab(StopsOnExit):
         back = {"missing_series": lambda: self.query("lab_job_seconds_count") != [],
                 "stale_series": lambda: self._queue_age() < 2 * SCRAPE_INTERVAL_S,
                 "rule_eval_error": lambda: self._rule_health("HighErrorRate") == "ok",
-                "missing_rule": lambda: self._rule_health("InstanceDown") == "ok"}.get(name, self._all_up)
+                "missing_rule": lambda: self._rule_health("InstanceDown") == "ok",
+                "unavailability_uncovered": lambda: self._rule_health("InstanceDown") == "ok"}.get(name, self._all_up)
         with contextlib.suppress(LabError):
             self._settle("compliant again", lambda: self._all_up() and back(), settle_s)
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -268,7 +268,7 @@ def test_unavailability_rule_not_covering_the_app_fails(lab: MonitoringLab, tmp_
 
 
 class _FakeGrafana(http.server.BaseHTTPRequestHandler):
-    dashboards: list[dict[str, Any]] = []
+    dashboards: ClassVar[list[dict[str, Any]]] = []
 
     def do_GET(self) -> None:
         if self.headers.get("Authorization") != "Bearer grafana-canary-token":
@@ -321,7 +321,7 @@ def test_golive_run_through_the_generic_binding(lab: MonitoringLab, tmp_path: Pa
     """``pytest --profile P --target T -m monitoring --allow-disruptive``: every monitoring
     result passes, and the drill's timeline is in the report."""
     profile = tmp_path / "mon-profile.yaml"
-    profile.write_text("name: mon-test\nextends: base\ndescription: monitoring self-test\n"
+    profile.write_text("name: mon-test\ndescription: monitoring self-test\n"
                        "requirements:\n  monitoring:\n    ref: [DS-MON-01, DS-MON-03, ST-MON-04]\n"
                        "    delivery_max: 10 s\n")
     target = write_target(tmp_path, lab.target_yaml())
@@ -332,6 +332,11 @@ def test_golive_run_through_the_generic_binding(lab: MonitoringLab, tmp_path: Pa
     bad = {k: (r["status"], r["measured"], r.get("reason")) for k, r in results.items()
            if r["status"] not in ("pass", "skip")}
     assert not bad, bad
+    for rid in ("monitoring.scraped[host lab]", "monitoring.service_signals[app queue_length]",
+                "monitoring.alert_routing[unavailable]", "monitoring.alert_delivery", "monitoring.logs_rotated[lab]",
+                "monitoring.log_level[lab]"):
+        assert results[rid]["status"] == "pass", (rid, results.get(rid))
+    assert results["monitoring.dashboard"]["status"] == "skip"
     drill = run.one("monitoring.unavailability_alert")
     assert drill["status"] == "pass"
     assert any("InstanceDown firing" in e["event"] for e in drill["evidence"][0]["data"]["timeline"])
