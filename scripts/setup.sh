@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install everything golive and its lab need on a fresh Debian 12 machine (run as root):
 # the Debian servers the lab and the self-tests start (nginx, haproxy, openssh-server,
-# PostgreSQL, testssl.sh for the benchmark) and a virtual environment in .venv with golive
+# PostgreSQL, Prometheus, Alertmanager and node-exporter for the monitoring lab, testssl.sh
+# for the benchmark) and a virtual environment in .venv with golive
 # installed in editable mode.  Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql sqlite3 iproute2 procps testssl.sh git chromium openssl wrk)
+APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql sqlite3 iproute2 procps testssl.sh git chromium openssl wrk
+              prometheus prometheus-alertmanager prometheus-node-exporter)
 
 need_apt=0
 for p in "${APT_PACKAGES[@]}"; do

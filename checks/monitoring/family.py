@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, field_validator, model_validator
 
 from golive.blocks import Block, Strict
 from golive.checkdef import Check, CheckContext, Family, NotApplicable
 from golive.model import Evidence, Measurement, Severity
-from golive.target import HaAction
 from golive.units import Duration, fmt_duration
 
 if TYPE_CHECKING:
@@ -55,6 +54,7 @@ class MonitoringReq(Block):
                                               description="conditions that need a loaded, healthy alert rule")
     alert_routing: bool = Field(default=True, description="Alertmanager routes each required alert to a "
                                 "receiver with an integration")
+    alert_delivery: bool = Field(default=True, description="drill: a synthetic alert reaches a receiver")
     delivery_max: Duration = Field(default=60.0, description="drill: a synthetic alert reaches a receiver within "
                                    "this (golive's default)")
     unavailability_drill: bool = Field(default=True, description="drill: stop one instance, the unavailability "
@@ -66,12 +66,15 @@ class MonitoringReq(Block):
     structured_logs: bool = Field(default=True, description="the last structured_lines application lines are JSON")
     structured_lines: int = Field(default=100, ge=1, le=10000, description="DS-LOG-05: the last 100 lines")
     log_rotation: bool = True
-    log_level_min: str = Field(default="info", description="in production no log is more verbose than this")
+    log_level_min: str | None = Field(default="info", description="in production no log is more verbose than this "
+                                      "(null: not required)")
     dashboard: bool = Field(default=True, description="a Grafana dashboard exists where the target names Grafana")
 
     @field_validator("log_level_min")
     @classmethod
-    def _known_level(cls, v: str) -> str:
+    def _known_level(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         level = _LEVEL_ALIASES.get(v.lower(), v.lower())
         if level not in LEVEL_ORDER:
             raise ValueError(f"unknown log level '{v}'; one of {', '.join(LEVEL_ORDER)}")
@@ -157,6 +160,40 @@ class LogSpec(Strict):
                 if not p.startswith("journald:")]
 
 
+class ActionSpec(Strict):
+    """How the drill stops or starts the instance -- the HA drill's action shape
+    (``golive.target.HaAction``, planned and run by :mod:`checks.ha`): exactly one of
+    ``command`` (a shell command), ``pidfile`` (send ``signal`` to the pid it holds),
+    ``systemd`` (``systemctl stop|start UNIT``) or ``pod`` (``kubectl delete pod``; the
+    controller starts it again).  A plain string is a ``command``."""
+
+    command: str | None = None
+    pidfile: str | None = None
+    signal: str = Field(default="TERM", pattern=r"^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]{1,2}$")
+    systemd: str | None = None
+    pod: str | None = None
+    namespace: str | None = None
+    context: str | None = None
+    timeout_s: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, v: Any) -> Any:
+        return {"command": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ActionSpec:
+        kinds = [k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a drill action needs exactly one of command, pidfile (+ signal), systemd, pod; "
+                             f"got {', '.join(kinds) or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k))
+
+
 class DrillSpec(Strict):
     """The unavailability drill: the ``service`` (a name in ``monitoring.services`` or the
     target's services) it stops with ``stop`` and starts again with ``start`` (the HA drill's
@@ -164,8 +201,8 @@ class DrillSpec(Strict):
     (a target host; default: the checking host)."""
 
     service: str
-    stop: HaAction
-    start: HaAction
+    stop: ActionSpec
+    start: ActionSpec
     host: str | None = None
     alerts: list[str] | None = Field(default=None, description="alert names that report it (default: "
                                      "monitoring.alerts.unavailable)")
@@ -390,8 +427,9 @@ def _unavailability(ctx: CheckContext) -> Measurement:
         host = HostRef(h.connection, h.name, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s)
     return drill.unavailability_alert(
         endpoint(spec.prometheus), instance=d.service, selector=selectors[d.service],
-        alerts=d.alerts or spec.alerts.get("unavailable"), stop=plan_action(d.stop, "stop", host),
-        start=plan_action(d.start, "start", host), am=endpoint(spec.alertmanager) if spec.alertmanager else None,
+        # ActionSpec has HaAction's shape; plan_action reads only those attributes
+        alerts=d.alerts or spec.alerts.get("unavailable"), stop=plan_action(cast(Any, d.stop), "stop", host),
+        start=plan_action(cast(Any, d.start), "start", host), am=endpoint(spec.alertmanager) if spec.alertmanager else None,
         timeout_s=d.timeout_s, restore_timeout_s=d.restore_timeout_s)
 
 
@@ -499,6 +537,8 @@ def _applies(flag: str) -> Any:
 
 
 def _only_production(ctx: CheckContext) -> str | None:
+    if ctx.req.log_level_min is None:
+        return f"profile '{ctx.profile_name}' does not require this (monitoring.log_level_min: null)"
     env = getattr(ctx.target, "environment", "prod")
     return None if env == "prod" else f"the log-level rule is for production; this target is '{env}'"
 
@@ -607,10 +647,13 @@ FAMILY = Family(
             measures="drill: POST a synthetic alert to Alertmanager /api/v2/alerts, time until the receiver has it "
                      "(the target's receiver_url, else Alertmanager's notification counters); resolved afterwards",
             disruptive=True,
+            applies=_applies("alert_delivery"),
             measure=_synthetic,
             expected=lambda req: f"delivered within {fmt_duration(req.delivery_max)}",
             passes=lambda req, seconds: seconds is not None and float(seconds) <= req.delivery_max,
             remediation="check the receiver's integration (URL, credentials) and Alertmanager's log",
+            data=lambda req, m: {"timeline": m.evidence.data.get("timeline", []),
+                                 "labels": m.evidence.data.get("labels", {})},
         ),
         Check(
             id="monitoring.unavailability_alert",
@@ -625,6 +668,8 @@ FAMILY = Family(
             expected="fires within its for + evaluation interval + one scrape (interval and timeout)",
             passes=lambda req, value: _fired_in_time(value),
             remediation="make the unavailability rule cover this instance (up == 0 for its job) with a short 'for'",
+            data=lambda req, m: {"timeline": m.evidence.data.get("timeline", []),
+                                 "rules": m.evidence.data.get("rules", []), "result": m.evidence.data.get("result")},
         ),
         Check(
             id="monitoring.logs_recent",
