@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import http.server
 import json
 import os
@@ -48,7 +49,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +309,7 @@ class MonitoringLab(StopsOnExit):
                           ("app", f"http://{self.app_instance}/metrics"),
                           ("alertmanager", f"{self.alertmanager_url}/-/ready"),
                           ("prometheus", f"{self.prometheus_url}/-/ready")):
-            wait_until(name, lambda url=url: self._get(url)[0] == 200, timeout_s=timeout_s, proc=self.procs[name],
+            wait_until(name, functools.partial(self._answers, url), timeout_s=timeout_s, proc=self.procs[name],
                        interval_s=0.1)
         # Ready for checks: both scrape targets up and the rate() windows hold two samples.
         wait_until("prometheus scraping the lab", self._all_up, timeout_s=timeout_s,
@@ -323,6 +324,9 @@ class MonitoringLab(StopsOnExit):
         req = urllib.request.Request(url, headers=self._auth_header() if url.startswith(self.prometheus_url) else {})
         with urllib.request.urlopen(req, timeout=2) as resp:
             return int(resp.status), resp.read()
+
+    def _answers(self, url: str) -> bool:
+        return self._get(url)[0] == 200
 
     def _post(self, url: str) -> int:
         req = urllib.request.Request(url, data=b"", method="POST",
@@ -396,7 +400,7 @@ class MonitoringLab(StopsOnExit):
         elif name == "no_receiver":
             self.am_conf.write_text(alertmanager_config(webhook=self.webhook_port))
             self.reload_alertmanager()
-        back = {"missing_series": lambda: self.query("lab_job_seconds_count") != [],
+        back: Callable[[], bool] = {"missing_series": lambda: self.query("lab_job_seconds_count") != [],
                 "stale_series": lambda: self._queue_age() < 2 * SCRAPE_INTERVAL_S,
                 "rule_eval_error": lambda: self._rule_health("HighErrorRate") == "ok",
                 "missing_rule": lambda: self._rule_health("InstanceDown") == "ok",
@@ -404,7 +408,7 @@ class MonitoringLab(StopsOnExit):
         with contextlib.suppress(LabError):
             self._settle("compliant again", lambda: self._all_up() and back(), settle_s)
 
-    def _settle(self, what: str, ready: Any, timeout_s: float) -> None:
+    def _settle(self, what: str, ready: Callable[[], bool], timeout_s: float) -> None:
         wait_until(f"monitoring lab: {what}", ready, timeout_s=timeout_s, interval_s=0.2)
 
     def _queue_age(self) -> float:

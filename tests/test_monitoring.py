@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -156,6 +157,17 @@ def test_log_variants_fail(lab: MonitoringLab, tmp_path: Path, variant: str, che
     r = _run(check, target, req)[f"{check}[lab]"]
     assert r.status == Status.FAIL, r
     assert measured in r.measured, r.measured
+
+
+def test_log_not_written_for_days_fails_logs_recent(lab: MonitoringLab, tmp_path: Path) -> None:
+    paths = lab.log_variant("not_rotated")
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(paths["access"], (three_days_ago, three_days_ago))
+    results = _run("monitoring.logs_recent", _target(lab, tmp_path, logs=paths))
+    r = results["monitoring.logs_recent[lab access]"]
+    assert r.status == Status.FAIL, r
+    assert r.measured.startswith(f"{paths['access']} last written") and int(r.measured.split()[3]) >= 3 * 86400
+    assert results["monitoring.logs_recent[lab application]"].status == Status.PASS
 
 
 def test_log_level_is_only_judged_in_production(lab: MonitoringLab, tmp_path: Path) -> None:
