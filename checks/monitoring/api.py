@@ -123,7 +123,8 @@ def prom_get(ep: Endpoint, path: str, params: dict[str, str] | None = None) -> A
 def query(ep: Endpoint, promql: str) -> tuple[float, list[dict[str, Any]]]:
     """Instant query (``/api/v1/query``), bounded on the server (``timeout``) and here;
     (evaluation time, vector result).  A scalar result becomes one series without labels."""
-    data = prom_get(ep, "/api/v1/query", {"query": promql, "timeout": f"{max(1, int(ep.timeout_s * 1000))}ms"})
+    # The server gives up a little before the client, so its own "query timed out" arrives.
+    data = prom_get(ep, "/api/v1/query", {"query": promql, "timeout": f"{max(1, int(ep.timeout_s * 800))}ms"})
     if not isinstance(data, dict):
         raise ApiError(f"query {promql!r}: unexpected answer {str(data)[:100]}")
     result = data.get("result")

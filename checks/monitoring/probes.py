@@ -132,6 +132,9 @@ def scrape_status(ep: Endpoint, subjects: Mapping[str, Mapping[str, str]]) -> di
         errors = "; ".join(sorted({t["lastError"] for t in mine if t.get("lastError")}))
         where = ", ".join(f"{t['labels'].get('job')}/{t['labels'].get('instance')}" for t in mine) or shown_sel
         display = f"up = {value:g} ({where})" + (f"; last scrape error: {errors}" if errors else "")
+        if not ups:  # a target Prometheus has not scraped yet has no up sample: not up
+            health = ", ".join(sorted({str(t.get("health")) for t in mine}))
+            display = f"up = 0: no up sample yet ({where}, target health {health})"
         out[name] = Measurement(value, display, _ev("monitoring.scrape", ep, name, method, display, started, data),
                                 unit="up")
     return out
