@@ -240,6 +240,17 @@ def test_synthetic_alert_reaches_the_webhook_receiver(lab: MonitoringLab, tmp_pa
     assert any(drill in json.dumps(x["payload"]) for x in lab.received())
 
 
+def test_synthetic_alert_delivery_from_alertmanager_counters(lab: MonitoringLab, tmp_path: Path) -> None:
+    """Without a receiver_url, delivery is read from Alertmanager's own notification counters."""
+    text = lab.target_yaml().replace(f'    receiver_url: "{lab.webhook.url if lab.webhook else ""}/received"\n', "")
+    assert "receiver_url" not in text
+    target = load_target(write_target(tmp_path, text), env=ENV)
+    (r,) = _run("monitoring.alert_delivery", target, disruptive=True).values()
+    assert r.status == Status.PASS, (r.measured, r.reason)
+    after, before = (r.evidence[0].data["notifications"][k] for k in ("after", "before"))
+    assert after[0] > before[0] and after[1] == before[1]
+
+
 def test_synthetic_alert_without_receiver_fails(lab: MonitoringLab, tmp_path: Path) -> None:
     target = _target(lab, tmp_path)
     req = REQ.model_copy(update={"delivery_max": 3.0})
