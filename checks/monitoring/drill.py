@@ -9,8 +9,8 @@ recorded) mentions the drill id, or -- without one -- Alertmanager's own
 ``endsAt`` = now) whatever happens, and it expires on its own after ``ALERT_TTL_S``.
 
 :func:`unavailability_alert` stops one instance with the target's stop action (the HA
-drill's action model: :func:`checks.ha.plan_action`, run and journalled by
-:class:`checks.ha.Journal`), watches Prometheus' ``/api/v1/alerts`` until the
+drill's action model: :func:`checks.ha.probes.plan_action`, run and journalled by
+:class:`checks.ha.probes.Journal`), watches Prometheus' ``/api/v1/alerts`` until the
 unavailability alert for that instance fires, then runs the start action and waits until
 the instance's ``up`` is 1 again.  The allowed time is the rule's ``for`` + its group's
 evaluation interval + the target's scrape interval and scrape timeout (Prometheus only
@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from checks.ha import Action, Journal, journal_text
+from checks.ha.probes import Action, Journal, journal_text
 from checks.monitoring import api, probes
 from checks.monitoring.api import ApiError, Endpoint
 from golive.model import Evidence, Measurement, utcnow

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from checks.ha.spec import HaAction  # the HA drill's stop/start actions, reused as they are
 from golive.blocks import Block, Strict
 from golive.checkdef import Check, CheckContext, Family, NotApplicable
 from golive.model import Evidence, Measurement, Severity
@@ -160,40 +161,6 @@ class LogSpec(Strict):
                 if not p.startswith("journald:")]
 
 
-class ActionSpec(Strict):
-    """How the drill stops or starts the instance -- the HA drill's action shape
-    (``golive.target.HaAction``, planned and run by :mod:`checks.ha`): exactly one of
-    ``command`` (a shell command), ``pidfile`` (send ``signal`` to the pid it holds),
-    ``systemd`` (``systemctl stop|start UNIT``) or ``pod`` (``kubectl delete pod``; the
-    controller starts it again).  A plain string is a ``command``."""
-
-    command: str | None = None
-    pidfile: str | None = None
-    signal: str = Field(default="TERM", pattern=r"^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]{1,2}$")
-    systemd: str | None = None
-    pod: str | None = None
-    namespace: str | None = None
-    context: str | None = None
-    timeout_s: float = Field(default=30, gt=0, le=600)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, v: Any) -> Any:
-        return {"command": v} if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> ActionSpec:
-        kinds = [k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k)]
-        if len(kinds) != 1:
-            raise ValueError("a drill action needs exactly one of command, pidfile (+ signal), systemd, pod; "
-                             f"got {', '.join(kinds) or 'none'}")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("command", "pidfile", "systemd", "pod") if getattr(self, k))
-
-
 class DrillSpec(Strict):
     """The unavailability drill: the ``service`` (a name in ``monitoring.services`` or the
     target's services) it stops with ``stop`` and starts again with ``start`` (the HA drill's
@@ -201,8 +168,8 @@ class DrillSpec(Strict):
     (a target host; default: the checking host)."""
 
     service: str
-    stop: ActionSpec
-    start: ActionSpec
+    stop: HaAction
+    start: HaAction
     host: str | None = None
     alerts: list[str] | None = Field(default=None, description="alert names that report it (default: "
                                      "monitoring.alerts.unavailable)")
@@ -409,7 +376,7 @@ def _synthetic(ctx: CheckContext) -> Measurement:
 
 
 def _unavailability(ctx: CheckContext) -> Measurement:
-    from checks.ha import HostRef, plan_action
+    from checks.ha.probes import HostRef, plan_action
     from checks.monitoring import drill
 
     spec = _spec(ctx)
@@ -427,9 +394,8 @@ def _unavailability(ctx: CheckContext) -> Measurement:
         host = HostRef(h.connection, h.name, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s)
     return drill.unavailability_alert(
         endpoint(spec.prometheus), instance=d.service, selector=selectors[d.service],
-        # ActionSpec has HaAction's shape; plan_action reads only those attributes
-        alerts=d.alerts or spec.alerts.get("unavailable"), stop=plan_action(cast(Any, d.stop), "stop", host),
-        start=plan_action(cast(Any, d.start), "start", host), am=endpoint(spec.alertmanager) if spec.alertmanager else None,
+        alerts=d.alerts or spec.alerts.get("unavailable"), stop=plan_action(d.stop, "stop", host),
+        start=plan_action(d.start, "start", host), am=endpoint(spec.alertmanager) if spec.alertmanager else None,
         timeout_s=d.timeout_s, restore_timeout_s=d.restore_timeout_s)
 
 
@@ -652,7 +618,7 @@ FAMILY = Family(
             expected=lambda req: f"delivered within {fmt_duration(req.delivery_max)}",
             passes=lambda req, seconds: seconds is not None and float(seconds) <= req.delivery_max,
             remediation="check the receiver's integration (URL, credentials) and Alertmanager's log",
-            data=lambda req, m: {"timeline": m.evidence.data.get("timeline", []),
+            data=lambda ctx, subject, m: {"timeline": m.evidence.data.get("timeline", []),
                                  "labels": m.evidence.data.get("labels", {})},
         ),
         Check(
@@ -668,7 +634,7 @@ FAMILY = Family(
             expected="fires within its for + evaluation interval + one scrape (interval and timeout)",
             passes=lambda req, value: _fired_in_time(value),
             remediation="make the unavailability rule cover this instance (up == 0 for its job) with a short 'for'",
-            data=lambda req, m: {"timeline": m.evidence.data.get("timeline", []),
+            data=lambda ctx, subject, m: {"timeline": m.evidence.data.get("timeline", []),
                                  "rules": m.evidence.data.get("rules", []), "result": m.evidence.data.get("result")},
         ),
         Check(
