@@ -217,6 +217,22 @@ def test_query_that_does_not_answer_is_error_within_its_bound(lab: MonitoringLab
     assert all(r.status == Status.ERROR and "no answer in time" in r.reason for r in results.values()), results
 
 
+def test_target_without_monitoring_or_logs_is_error_not_skip(lab: MonitoringLab, tmp_path: Path) -> None:
+    """A profile that requires monitoring on a target that does not say where Prometheus or
+    the logs are cannot be verified: error (a skip would let a GO through)."""
+    bare = load_target(write_target(tmp_path, "name: bare\nhosts: [{name: lab, connection: 'local://'}]\n"), env=ENV)
+    for check in FAMILY.checks:
+        if check.id != "monitoring.dashboard":
+            results = _run(check.id, bare, disruptive=True)
+            assert [r.status for r in results.values()] == [Status.ERROR], (check.id, results)
+    (r,) = _run("monitoring.host_signals", bare).values()
+    assert "no monitoring: section" in r.reason
+    text = lab.target_yaml()
+    no_logs = text[:text.index("  logs:\n")] + text[text.index("  synthetic:\n"):]
+    (r,) = _run("monitoring.logs_recent", load_target(write_target(tmp_path, no_logs, "nologs.yaml"), env=ENV)).values()
+    assert r.status == Status.ERROR and "declares no logs" in r.reason
+
+
 def test_literal_password_in_target_is_a_config_error(lab: MonitoringLab, tmp_path: Path) -> None:
     from golive.yamlpos import ConfigError
 

@@ -9,7 +9,9 @@ Reads ``requirements.monitoring`` (:class:`MonitoringReq`) and the target's ``mo
 """
 from __future__ import annotations
 
+import functools
 import urllib.parse
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -207,12 +209,38 @@ class MonitoringSpec(Strict):
 # ----------------------------------------------------------------------------- bridging
 
 
+class CannotVerify(Exception):
+    """The target lacks what a required check needs: the result is ``error`` (could not
+    verify), never a skip that would let a GO through."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+MeasureFn = Callable[[CheckContext], "Measurement | Mapping[str, Measurement]"]
+
+
+def _verified(fn: MeasureFn) -> MeasureFn:
+    """``fn``, with :class:`CannotVerify` turned into one ``error`` measurement."""
+    @functools.wraps(fn)
+    def wrapper(ctx: CheckContext) -> Measurement | Mapping[str, Measurement]:
+        try:
+            return fn(ctx)
+        except CannotVerify as exc:
+            name = str(getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "check"))
+            return Measurement.failed(exc.reason, Evidence(probe=f"monitoring.{name.strip('_')}",
+                                                           subject=str(getattr(ctx.target, "name", "target")),
+                                                           method="the target file"))
+    return wrapper
+
+
 def _secret(value: str | None, file: str | None) -> str | None:
     if file:
         try:
             return Path(file).expanduser().read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise NotApplicable(f"cannot read {file}: {exc.strerror}") from None
+            raise CannotVerify(f"cannot read {file}: {exc.strerror}") from None
     return value
 
 
@@ -267,7 +295,8 @@ def _no_spec(what: str, key: str) -> Measurement:
 
 def _spec(ctx: CheckContext) -> MonitoringSpec:
     if ctx.spec is None:
-        raise NotApplicable("the target has no monitoring: section (docs/monitoring.md)")
+        raise CannotVerify("the target has no monitoring: section: golive cannot tell where Prometheus is "
+                           "(docs/monitoring.md)")
     spec: MonitoringSpec = ctx.spec
     return spec
 
@@ -402,7 +431,7 @@ def _unavailability(ctx: CheckContext) -> Measurement:
 def _logs_or_none(ctx: CheckContext) -> dict[str, LogSpec]:
     spec = _spec(ctx)
     if not spec.logs:
-        raise NotApplicable("the target declares no logs (monitoring.logs: host -> paths)")
+        raise CannotVerify("the target declares no logs (monitoring.logs: host -> paths)")
     return spec.logs
 
 
@@ -545,7 +574,7 @@ FAMILY = Family(
             measures="Prometheus /api/v1/targets and the 'up' series, matched to each target host (node-exporter "
                      "job, by address) and service (instance address:port) or to the labels the target maps",
             applies=_applies("scrape"),
-            measure=_scraped,
+            measure=_verified(_scraped),
             expected="a scrape target with up == 1",
             passes=lambda req, up: up is not None and float(up) == 1.0,
             remediation=lambda req, m: ("add a scrape job for it to prometheus.yml" if m.value is None else
@@ -558,7 +587,7 @@ FAMILY = Family(
             refs=("DS-MON-01", "AW-MON-02", "OZ-HL-MON-01", "ST-MON-03"),
             measures="for each host and signal (CPU, memory, disk I/O, network...): timestamp(<PromQL>) on "
                      "Prometheus; age of the newest sample in the host's scrape intervals",
-            measure=lambda ctx: _signals(ctx, "host"),
+            measure=_verified(functools.partial(_signals, kind="host")),
             expected=lambda req: f"present, newest sample younger than {req.freshness_intervals:g} scrape intervals",
             passes=lambda req, age: age is not None and float(age) <= req.freshness_intervals,
             remediation=lambda req, m: ("export the series (node-exporter collector) or map the signal to the "
@@ -572,7 +601,7 @@ FAMILY = Family(
             refs=("DS-MON-02", "AW-MON-01", "ST-MON-03"),
             measures="for each service and signal (latency, success rate, queue length, processing time...): "
                      "timestamp(<PromQL>) on Prometheus; age of the newest sample in scrape intervals",
-            measure=lambda ctx: _signals(ctx, "service"),
+            measure=_verified(functools.partial(_signals, kind="service")),
             expected=lambda req: f"present, newest sample younger than {req.freshness_intervals:g} scrape intervals",
             passes=lambda req, age: age is not None and float(age) <= req.freshness_intervals,
             remediation=lambda req, m: ("instrument the service for the signal or map it to its PromQL "
@@ -586,7 +615,7 @@ FAMILY = Family(
             refs=("ST-MON-04", "DS-MON-03", "AW-MON-04"),
             measures="Prometheus /api/v1/rules: the alerting rules named for each condition (or matching "
                      "golive's name pattern), their health and last evaluation error",
-            measure=_rules,
+            measure=_verified(_rules),
             expected="at least one alerting rule, health ok, no evaluation error",
             passes=lambda req, rules: _rules_ok(rules),
             remediation=lambda req, m: ("add an alerting rule for the condition to a rule file Prometheus loads"
@@ -600,7 +629,7 @@ FAMILY = Family(
             measures="Alertmanager /api/v2/status config.original: each required alert's labels walked through the "
                      "routing tree to its receivers and their integrations",
             applies=_applies("alert_routing"),
-            measure=_routes,
+            measure=_verified(_routes),
             expected="routed to a receiver with at least one integration (webhook, email, ...)",
             passes=lambda req, routes: _routes_ok(routes),
             remediation="route the alert to a receiver that has an integration (receivers[].*_configs)",
@@ -614,7 +643,7 @@ FAMILY = Family(
                      "(the target's receiver_url, else Alertmanager's notification counters); resolved afterwards",
             disruptive=True,
             applies=_applies("alert_delivery"),
-            measure=_synthetic,
+            measure=_verified(_synthetic),
             expected=lambda req: f"delivered within {fmt_duration(req.delivery_max)}",
             passes=lambda req, seconds: seconds is not None and float(seconds) <= req.delivery_max,
             remediation="check the receiver's integration (URL, credentials) and Alertmanager's log",
@@ -630,7 +659,7 @@ FAMILY = Family(
                      "unavailability alert (/api/v1/alerts), start it again and wait for up == 1",
             disruptive=True,
             applies=_applies("unavailability_drill"),
-            measure=_unavailability,
+            measure=_verified(_unavailability),
             expected="fires within its for + evaluation interval + one scrape (interval and timeout)",
             passes=lambda req, value: _fired_in_time(value),
             remediation="make the unavailability rule cover this instance (up == 0 for its job) with a short 'for'",
@@ -644,7 +673,7 @@ FAMILY = Family(
             refs=("DS-LOG-04", "AW-MON-07"),
             measures="on each host: the newest modification time of each kind of log (stat) or journald entry, "
                      "against the host's clock",
-            measure=_recent,
+            measure=_verified(_recent),
             expected=lambda req: f"written within {fmt_duration(req.log_max_age)}",
             passes=lambda req, age: age is not None and float(age) <= req.log_max_age,
             remediation="configure the service to write this log (or declare where it goes)",
@@ -656,7 +685,7 @@ FAMILY = Family(
             refs=("DS-LOG-05", "AW-MON-03"),
             measures="on each host: the last N lines of the newest application log (tail), each parsed as JSON",
             applies=_applies("structured_logs"),
-            measure=_structured,
+            measure=_verified(_structured),
             expected=lambda req: f"each of the last {req.structured_lines} lines is a JSON object",
             passes=lambda req, v: v["lines"] > 0 and v["json"] == v["lines"],
             remediation="log JSON objects (one per line), e.g. python-json-logger or structlog",
@@ -669,7 +698,7 @@ FAMILY = Family(
             measures="on each host: the logrotate configuration (files and folders the target names) matched "
                      "against each existing log file; or the handler's limits the target declares",
             applies=_applies("log_rotation"),
-            measure=_rotated,
+            measure=_verified(_rotated),
             expected="every log file covered by a logrotate stanza (or declared handler limits)",
             passes=lambda req, v: "declared" in v or (bool(v) and all(c is not None for c in v.values())),
             remediation="add a logrotate stanza for the log files (or limits on the logging handler)",
@@ -682,7 +711,7 @@ FAMILY = Family(
             measures="on each host: the most verbose level in the last application log lines' level field, or "
                      "the level the target's level_file declares",
             applies=_only_production,
-            measure=_level,
+            measure=_verified(_level),
             expected=lambda req: f"no more verbose than {req.log_level_min}",
             passes=lambda req, level: LEVEL_ORDER.index(level) >= LEVEL_ORDER.index(req.log_level_min),
             remediation=lambda req, m: f"set the production log level to {req.log_level_min} or higher",
@@ -694,7 +723,7 @@ FAMILY = Family(
             refs=("ST-MON-03", "AW-MON-03"),
             measures="Grafana GET /api/search?type=dash-db (query = the target's dashboard text)",
             applies=_with_grafana,
-            measure=_dashboards,
+            measure=_verified(_dashboards),
             expected="at least one dashboard",
             passes=lambda req, titles: len(titles) >= 1,
             remediation="create (or provision) a dashboard for the service in Grafana",
