@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -381,3 +382,47 @@ def test_golive_run_through_the_generic_binding(lab: MonitoringLab, tmp_path: Pa
     assert drill["status"] == "pass"
     assert any("InstanceDown firing" in e["event"] for e in drill["data"]["timeline"]), drill["data"]
     assert PROM_PASSWORD not in json.dumps(run.report)
+
+
+def _state(pid: int) -> str:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rfind(")") + 2:].split()[0]
+
+
+def test_sigterm_during_the_drill_restores_the_instance_and_ends_the_run(lab: MonitoringLab, tmp_path: Path) -> None:
+    """SIGTERM while the app is stopped: the drill starts it again, the result is error
+    (interrupted), and the run ends as interrupted (NO-GO) with its report written."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: mon-int\ndescription: x\nrequirements:\n  monitoring:\n    alert_delivery: false\n")
+    target = write_target(tmp_path, lab.target_yaml())
+    report_dir = tmp_path / "reports"
+    app_pid = int(lab.app_pidfile.read_text())
+    env = {**os.environ, **ENV}
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--profile={profile}",
+                             f"--target={target}", f"--report-dir={report_dir}", "-m", "monitoring and disruptive",
+                             "--allow-disruptive"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while _state(app_pid) != "T" and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert _state(app_pid) == "T", "the drill never stopped the app"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.kill(app_pid, signal.SIGCONT)  # whatever happened, leave the lab running
+    assert _state(app_pid) != "T", out[-3000:]
+    doc = json.loads(next(report_dir.glob("*/report.json")).read_text())
+    (r,) = [x for x in doc["results"] if x["id"] == "monitoring.unavailability_alert"]
+    assert r["status"] == "error" and "interrupted by SIGTERM" in r["reason"], r
+    events = [e["event"] for e in r["evidence"][0]["data"]["timeline"]]
+    assert any(e.startswith("SIGTERM received") for e in events) and events[-1] == "app up again", events
+    assert doc["verdict"]["decision"] == "NO-GO", doc["verdict"]

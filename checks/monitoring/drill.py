@@ -21,11 +21,15 @@ entry per event with seconds since the drill began and UTC time).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import re
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -160,6 +164,31 @@ def _resolve(post: Any, tl: Timeline) -> None:
         tl.mark(f"could not resolve the synthetic alert ({exc.reason}); it expires after {ALERT_TTL_S} s")
 
 
+@contextlib.contextmanager
+def _interruptible(tl: Timeline) -> Iterator[dict[str, str]]:
+    """While the instance is down, SIGINT/SIGTERM end the watch (not the process): the
+    start action still runs.  ``state["by"]`` names the signal once one came."""
+    state: dict[str, str] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield state  # only the main thread gets signals; KeyboardInterrupt still reaches `finally`
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if "by" not in state:
+            state["by"] = name
+            tl.mark(f"{name} received: ending the drill and starting the instance again")
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    try:
+        yield state
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _firing(prom: Endpoint, names: list[str], selector: Mapping[str, str]) -> dict[str, str]:
     """{alertname: state} of the named alerts whose labels match ``selector``."""
     data = api.prom_get(prom, "/api/v1/alerts")
@@ -227,38 +256,27 @@ def unavailability_alert(prom: Endpoint, *, instance: str, selector: Mapping[str
     seen: dict[str, str] = {}
     problem: str | None = None
     stopped_at = 0.0
-    try:
-        entry = journal.action("stop", instance, stop)
-        stopped_at = tl.mark(f"stopped {instance}: {'ok' if entry['ok'] else 'FAILED'} "
-                             f"(exit {entry.get('exit_status')})")
-        if not entry["ok"]:
-            problem = f"the stop action failed: {entry.get('output') or entry.get('exit_status')}"
-        else:
-            deadline = time.monotonic() + min(timeout_s, 2 * max(allowed.values()) + 5)
-            in_am = False
-            while time.monotonic() < deadline:
-                states = _firing(prom, names, selector)
-                for name, state in states.items():
-                    if seen.get(name) != state:
-                        seen[name] = state
-                        t = tl.mark(f"{name} {state} in Prometheus")
-                        if state == "firing" and fired is None:
-                            fired = (name, round(t - stopped_at, 3))
-                if fired and am is not None and not in_am:
-                    got, _ = api.request(am, "GET", "/api/v2/alerts", params={"filter": f'alertname="{fired[0]}"'})
-                    if isinstance(got, list) and any(probes._selected(a.get("labels") or {}, selector) for a in got):
-                        tl.mark(f"{fired[0]} received by Alertmanager")
-                        in_am = True
-                if fired and (am is None or in_am):
-                    break
-                time.sleep(POLL_S)
-            if fired is None:
-                tl.mark("the alert did not fire before the drill's deadline")
-    except ApiError as exc:
-        problem = exc.reason
-        tl.mark(f"watching stopped: {exc.reason}")
-    finally:
-        restored = _restore(prom, instance, selector, start, journal, tl, restore_timeout_s)
+    with _interruptible(tl) as interrupted:
+        try:
+            entry = journal.action("stop", instance, stop)
+            stopped_at = tl.mark(f"stopped {instance}: {'ok' if entry['ok'] else 'FAILED'} "
+                                 f"(exit {entry.get('exit_status')})")
+            if not entry["ok"]:
+                problem = f"the stop action failed: {entry.get('output') or entry.get('exit_status')}"
+            else:
+                fired = _watch(prom, am, names, selector, tl, stopped_at, seen, interrupted,
+                               min(timeout_s, 2 * max(allowed.values()) + 5))
+                if fired is None and "by" not in interrupted:
+                    tl.mark("the alert did not fire before the drill's deadline")
+        except ApiError as exc:
+            problem = exc.reason
+            tl.mark(f"watching stopped: {exc.reason}")
+        finally:
+            restored = _restore(prom, instance, selector, start, journal, tl, restore_timeout_s)
+    if "by" in interrupted:
+        data["interrupted_by"] = interrupted["by"]
+        if problem is None and fired is None:
+            problem = f"interrupted by {interrupted['by']} before the alert fired"
     if problem is not None:
         return Measurement.failed(problem + ("" if restored else "; and the instance was NOT restored"), evidence())
     if not restored:
@@ -270,6 +288,32 @@ def unavailability_alert(prom: Endpoint, *, instance: str, selector: Mapping[str
     display = (f"{fired[0]} fired {fired[1]:.1f} s after {instance} stopped (allowed {value['allowed_s']:g} s)"
                if fired else f"no unavailability alert fired for {instance} within the drill")
     return Measurement(value, display, evidence(), unit="s")
+
+
+def _watch(prom: Endpoint, am: Endpoint | None, names: list[str], selector: Mapping[str, str], tl: Timeline,
+           stopped_at: float, seen: dict[str, str], interrupted: dict[str, str], limit_s: float
+           ) -> tuple[str, float] | None:
+    """Poll Prometheus' alerts until one of ``names`` fires for ``selector`` (and, with an
+    Alertmanager, until it holds it too), ``limit_s`` passes or a signal came."""
+    fired: tuple[str, float] | None = None
+    in_am = False
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and "by" not in interrupted:
+        for name, state in _firing(prom, names, selector).items():
+            if seen.get(name) != state:
+                seen[name] = state
+                t = tl.mark(f"{name} {state} in Prometheus")
+                if state == "firing" and fired is None:
+                    fired = (name, round(t - stopped_at, 3))
+        if fired and am is not None and not in_am:
+            got, _ = api.request(am, "GET", "/api/v2/alerts", params={"filter": f'alertname="{fired[0]}"'})
+            if isinstance(got, list) and any(probes._selected(a.get("labels") or {}, selector) for a in got):
+                tl.mark(f"{fired[0]} received by Alertmanager")
+                in_am = True
+        if fired and (am is None or in_am):
+            break
+        time.sleep(POLL_S)
+    return fired
 
 
 def _restore(prom: Endpoint, instance: str, selector: Mapping[str, str], start: Action, journal: Journal,

@@ -421,11 +421,15 @@ def _unavailability(ctx: CheckContext) -> Measurement:
     if d.host:
         h = ctx.host(d.host)
         host = HostRef(h.connection, h.name, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s)
-    return drill.unavailability_alert(
+    m = drill.unavailability_alert(
         endpoint(spec.prometheus), instance=d.service, selector=selectors[d.service],
         alerts=d.alerts or spec.alerts.get("unavailable"), stop=plan_action(d.stop, "stop", host),
         start=plan_action(d.start, "start", host), am=endpoint(spec.alertmanager) if spec.alertmanager else None,
         timeout_s=d.timeout_s, restore_timeout_s=d.restore_timeout_s)
+    if m.evidence.data.get("interrupted_by"):  # the instance was started again; end the run as for Ctrl-C
+        ctx.stop_run(f"interrupted by {m.evidence.data['interrupted_by']} during the unavailability drill"
+                     + ("" if m.ok or "NOT restored" not in (m.error or "") else "; the instance was NOT restored"))
+    return m
 
 
 def _logs_or_none(ctx: CheckContext) -> dict[str, LogSpec]:
