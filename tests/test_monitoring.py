@@ -80,7 +80,13 @@ def test_compliant_lab_passes_every_read_only_check(lab: MonitoringLab, tmp_path
         "monitoring.alert_rules[unavailable]", "monitoring.alert_rules[error_rate]", "monitoring.alert_rules[resources]",
         "monitoring.alert_routing[unavailable]", "monitoring.logs_recent[lab application]",
         "monitoring.logs_structured[lab]", "monitoring.logs_rotated[lab]", "monitoring.log_level[lab]"}
+    assert results["monitoring.scraped[host lab]"].value == 1.0
     assert results["monitoring.scraped[host lab]"].measured.startswith("up = 1")
+    assert 0 <= results["monitoring.service_signals[app queue_length]"].value <= 3
+    assert [r["health"] for r in results["monitoring.alert_rules[unavailable]"].value] == ["ok"]
+    assert results["monitoring.logs_structured[lab]"].value["json"] == results["monitoring.logs_structured[lab]"].value[
+        "lines"] > 0
+    assert results["monitoring.log_level[lab]"].value == "info"
     assert "lab-webhook (webhook)" in results["monitoring.alert_routing[unavailable]"].measured
     assert "info" in results["monitoring.log_level[lab]"].measured
 
@@ -93,14 +99,14 @@ def test_exporter_down_fails_scraped(lab: MonitoringLab, tmp_path: Path) -> None
     with lab.variant("exporter_down"):
         r = _run("monitoring.scraped", target)["monitoring.scraped[host lab]"]
     assert r.status == Status.FAIL, r
-    assert r.measured.startswith("up = 0"), r.measured
+    assert r.value == 0.0 and r.measured.startswith("up = 0"), r.measured
     assert "last scrape error" in r.measured
 
 
 def test_host_without_scrape_target_fails(lab: MonitoringLab, tmp_path: Path) -> None:
     target = _target(lab, tmp_path, extra="  hosts: {lab: {job: node, instance: '127.0.0.1:1'}}\n")
     r = _run("monitoring.scraped", target)["monitoring.scraped[host lab]"]
-    assert r.status == Status.FAIL and r.measured.startswith("not a scrape target"), r
+    assert r.status == Status.FAIL and r.value is None and r.measured.startswith("not a scrape target"), r
 
 
 def test_missing_series_fails_service_signals(lab: MonitoringLab, tmp_path: Path) -> None:
@@ -108,7 +114,7 @@ def test_missing_series_fails_service_signals(lab: MonitoringLab, tmp_path: Path
     with lab.variant("missing_series"):
         results = _run("monitoring.service_signals", target)
     r = results["monitoring.service_signals[app processing_time]"]
-    assert r.status == Status.FAIL and r.measured.startswith("missing"), r
+    assert r.status == Status.FAIL and r.value is None and r.measured.startswith("missing"), r
     assert results["monitoring.service_signals[app latency]"].status == Status.PASS
 
 
@@ -117,8 +123,7 @@ def test_stale_series_fails_service_signals(lab: MonitoringLab, tmp_path: Path) 
     with lab.variant("stale_series"):
         r = _run("monitoring.service_signals", target)["monitoring.service_signals[app queue_length]"]
     assert r.status == Status.FAIL, r
-    intervals = float(r.measured.split(" = ")[1].split()[0])
-    assert intervals > 3, r.measured
+    assert r.value > 3 and r.unit == "scrape intervals", (r.value, r.measured)
 
 
 def test_missing_rule_fails_alert_rules(lab: MonitoringLab, tmp_path: Path) -> None:
@@ -126,7 +131,7 @@ def test_missing_rule_fails_alert_rules(lab: MonitoringLab, tmp_path: Path) -> N
     with lab.variant("missing_rule"):
         results = _run("monitoring.alert_rules", target)
     r = results["monitoring.alert_rules[unavailable]"]
-    assert r.status == Status.FAIL and r.measured.startswith("no alerting rule for unavailable"), r
+    assert r.status == Status.FAIL and r.value == [] and r.measured.startswith("no alerting rule for unavailable"), r
     assert results["monitoring.alert_rules[error_rate]"].status == Status.PASS
 
 
@@ -136,6 +141,7 @@ def test_rule_that_fails_to_evaluate_fails_alert_rules(lab: MonitoringLab, tmp_p
         r = _run("monitoring.alert_rules", target)["monitoring.alert_rules[error_rate]"]
     assert r.status == Status.FAIL, r
     assert "HighErrorRate: health err" in r.measured and "match" in r.measured, r.measured
+    assert r.value[0]["health"] == "err" and "match" in r.value[0]["lastError"]
 
 
 def test_no_receiver_fails_alert_routing(lab: MonitoringLab, tmp_path: Path) -> None:
@@ -144,6 +150,7 @@ def test_no_receiver_fails_alert_routing(lab: MonitoringLab, tmp_path: Path) -> 
         r = _run("monitoring.alert_routing", target)["monitoring.alert_routing[unavailable]"]
     assert r.status == Status.FAIL, r
     assert "InstanceDown -> blackhole (no integration" in r.measured, r.measured
+    assert [(x["receiver"], x["integrations"]) for x in r.value] == [("blackhole", [])]
 
 
 @pytest.mark.parametrize(("variant", "check", "measured"), [
@@ -158,6 +165,9 @@ def test_log_variants_fail(lab: MonitoringLab, tmp_path: Path, variant: str, che
     r = _run(check, target, req)[f"{check}[lab]"]
     assert r.status == Status.FAIL, r
     assert measured in r.measured, r.measured
+    value = {"not_rotated": lambda v: None in v.values(), "debug_level": lambda v: v == "debug",
+             "unstructured": lambda v: v["json"] == 0 and v["lines"] == 100}[variant]
+    assert value(r.value), r.value
 
 
 def test_log_not_written_for_days_fails_logs_recent(lab: MonitoringLab, tmp_path: Path) -> None:
@@ -167,7 +177,7 @@ def test_log_not_written_for_days_fails_logs_recent(lab: MonitoringLab, tmp_path
     results = _run("monitoring.logs_recent", _target(lab, tmp_path, logs=paths))
     r = results["monitoring.logs_recent[lab access]"]
     assert r.status == Status.FAIL, r
-    assert r.measured.startswith(f"{paths['access']} last written") and int(r.measured.split()[3]) >= 3 * 86400
+    assert r.measured.startswith(f"{paths['access']} last written") and r.value >= 3 * 86400, r.measured
     assert results["monitoring.logs_recent[lab application]"].status == Status.PASS
 
 
@@ -250,7 +260,7 @@ def test_synthetic_alert_reaches_the_webhook_receiver(lab: MonitoringLab, tmp_pa
     target = _target(lab, tmp_path)
     (r,) = _run("monitoring.alert_delivery", target, disruptive=True).values()
     assert r.status == Status.PASS, r
-    assert r.measured.startswith("delivered to a receiver"), r.measured
+    assert r.measured.startswith("delivered to a receiver") and 0 < r.value <= 10, r.measured
     events = [e["event"] for e in r.evidence[0].data["timeline"]]
     assert any("routed to lab-webhook" in e for e in events) and events[-1].startswith("resolved"), events
     drill = r.evidence[0].data["labels"]["golive_drill"]
@@ -273,7 +283,7 @@ def test_synthetic_alert_without_receiver_fails(lab: MonitoringLab, tmp_path: Pa
     req = REQ.model_copy(update={"delivery_max": 3.0})
     with lab.variant("no_receiver"):
         (r,) = _run("monitoring.alert_delivery", target, req, disruptive=True).values()
-    assert r.status == Status.FAIL and r.measured.startswith("not delivered"), r
+    assert r.status == Status.FAIL and r.value is None and r.measured.startswith("not delivered"), r
 
 
 def test_drills_are_skipped_without_allow_disruptive(lab: MonitoringLab, tmp_path: Path) -> None:
@@ -286,7 +296,7 @@ def test_stopping_the_app_fires_instance_down_in_time_and_restores(lab: Monitori
     (r,) = _run("monitoring.unavailability_alert", target, disruptive=True).values()
     assert r.status == Status.PASS, (r.measured, r.reason, r.evidence[0].raw)
     data = r.evidence[0].data
-    assert data["result"]["alert"] == "InstanceDown"
+    assert r.value == data["result"] and data["result"]["alert"] == "InstanceDown"
     assert 0 < data["result"]["fired_after_s"] <= data["result"]["allowed_s"]
     events = [e["event"] for e in data["timeline"]]
     assert events[0].startswith("stopped app") and any("InstanceDown firing" in e for e in events)
@@ -302,6 +312,7 @@ def test_unavailability_rule_not_covering_the_app_fails(lab: MonitoringLab, tmp_
         (r,) = _run("monitoring.unavailability_alert", target, disruptive=True).values()
     assert r.status == Status.FAIL, (r.measured, r.reason)
     assert r.measured.startswith("no unavailability alert fired for app"), r.measured
+    assert r.value["fired_after_s"] is None
     assert r.evidence[0].data["timeline"][-1]["event"] == "app up again"
 
 
@@ -340,10 +351,10 @@ def test_grafana_dashboard_probe_against_a_stand_in(lab: MonitoringLab, tmp_path
         target = _target(lab, tmp_path, extra=extra)
         _FakeGrafana.dashboards = [{"title": "Service overview", "type": "dash-db", "uid": "abc"}]
         (r,) = _run("monitoring.dashboard", target).values()
-        assert r.status == Status.PASS and "Service overview" in r.measured, r
+        assert r.status == Status.PASS and r.value == ["Service overview"], r
         _FakeGrafana.dashboards = []
         (r,) = _run("monitoring.dashboard", target).values()
-        assert r.status == Status.FAIL and r.measured == "no dashboard", r
+        assert r.status == Status.FAIL and r.value == [] and r.measured == "no dashboard", r
         token_file.write_text("wrong-token\n")
         (r,) = _run("monitoring.dashboard", _target(lab, tmp_path, extra=extra)).values()
         assert r.status == Status.ERROR and "401" in r.reason, r
