@@ -259,15 +259,14 @@ def _host_address(connection: str) -> str:
 
 
 def host_selectors(ctx: CheckContext) -> dict[str, dict[str, str]]:
-    """Target host name -> label selector of its node-exporter target."""
+    """Target host name -> label selector of its node-exporter target (``monitoring.hosts``
+    maps only the target's hosts: a host left out by --hosts is left out here too)."""
     spec: MonitoringSpec = ctx.spec
     out = {}
     for h in ctx.host_specs:
         mapped = spec.hosts.get(h.name)
         out[h.name] = dict(mapped.labels) if mapped and mapped.labels else {
             "address": _host_address(h.connection), "job": spec.host_job}
-    for name, mapped in spec.hosts.items():
-        out.setdefault(name, dict(mapped.labels))
     return out
 
 
@@ -343,6 +342,12 @@ def _signals(ctx: CheckContext, kind: str) -> dict[str, Measurement]:
     default_interval = ctx.memo(("monitoring.global_interval", prom.url), lambda: _global_interval(prom))
     out: dict[str, Measurement] = {}
     for name, sel in subjects.items():
+        if not sel:  # an empty selector would match every series
+            for sig in wanted:
+                out[f"{name} {sig}"] = Measurement.failed(
+                    f"no labels to find {name} by (map it: monitoring.{kind}s.{name}.labels)",
+                    Evidence(probe="monitoring.signal", subject=name, method="target file"))
+            continue
         interval = probes.scrape_interval_s(targets, sel, default_interval)
         subject_spec = mapped.get(name)
         own = subject_spec.signals if subject_spec is not None else {}
@@ -432,19 +437,27 @@ def _unavailability(ctx: CheckContext) -> Measurement:
     return m
 
 
-def _logs_or_none(ctx: CheckContext) -> dict[str, LogSpec]:
+def _log_hosts(ctx: CheckContext) -> tuple[dict[str, LogSpec], dict[str, Measurement]]:
+    """The target's ``monitoring.logs`` for the hosts of this run, and an error for each
+    name that is no target host (a host left out by --hosts/--roles is left out here too)."""
     spec = _spec(ctx)
     if not spec.logs:
         raise CannotVerify("the target declares no logs (monitoring.logs: host -> paths)")
-    return spec.logs
+    known = {h.name for h in ctx.host_specs}
+    selection = getattr(ctx.target, "selection", None)
+    left_out = set(selection.left_out) if selection is not None else set()
+    unknown = {name: Measurement.failed(f"monitoring.logs names host '{name}', which is not in the target's hosts",
+                                        Evidence(probe="monitoring.logs", subject=name, method="target file"))
+               for name in spec.logs if name not in known and name not in left_out}
+    return {n: ls for n, ls in spec.logs.items() if n in known}, unknown
 
 
 def _recent(ctx: CheckContext) -> dict[str, Measurement]:
     from checks.monitoring import logs
 
     req: MonitoringReq = ctx.req
-    out: dict[str, Measurement] = {}
-    for host, ls in _logs_or_none(ctx).items():
+    hosts, out = _log_hosts(ctx)
+    for host, ls in hosts.items():
         for kind in req.log_kinds:
             sources = ls.sources(kind)
             out[f"{host} {kind}"] = (ctx.on_host(host, logs.newest_write, sources) if sources else Measurement.failed(
@@ -463,8 +476,8 @@ def _lines(ctx: CheckContext, host: str, ls: LogSpec) -> Measurement:
 
 
 def _structured(ctx: CheckContext) -> dict[str, Measurement]:
-    out: dict[str, Measurement] = {}
-    for host, ls in _logs_or_none(ctx).items():
+    hosts, out = _log_hosts(ctx)
+    for host, ls in hosts.items():
         out[host] = _lines(ctx, host, ls) if ls.application else Measurement.failed(
             f"no application log declared for {host}", Evidence(probe="monitoring.log_lines", subject=host,
                                                                   method="target file"))
@@ -474,8 +487,8 @@ def _structured(ctx: CheckContext) -> dict[str, Measurement]:
 def _rotated(ctx: CheckContext) -> dict[str, Measurement]:
     from checks.monitoring import logs
 
-    out: dict[str, Measurement] = {}
-    for host, ls in _logs_or_none(ctx).items():
+    hosts, out = _log_hosts(ctx)
+    for host, ls in hosts.items():
         if ls.rotation:
             out[host] = Measurement({"declared": ls.rotation}, f"declared by the target: {ls.rotation}",
                                     Evidence(probe="monitoring.rotation", subject=host,
@@ -495,8 +508,8 @@ def _most_verbose(levels: dict[str, int]) -> str | None:
 def _level(ctx: CheckContext) -> dict[str, Measurement]:
     from checks.monitoring import logs
 
-    out: dict[str, Measurement] = {}
-    for host, ls in _logs_or_none(ctx).items():
+    hosts, out = _log_hosts(ctx)
+    for host, ls in hosts.items():
         if ls.level_file:
             m = ctx.on_host(host, logs.declared_level, ls.level_file, ls.level_pattern)
             out[host] = m if not m.ok else Measurement(_LEVEL_ALIASES.get(m.value, m.value), m.display, m.evidence,

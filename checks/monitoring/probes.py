@@ -115,6 +115,10 @@ def scrape_status(ep: Endpoint, subjects: Mapping[str, Mapping[str, str]]) -> di
                 for name in subjects}
     out: dict[str, Measurement] = {}
     for name, sel in subjects.items():
+        if not sel:  # an empty selector would match every target
+            out[name] = Measurement.failed(f"no labels to find {name} by (map it: monitoring.hosts/services)",
+                                           _ev("monitoring.scrape", ep, name, method, started=started))
+            continue
         mine = [t for t in targets if _selected(t.get("labels") or {}, sel)]
         ups = [float(s["value"][1]) for s in up if _selected(s.get("metric") or {}, sel)]
         data = {"selector": dict(sel), "targets": [
