@@ -42,8 +42,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.postgres import CLUSTER_PREFIX, INSTALL_HINT, PG_VERSION, SOCKET_DIR, _clean_env, _drop_cluster, _run, \
-    reap_stale_clusters
+from lab.postgres import (
+    CLUSTER_PREFIX,
+    INSTALL_HINT,
+    PG_VERSION,
+    SOCKET_DIR,
+    _clean_env,
+    _drop_cluster,
+    _run,
+    reap_stale_clusters,
+)
 from lab.procs import LabError, ManagedProcess, StopsOnExit, free_port, register, spawn, stop_processes, unregister
 
 DB_NAME = "golive_app"

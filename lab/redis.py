@@ -26,8 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.procs import LabError, ManagedProcess, StopsOnExit, free_port, port_in_use_error, register, spawn, \
-    stop_processes, unregister, wait_until
+from lab.procs import (
+    LabError,
+    ManagedProcess,
+    StopsOnExit,
+    free_port,
+    port_in_use_error,
+    register,
+    spawn,
+    stop_processes,
+    unregister,
+    wait_until,
+)
 
 INSTALL_HINT = "install it with `apt-get install redis-server` (Redis 7)"
 PORT_ATTEMPTS = 3
@@ -46,6 +56,7 @@ class RunningRedis(StopsOnExit):
         self.save = save
         self.cluster_slots = cluster_slots
         self.port = 0
+        self.bus_port = 0
         self.password_file = folder / "redis-password"
         self.proc: ManagedProcess | None = None
         self._stopped = False
@@ -87,7 +98,8 @@ class RunningRedis(StopsOnExit):
         if self.auth:
             lines.append(f"requirepass {self.password_file.read_text().strip()}")
         if self.cluster_slots is not None:
-            lines += ["cluster-enabled yes", f"cluster-config-file {self.dir / 'nodes.conf'}"]
+            lines += ["cluster-enabled yes", f"cluster-config-file {self.dir / 'nodes.conf'}",
+                      f"cluster-port {self.bus_port}"]
         return "\n".join(lines) + "\n"
 
     def _start(self, timeout_s: float) -> None:
@@ -100,6 +112,9 @@ class RunningRedis(StopsOnExit):
         conf = self.dir / "redis.conf"
         for attempt in range(1, PORT_ATTEMPTS + 1):
             self.port = free_port("127.0.0.1")
+            while self.cluster_slots is not None and self.port > 55535:  # a cluster node's port limit
+                self.port = free_port("127.0.0.1")
+            self.bus_port = free_port("127.0.0.1", exclude=(self.port,))
             fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(self._config())
