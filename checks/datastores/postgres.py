@@ -382,7 +382,8 @@ fi
 """
 
 
-def reachable_from(host: Any, address: str, port: int, timeout_s: float = 5.0) -> Measurement:
+def reachable_from(host: Any, address: str, port: int, timeout_s: float = 5.0,
+                   subject: str | None = None) -> Measurement:
     """Can this host reach PostgreSQL at ``address:port``?  Runs on the host (over its
     testinfra connection): ``pg_isready -h ADDRESS -p PORT`` where installed (it speaks
     the protocol: "accepting connections"), else a TCP connect (python3, or bash's
@@ -391,7 +392,8 @@ def reachable_from(host: Any, address: str, port: int, timeout_s: float = 5.0) -
     started = time.monotonic()
     script = _REACH_SCRIPT.format(h=shlex.quote(address), p=int(port), t=max(1, int(timeout_s)))
     method = f"on the host: pg_isready -h {address} -p {port} (else a TCP connect)"
-    subject = f"{describe(host)} -> {address}:{port}"
+    where = subject or describe(host)
+    subject = f"{where} -> {address}:{port}"
     data: dict[str, Any] = {}
 
     def ev(raw: str = "") -> Evidence:
@@ -413,5 +415,5 @@ def reachable_from(host: Any, address: str, port: int, timeout_s: float = 5.0) -
     ok = code == 0
     # pg_isready: 0 accepting, 1 rejecting (starting up, too many clients), 2 no response, 3 bad options
     words = {0: "accepting connections", 1: "rejecting connections", 2: "no response"}.get(code, answer)
-    display = f"{'reachable' if ok else 'NOT reachable'} from {describe(host)}: {words} ({how})"
+    display = f"{'reachable' if ok else 'NOT reachable'} from {where}: {words} ({how})"
     return Measurement(ok, display, ev(line))

@@ -134,7 +134,7 @@ def unauthenticated_ping(conn: RedisConn) -> Measurement:
             c.ping()
         except redis.AuthenticationError as exc:  # NOAUTH (AuthenticationRequiredError), or an ACL refusal
             answer = str(exc).strip()
-            if isinstance(exc, redis.exceptions.AuthenticationRequiredError):  # redis-py drops the error code
+            if type(exc).__name__ == "AuthenticationRequiredError":  # redis-py drops the error code
                 answer = f"NOAUTH {answer}"
             data["answer"] = answer
             return {"auth_required": True, "answer": answer}, f"refused without credentials: {answer}"

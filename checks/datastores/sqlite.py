@@ -15,12 +15,12 @@ from golive.model import Evidence, Measurement
 
 
 def _ev(probe: str, host: Any, path: str, method: str, started: float, data: dict[str, Any],
-        raw: str = "") -> Evidence:
-    return Evidence(probe=probe, subject=f"{describe(host)}:{path}", method=method, tool=tool(host),
+        subject: str | None, raw: str = "") -> Evidence:
+    return Evidence(probe=probe, subject=f"{subject or describe(host)}:{path}", method=method, tool=tool(host),
                     raw=redact(raw[-400:]), duration_s=round(time.monotonic() - started, 3), data=data)
 
 
-def file_facts(host: Any, path: str, timeout_s: float = 10.0) -> Measurement:
+def file_facts(host: Any, path: str, timeout_s: float = 10.0, subject: str | None = None) -> Measurement:
     """``stat`` of the database file on the host.
 
     Value: ``{"exists": bool, "type", "owner", "group", "mode": "0640", "size"}`` (only
@@ -32,21 +32,21 @@ def file_facts(host: Any, path: str, timeout_s: float = 10.0) -> Measurement:
     try:
         res = run(host, f"LC_ALL=C stat -c '%F|%U|%G|%a|%s' {shlex.quote(path)}", timeout_s=timeout_s)
     except ProbeError as exc:
-        return Measurement.failed(exc.reason, _ev("datastores.sqlite_file", host, path, method, started, data))
+        return Measurement.failed(exc.reason, _ev("datastores.sqlite_file", host, path, method, started, data, subject))
     if res.rc != 0:
         err = res.stderr.strip()
         if "No such file" in err:
             data["exists"] = False
             return Measurement({"exists": False}, f"{path} does not exist",
-                               _ev("datastores.sqlite_file", host, path, method, started, data, err))
+                               _ev("datastores.sqlite_file", host, path, method, started, data, subject, err))
         return Measurement.failed(f"stat {path}: {err[-200:] or f'exit {res.rc}'}",
-                                  _ev("datastores.sqlite_file", host, path, method, started, data, err))
+                                  _ev("datastores.sqlite_file", host, path, method, started, data, subject, err))
     kind, owner, group, mode, size = res.stdout.strip().split("|")
     value = {"exists": True, "type": kind, "owner": owner, "group": group, "mode": f"{int(mode, 8):04o}",
              "size": int(size)}
     data.update(value)
     display = f"{path}: {kind}, {owner}:{group}, mode {value['mode']}, {size} bytes"
-    return Measurement(value, display, _ev("datastores.sqlite_file", host, path, method, started, data, res.stdout))
+    return Measurement(value, display, _ev("datastores.sqlite_file", host, path, method, started, data, subject, res.stdout))
 
 
 _INTEGRITY = """
@@ -66,7 +66,7 @@ fi
 """
 
 
-def integrity(host: Any, path: str, timeout_s: float = 60.0) -> Measurement:
+def integrity(host: Any, path: str, timeout_s: float = 60.0, subject: str | None = None) -> Measurement:
     """``PRAGMA integrity_check`` on a read-only open of the file, on the host (sqlite3 CLI,
     else python3's sqlite3).  Value: ``"ok"`` or the first problems SQLite reports
     (``"file is not a database"`` included).  No tool on the host, a file that cannot be
@@ -75,15 +75,15 @@ def integrity(host: Any, path: str, timeout_s: float = 60.0) -> Measurement:
     method = f"sqlite3 -readonly {path} 'PRAGMA integrity_check;' (on the host)"
     data: dict[str, Any] = {}
     try:
-        res = run(host, _INTEGRITY.format(p=shlex.quote(path)), timeout_s=timeout_s)
+        res = run(host, _INTEGRITY.format(p=shlex.quote(path)), timeout_s=max(timeout_s, 60.0))
     except ProbeError as exc:
-        return Measurement.failed(exc.reason, _ev("datastores.sqlite_integrity", host, path, method, started, data))
+        return Measurement.failed(exc.reason, _ev("datastores.sqlite_integrity", host, path, method, started, data, subject))
     lines = res.stdout.strip().splitlines()
     used = lines[0].removeprefix("tool=") if lines else "?"
     rc_line = lines[-1] if lines else ""
     body = [ln for ln in lines[1:-1] if ln.strip()]
     data.update(tool=used, exit_status=rc_line.removeprefix("rc="))
-    ev = _ev("datastores.sqlite_integrity", host, path, method, started, data, res.stdout)
+    ev = _ev("datastores.sqlite_integrity", host, path, method, started, data, subject, res.stdout)
     if used == "none":
         return Measurement.failed("neither sqlite3 nor python3 is installed on the host", ev)
     text = "\n".join(body)
@@ -108,7 +108,7 @@ echo "how=$how"; if w "$f"; then echo file=yes; else echo file=no; fi; if w "$d"
 """
 
 
-def writable(host: Any, path: str, user: str, timeout_s: float = 10.0) -> Measurement:
+def writable(host: Any, path: str, user: str, timeout_s: float = 10.0, subject: str | None = None) -> Measurement:
     """Can ``user`` (the service user) write the database file and its folder (SQLite
     writes its journal beside the file)?  ``test -w`` run as that user on the host: directly
     when the connection is that user, else ``runuser`` (root) or ``sudo -n -u``.
@@ -121,10 +121,10 @@ def writable(host: Any, path: str, user: str, timeout_s: float = 10.0) -> Measur
     try:
         res = run(host, _WRITABLE.format(p=shlex.quote(path), u=shlex.quote(user)), timeout_s=timeout_s)
     except ProbeError as exc:
-        return Measurement.failed(exc.reason, _ev("datastores.sqlite_writable", host, path, method, started, data))
+        return Measurement.failed(exc.reason, _ev("datastores.sqlite_writable", host, path, method, started, data, subject))
     facts = dict(line.split("=", 1) for line in res.stdout.split() if "=" in line)
     data.update(facts)
-    ev = _ev("datastores.sqlite_writable", host, path, method, started, data, res.stdout)
+    ev = _ev("datastores.sqlite_writable", host, path, method, started, data, subject, res.stdout)
     if facts.get("how") == "none":
         return Measurement.failed(f"cannot act as {user} on the host: connect as {user} or as root, "
                                   f"or allow sudo -n -u {user}", ev)
