@@ -164,8 +164,11 @@ class RunningPgPair(StopsOnExit):
     def stop_session(self, proc: ManagedProcess) -> None:
         stop_processes([proc])
         self.sessions.remove(proc)
+        # the server notices a vanished client only when pg_sleep ends: end the backend too
+        name = f"lab-app-{proc.name.rsplit('-', 1)[1]}"
+        self.psql_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}';")
         deadline = time.monotonic() + 10
-        sql = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lab-app-{proc.name.rsplit('-', 1)[1]}';"
+        sql = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}';"
         while self.psql_admin(sql).strip() != "0" and time.monotonic() < deadline:
             time.sleep(0.05)
 

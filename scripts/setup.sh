@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql sqlite3 iproute2 procps testssl.sh git chromium openssl wrk
+APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql redis-server sqlite3 iproute2 procps testssl.sh git chromium openssl wrk
               prometheus prometheus-alertmanager prometheus-node-exporter)
 
 need_apt=0

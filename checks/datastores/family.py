@@ -56,8 +56,9 @@ class RedisReq(Strict):
 class SqliteReq(Strict):
     """What the tier requires of an SQLite database file."""
 
-    mode_max: str = Field(default="0640", pattern=r"^0?[0-7]{3}$", description="no permission bit beyond these")
-    owner_is_service_user: bool = True
+    mode_max: str | None = Field(default="0640", pattern=r"^0?[0-7]{3}$", description=(
+        "no permission bit beyond these (DS-AUTH-03: 0640); null: not checked"))
+    owner_is_service_user: bool = Field(default=True, description="owned by the target's service user (DS-AUTH-03)")
     integrity: bool = False
     writable: bool = False
 
@@ -449,7 +450,7 @@ def _mode_ok(req: DatastoresReq, value: dict[str, Any]) -> bool:
     sq = req.sqlite or SqliteReq()
     if not value.get("exists") or value.get("type") != "regular file":
         return False
-    extra = int(value["mode"], 8) & ~int(sq.mode_max, 8)
+    extra = int(value["mode"], 8) & ~int(sq.mode_max, 8) if sq.mode_max else 0
     return extra == 0 and (not sq.owner_is_service_user or value["owner"] == value["expected_owner"])
 
 
@@ -481,7 +482,7 @@ FAMILY = Family(
             id="datastores.pg_version",
             title="PostgreSQL answers and its version is supported",
             severity=Severity.HIGH,
-            refs=("DS-DI-DB-02", "DS-SW-07", "AW-MU-DB-01"),
+            refs=("DS-DI-DB-02", "DS-SW-07", "AW-MU-DB-01", "OZ-DB-01"),
             measures="server_version_num over a read-only session as the target's role (psycopg)",
             applies=_needs("postgres"),
             measure=_pg_version,
@@ -665,10 +666,12 @@ FAMILY = Family(
             measures="stat of the file on its host (owner, type, mode), over the host's connection",
             applies=_needs("sqlite"),
             measure=_sqlite_probe("file_facts"),
-            expected=lambda req: f"a regular file owned by the service user, mode <= {req.sqlite.mode_max}",
+            expected=lambda req: "a regular file" + (", owned by the service user" if req.sqlite.owner_is_service_user
+                                                     else "") + (f", mode <= {req.sqlite.mode_max}"
+                                                                 if req.sqlite.mode_max else ""),
             passes=_mode_ok,
             remediation=lambda req, m: (f"chown {m.value.get('expected_owner', 'SERVICE_USER')} FILE; "
-                                        f"chmod {req.sqlite.mode_max} FILE" if m.ok and m.value.get("exists")
+                                        f"chmod {req.sqlite.mode_max or 'u+rw'} FILE" if m.ok and m.value.get("exists")
                                         else "create/initialise the database at the configured path"),
         ),
         Check(

@@ -61,11 +61,14 @@ class _RedisFailure(Exception):
 
 def _client(conn: RedisConn, *, anonymous: bool = False) -> Any:
     import redis  # lazily: start-up time matters
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     return redis.Redis(host=conn.host, port=conn.port, username=None if anonymous else conn.username,
                        password=None if anonymous else conn.password, ssl=conn.tls,
                        socket_timeout=conn.timeout_s, socket_connect_timeout=conn.timeout_s,
-                       retry_on_timeout=False, decode_responses=True, protocol=2)  # RESP2: a plain PING, no HELLO
+                       retry=Retry(NoBackoff(), 0), decode_responses=True,  # no retries: one bounded try
+                       protocol=2)  # RESP2: a plain PING, no HELLO
 
 
 def _explain(conn: RedisConn, exc: BaseException) -> str:
@@ -134,7 +137,7 @@ def unauthenticated_ping(conn: RedisConn) -> Measurement:
             c.ping()
         except redis.AuthenticationError as exc:  # NOAUTH (AuthenticationRequiredError), or an ACL refusal
             answer = str(exc).strip()
-            if type(exc).__name__ == "AuthenticationRequiredError":  # redis-py drops the error code
+            if not answer.upper().startswith(("NOAUTH", "WRONGPASS", "NOPERM")):  # redis-py drops the error code
                 answer = f"NOAUTH {answer}"
             data["answer"] = answer
             return {"auth_required": True, "answer": answer}, f"refused without credentials: {answer}"
