@@ -7,7 +7,7 @@ a PostgreSQL 15 primary with a real streaming replica, application sessions, and
   a private ``/tmp/golive-pg-*`` folder owned by ``postgres``), with ``ssl = on`` (a
   self-signed certificate made with openssl), ``wal_level = replica`` and
   ``max_connections = 20``;
-- a replica: a second cluster whose data directory is ``pg_basebackup -R -X stream`` of the
+- a replica: a second cluster (also ``golive-lab-<pid>-<hex>``) whose data directory is ``pg_basebackup -R -X stream`` of the
   primary, started as a hot standby that streams from it (``pg_stat_replication`` shows it);
 - the application database ``golive_app`` (tables ``tenants``, ``media``, ``analyses`` with
   rows; ``alembic_version`` at :data:`HEAD_REVISION`) owned by the app role ``golive_app``
@@ -41,6 +41,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from lab.postgres import (
     CLUSTER_PREFIX,
@@ -95,7 +96,8 @@ class RunningPgPair(StopsOnExit):
         self.dir = workdir
         tag = f"{os.getpid()}-{secrets.token_hex(3)}"
         self.primary = f"{CLUSTER_PREFIX}{tag}"
-        self.replica = f"{CLUSTER_PREFIX}{tag}r"
+        # a name lab.postgres.reap_stale_clusters recognises (golive-lab-<pid>-<hex>), should this run be SIGKILLed
+        self.replica = f"{CLUSTER_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         self.port = 0
         self.replica_port = 0
         self.base: Path | None = None
@@ -272,7 +274,7 @@ class RunningPgPair(StopsOnExit):
              timeout=120)
         _run(["pg_ctlcluster", PG_VERSION, self.replica, "start"], f"starting replica {self.replica}", timeout=60)
 
-    def _start(self) -> None:
+    def _start(self, *, replica: bool = True, app_ssl: bool = True, setup_sql: str = "") -> None:
         if os.geteuid() != 0:
             raise LabError("the PostgreSQL lab needs root (pg_createcluster, runuser, chown)")
         for tool in ("pg_createcluster", "pg_ctlcluster", "pg_dropcluster", "pg_basebackup", "psql", "openssl"):
@@ -292,18 +294,23 @@ class RunningPgPair(StopsOnExit):
         self._certificate(pg)
         self.port = self._create(self.primary, self.base / "primary", self.base / "primary.log")
         self._seed()
-        self.replica_port = self._create(self.replica, self.base / "replica", self.base / "replica.log")
-        self._replica_from_basebackup()
-        self.wait_replicas(1)
-        self.add_app_session(ssl=True)
+        if setup_sql:
+            self.psql_admin(setup_sql, db=DB_NAME)
+        if replica:
+            self.replica_port = self._create(self.replica, self.base / "replica", self.base / "replica.log")
+            self._replica_from_basebackup()
+            self.wait_replicas(1)
+        self.add_app_session(ssl=app_ssl)
 
 
-def start_pg_pair(workdir: Path) -> RunningPgPair:
-    """Start the primary, its replica and one TLS app session (see the module doc).  On any
-    failure everything already made is removed and :class:`LabError` says what failed."""
+def start_pg_pair(workdir: Path, *, replica: bool = True, app_ssl: bool = True, setup_sql: str = "") -> RunningPgPair:
+    """Start the primary, its replica (unless ``replica=False``) and one app session (TLS
+    unless ``app_ssl=False``); ``setup_sql`` runs as the superuser in the app database after
+    seeding (the lab variants' one change).  On any failure everything already made is
+    removed and :class:`LabError` says what failed."""
     pair = RunningPgPair(Path(workdir).resolve())
     try:
-        pair._start()
+        pair._start(replica=replica, app_ssl=app_ssl, setup_sql=setup_sql)
     except BaseException:
         pair.stop()
         raise
@@ -332,3 +339,98 @@ def make_sqlite(path: Path, *, owner: str, mode: int = 0o640, tables: tuple[str,
     os.chown(path, user.pw_uid, user.pw_gid)
     path.chmod(mode)
     return path
+
+
+# ----------------------------------------------------------------------------- the embedded lab's data stores
+
+#: The embedded lab's datastores modes (lab.variants: ``datastores`` and ``ds_*``); each
+#: broken one changes exactly one thing of the compliant set.
+MODE_CHANGES: dict[str, str] = {
+    "compliant": "",
+    "superuser_role": "the app role is SUPERUSER",
+    "missing_table": "the table analyses was dropped",
+    "migrations_behind": f"alembic_version is at {OLD_REVISION}, one revision behind",
+    "no_replica": "no streaming replica",
+    "plaintext_app": "the app connects with sslmode=disable",
+    "redis_noauth": "Redis without requirepass",
+    "redis_wildcard": "Redis bound to 0.0.0.0",
+    "sqlite_world_readable": "the SQLite file is mode 0644",
+}
+_MODE_SQL = {
+    "superuser_role": f"ALTER ROLE {APP_ROLE} SUPERUSER;",
+    "missing_table": "DROP TABLE analyses;",
+    "migrations_behind": f"UPDATE alembic_version SET version_num = '{OLD_REVISION}';",
+}
+SQLITE_USER = "nobody"
+
+
+class RunningDatastores(StopsOnExit):
+    """The data stores of the embedded lab: the PostgreSQL pair, a Redis Cluster node with
+    every slot (password, bind 127.0.0.1, AOF + RDB) and an SQLite file owned by
+    :data:`SQLITE_USER`; :meth:`target_section` is the target's ``datastores:``."""
+
+    def __init__(self, workdir: Path, mode: str) -> None:
+        if mode not in MODE_CHANGES:
+            raise ValueError(f"unknown datastores mode {mode!r}; modes: {', '.join(MODE_CHANGES)}")
+        self.dir = workdir
+        self.mode = mode
+        self.pg: RunningPgPair | None = None
+        self.redis: Any = None
+        self.sqlite_dir: Path | None = None
+        self._stopped = False
+
+    @property
+    def sqlite_path(self) -> Path:
+        assert self.sqlite_dir is not None
+        return self.sqlite_dir / "app" / "app.db"
+
+    def target_section(self) -> dict[str, Any]:
+        assert self.pg is not None and self.redis is not None
+        pg = self.pg
+        return {
+            "postgres": {"dsn": pg.dsn(RO_ROLE), "password_file": str(pg.password_file(RO_ROLE)),
+                         "app_role": APP_ROLE, "app_databases": [DB_NAME, OLD_DB], "tables": list(TABLES),
+                         "migrations": {"revision": HEAD_REVISION},
+                         "replicas": [pg.dsn(RO_ROLE, replica=True)] if pg.replica_port else []},
+            "redis": {"address": self.redis.address, "listen": ["127.0.0.1"],
+                      **({"password_file": str(self.redis.password_file)} if self.redis.auth else {})},
+            "sqlite": {"path": str(self.sqlite_path), "user": SQLITE_USER},
+        }
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for part in (self.redis, self.pg):
+            if part is not None:
+                part.stop()
+        if self.sqlite_dir is not None:
+            shutil.rmtree(self.sqlite_dir, ignore_errors=True)
+        unregister(self)
+
+    def _start(self) -> None:
+        from lab.redis import ALL_SLOTS, start_redis
+
+        register(self)
+        self.pg = start_pg_pair(self.dir / "pg", replica=self.mode != "no_replica",
+                                app_ssl=self.mode != "plaintext_app", setup_sql=_MODE_SQL.get(self.mode, ""))
+        self.redis = start_redis(auth=self.mode != "redis_noauth",
+                                 bind="0.0.0.0" if self.mode == "redis_wildcard" else "127.0.0.1",
+                                 cluster_slots=ALL_SLOTS)
+        # the service user must reach the file: a folder of its own under a traversable /tmp folder
+        self.sqlite_dir = Path(tempfile.mkdtemp(prefix=f"golive-ds-{os.getpid()}-", dir="/tmp"))
+        self.sqlite_dir.chmod(0o711)
+        make_sqlite(self.sqlite_path, owner=SQLITE_USER,
+                    mode=0o644 if self.mode == "sqlite_world_readable" else 0o640)
+
+
+def start_datastores(workdir: Path, mode: str = "compliant") -> RunningDatastores:
+    """Start the embedded lab's data stores in ``mode`` (:data:`MODE_CHANGES`); everything
+    already started is stopped when a part fails."""
+    ds = RunningDatastores(Path(workdir).resolve(), mode)
+    try:
+        ds._start()
+    except BaseException:
+        ds.stop()
+        raise
+    return ds

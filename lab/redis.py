@@ -18,6 +18,7 @@ by its pid and removes the folder.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -31,6 +32,7 @@ from lab.procs import (
     ManagedProcess,
     StopsOnExit,
     free_port,
+    pid_alive,
     port_in_use_error,
     register,
     spawn,
@@ -184,6 +186,18 @@ def _read_reply(s: socket.socket) -> str:
     return head.decode()
 
 
+def reap_stale_folders() -> list[Path]:
+    """Remove ``/tmp/golive-redis-<pid>-*`` and ``/tmp/golive-ds-<pid>-*`` folders whose owner
+    process is gone (a SIGKILLed run; its redis-servers died with it: parent-death signal)."""
+    removed = []
+    for folder in Path("/tmp").glob("golive-*-*"):
+        m = re.fullmatch(r"golive-(?:redis|ds)-(\d+)-.*", folder.name)
+        if m and folder.is_dir() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def start_redis(workdir: Path | None = None, *, auth: bool = True, bind: str = "127.0.0.1",
                 appendonly: bool = True, save: str = "3600 1",
                 cluster_slots: tuple[tuple[int, int], ...] | None = None,
@@ -191,6 +205,7 @@ def start_redis(workdir: Path | None = None, *, auth: bool = True, bind: str = "
     """Start a redis-server (see the module doc).  ``workdir`` is made if missing (a fresh
     ``/tmp/golive-redis-<pid>-*`` folder by default) and removed by ``stop()``.  On any
     failure everything already made is removed and :class:`LabError` says what failed."""
+    reap_stale_folders()
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"golive-redis-{os.getpid()}-", dir="/tmp"))
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)

@@ -138,6 +138,7 @@ class RunningLab(StopsOnExit):
         self.api_token: str | None = None
         self.tls: certs.TlsFiles | None = None
         self.pg: Any = None  # lab.postgres.RunningPostgres in the postgres variants
+        self.ds: Any = None  # lab.datastores.RunningDatastores in the datastores variants
         self.start_duration_s = 0.0
         self.stop_duration_s = 0.0
         self._procs: dict[str, ManagedProcess] = {}
@@ -202,6 +203,7 @@ class RunningLab(StopsOnExit):
             },
             "backups": self._backup_overrides(),
             "ha": self.ha_overrides(),
+            **({"datastores": self.ds.target_section()} if self.ds is not None else {}),
         }
 
     def _backup_overrides(self) -> list[dict[str, Any]]:
@@ -292,6 +294,8 @@ class RunningLab(StopsOnExit):
             killed = stop_processes(procs)
             if self.pg is not None:
                 self.pg.stop()
+            if self.ds is not None:
+                self.ds.stop()
             self.stop_duration_s = time.monotonic() - started
             if killed:
                 sys.stderr.write(f"lab: needed SIGKILL for {', '.join(killed)}\n")
@@ -426,6 +430,10 @@ class RunningLab(StopsOnExit):
 
             self.pg = start_postgres(self.workdir / "pg", self.knobs.postgres,
                                      interval_s=self.backup_interval_s, start_timeout_s=self.start_timeout_s)
+        if self.knobs.datastores:
+            from lab.datastores import start_datastores
+
+            self.ds = start_datastores(self.workdir / "datastores", self.knobs.datastores)
         if self.knobs.backups == "job":
             job = self._python("backup-job", "lab.database", "job", "--db", str(self.db_path),
                                "--dir", str(self.backup_dir),

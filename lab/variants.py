@@ -34,6 +34,8 @@ BackupMode = Literal["job", "stale", "corrupt"]
 InferenceMode = Literal["ok", "error-body", "fail-5pct"]
 PostgresMode = Literal["", "compliant", "stale", "truncated", "empty", "plaintext", "no_offsite",
                        "archive_failing", "config_unsaved", "single_full"]
+DatastoresMode = Literal["", "compliant", "superuser_role", "missing_table", "migrations_behind", "no_replica",
+                         "plaintext_app", "redis_noauth", "redis_wildcard", "sqlite_world_readable"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class Knobs:
     cost_factor: float = 1.0
     inference_mode: InferenceMode = "ok"
     postgres: PostgresMode = ""
+    # ``datastores``: "" (none) or a lab.datastores mode: a PostgreSQL primary with a streaming
+    # replica, a Redis Cluster node and an SQLite file (the target's ``datastores:`` describes them).
+    datastores: DatastoresMode = ""
     # HA (see lab.haproxy, lab.supervisor): ``lb_health_check`` = haproxy checks /health and
     # redispatches; ``auto_restart`` = a stopped instance is restarted after 2 s (Restart=always).
     lb_health_check: bool = True
@@ -122,6 +127,17 @@ class Variant(enum.Enum):
     PG_ARCHIVE_FAILING = Knobs("PostgreSQL: archive_command fails (no WAL archived)", postgres="archive_failing")
     PG_CONFIG_UNSAVED = Knobs("PostgreSQL: app config changed after its newest backup", postgres="config_unsaved")
     PG_SINGLE_FULL = Knobs("PostgreSQL: only one full dump kept", postgres="single_full")
+    DATASTORES = Knobs("plus data stores: PostgreSQL primary + streaming replica, Redis Cluster, SQLite "
+                       "(datastores family)", datastores="compliant")
+    DS_SUPERUSER_ROLE = Knobs("data stores: the app's PostgreSQL role is SUPERUSER", datastores="superuser_role")
+    DS_MISSING_TABLE = Knobs("data stores: an expected table (analyses) is missing", datastores="missing_table")
+    DS_MIGRATIONS_BEHIND = Knobs("data stores: alembic_version one revision behind the release",
+                                 datastores="migrations_behind")
+    DS_NO_REPLICA = Knobs("data stores: PostgreSQL without a streaming replica", datastores="no_replica")
+    DS_PLAINTEXT_APP = Knobs("data stores: the app connects to PostgreSQL without TLS", datastores="plaintext_app")
+    DS_REDIS_NOAUTH = Knobs("data stores: Redis answers without a password", datastores="redis_noauth")
+    DS_REDIS_WILDCARD = Knobs("data stores: Redis bound to 0.0.0.0 (password kept)", datastores="redis_wildcard")
+    DS_SQLITE_WORLD_READABLE = Knobs("data stores: the SQLite file is mode 0644", datastores="sqlite_world_readable")
     NO_LB_HEALTH_CHECK = Knobs("haproxy without health checks or redispatch: a stopped instance stays in rotation", lb_health_check=False)
     NO_AUTO_RESTART = Knobs("a stopped inference instance stays down until started (no restart policy)", auto_restart=False)
 

@@ -465,3 +465,42 @@ def test_end_to_end_compliant_lab_is_go_and_reports_hold_no_password(lab: Lab, t
             text = f.read_text(errors="replace")
             assert not any(s in text for s in secrets_used), f"a password leaked into {f}"
     assert not any(s in run.out for s in secrets_used)
+
+
+# ----------------------------------------------------------------------------- the embedded lab (--target lab-datastores)
+
+ALL_ON = {"ref": ["AW-EN-DB-01", "AW-EN-HA-04", "DS-AUTH-03"], "postgres": PG_ALL,
+          "redis": {**REDIS_ALL, "cluster": "required"}, "sqlite": SQLITE_ALL, "single_network_db": True}
+
+
+def test_embedded_lab_is_go_for_alwrity_enterprise(golive_run: Any) -> None:
+    run = golive_run("--profile", "alwrity-enterprise", "--target", "lab-datastores", "-m", "datastores",
+                     timeout=600)
+    results = run.results("datastores.")
+    ran = {k: v["status"] for k, v in results.items() if v["status"] != "skip"}
+    assert ran == dict.fromkeys(ran, "pass"), \
+        {k: (v["measured"], v["reason"]) for k, v in results.items() if v["status"] not in ("pass", "skip")}
+    assert {"datastores.pg_replication", "datastores.pg_app_ssl", "datastores.redis_cluster",
+            "datastores.pg_connections", "datastores.pg_migrations"} <= set(ran), sorted(ran)
+    assert run.report["verdict"]["decision"] == "GO", run.report["verdict"]
+
+
+@pytest.mark.parametrize(("variant", "check", "measured"), [
+    ("ds_missing_table", "datastores.pg_schema", "2 of 3 tables present; missing: analyses"),
+    ("ds_no_replica", "datastores.pg_replication", "0 streaming replica(s)"),
+])
+def test_embedded_lab_variant_fails_exactly_its_check(variant: str, check: str, measured: str, tmp_path: Path,
+                                                      golive_run: Any) -> None:
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"name": "datastores-all", "description": "every datastores check",
+                                       "requirements": {"datastores": ALL_ON}}))
+    target = tmp_path / "target.yaml"
+    target.write_text(yaml.safe_dump({"name": f"lab-{variant}", "environment": "lab",
+                                      "lab": {"variant": variant, "cost_ms": 50}}))
+    run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "datastores", timeout=600)
+    results = run.results("datastores.")
+    failed = {k: v["measured"] for k, v in results.items() if v["status"] != "pass"}
+    assert list(failed) == [check], ({k: (v["status"], v["measured"], v["reason"]) for k, v in results.items()
+                                      if v["status"] != "pass"}, run.out[-2000:])
+    assert results[check]["status"] == "fail" and results[check]["measured"] == measured
+    assert run.report["verdict"]["decision"] == "NO-GO"

@@ -465,6 +465,12 @@ def _pg_expected(req: DatastoresReq) -> str:
     return f"PostgreSQL >= {want}" if want else "PostgreSQL answers a query"
 
 
+def _sqlite_expected(req: DatastoresReq) -> str:
+    sq = req.sqlite or SqliteReq()
+    return ("a regular file" + (", owned by the service user" if sq.owner_is_service_user else "")
+            + (f", mode <= {sq.mode_max}" if sq.mode_max else ""))
+
+
 def _conn_expected(req: DatastoresReq) -> str:
     ratio = req.postgres.max_used_ratio if req.postgres else None
     base = "connections in use < max_connections - superuser_reserved_connections"
@@ -571,8 +577,8 @@ FAMILY = Family(
                 None if ctx.req.postgres.replicas_min else
                 f"profile '{ctx.profile_name}' requires no replica (datastores.postgres.replicas_min)"),
             measure=_pg_replication,
-            expected=lambda req: f">= {req.postgres.replicas_min} streaming replica(s); every declared replica "
-                                 "in recovery",
+            expected=lambda req: f">= {(req.postgres.replicas_min if req.postgres else None) or 1} streaming "
+                                 "replica(s); every declared replica in recovery",
             passes=_replication_ok,
             remediation="set up a streaming standby (pg_basebackup -R from the primary) and check "
                         "primary_conninfo, max_wal_senders and pg_hba.conf replication lines",
@@ -636,7 +642,8 @@ FAMILY = Family(
             measure=_redis_probe("persistence"),
             expected=lambda req: {"aof": "AOF on and writing", "rdb": "RDB snapshots on and succeeding",
                                   "aof_or_rdb": "AOF or RDB on and working",
-                                  "aof_and_rdb": "AOF and RDB both on and working"}[req.redis.persistence],
+                                  "aof_and_rdb": "AOF and RDB both on and working"}.get(
+                str(req.redis.persistence) if req.redis else "", "persistence as the tier requires"),
             passes=_persistence_ok,
             remediation="appendonly yes (AOF) and/or save <seconds> <changes> (RDB); check the disk if a "
                         "write/bgsave status is err",
@@ -652,7 +659,8 @@ FAMILY = Family(
                 f"profile '{ctx.profile_name}' states no cluster mode (datastores.redis.cluster)"),
             measure=_redis_probe("cluster"),
             expected=lambda req: ("cluster_enabled:1, cluster_state:ok, all 16384 slots ok"
-                                  if req.redis.cluster == "required" else "standalone (cluster_enabled:0)"),
+                                  if req.redis is None or req.redis.cluster != "standalone"
+                                  else "standalone (cluster_enabled:0)"),
             passes=_cluster_ok,
             remediation=lambda req, m: ("run Redis Cluster (cluster-enabled yes) with every slot assigned "
                                         "(redis-cli --cluster create / fix)" if req.redis.cluster == "required"
@@ -666,9 +674,7 @@ FAMILY = Family(
             measures="stat of the file on its host (owner, type, mode), over the host's connection",
             applies=_needs("sqlite"),
             measure=_sqlite_probe("file_facts"),
-            expected=lambda req: "a regular file" + (", owned by the service user" if req.sqlite.owner_is_service_user
-                                                     else "") + (f", mode <= {req.sqlite.mode_max}"
-                                                                 if req.sqlite.mode_max else ""),
+            expected=_sqlite_expected,
             passes=_mode_ok,
             remediation=lambda req, m: (f"chown {m.value.get('expected_owner', 'SERVICE_USER')} FILE; "
                                         f"chmod {req.sqlite.mode_max or 'u+rw'} FILE" if m.ok and m.value.get("exists")
