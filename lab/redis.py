@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -218,11 +217,3 @@ def start_redis(workdir: Path | None = None, *, auth: bool = True, bind: str = "
         raise
     return r
 
-
-def redis_server_version() -> str:
-    """``redis-server --version`` (for messages)."""
-    try:
-        return subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=10,
-                              check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "redis-server (not found)"

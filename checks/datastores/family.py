@@ -187,7 +187,8 @@ def _needs(kind: str, flag: str | None = None) -> Callable[[CheckContext], str |
 
 
 def _pg(ctx: CheckContext) -> Any:
-    """(PostgresSpec, PgConn) or a failed measurement raised as NotApplicable's sibling."""
+    """(the target's PostgresSpec, a PgConn for golive's role); :class:`_Unverifiable` (an
+    ``error`` result saying what to add) when the target has no usable PostgreSQL entry."""
     from checks.datastores import postgres
 
     spec = getattr(ctx.spec, "postgres", None)

@@ -25,9 +25,6 @@ from checks.connection import ProbeError, describe, redact, run, tool
 from golive.model import Evidence, Measurement
 from golive.redact import register_secret
 
-_MASKED_WORDS = ("password", "secret")
-
-
 @dataclasses.dataclass(frozen=True)
 class PgConn:
     """Where and as whom to connect.  ``label`` (``postgresql://user@host:port/db``) is what
