@@ -25,6 +25,7 @@ from checks.connection import ProbeError, describe, redact, run, tool
 from golive.model import Evidence, Measurement
 from golive.redact import register_secret
 
+
 @dataclasses.dataclass(frozen=True)
 class PgConn:
     """Where and as whom to connect.  ``label`` (``postgresql://user@host:port/db``) is what
