@@ -324,6 +324,23 @@ def test_missing_target_details_are_errors_not_passes(lab: Lab, tmp_path: Path) 
 # ----------------------------------------------------------------------------- Redis
 
 
+def test_stale_lab_folders_of_a_dead_run_are_reaped() -> None:
+    import subprocess
+
+    from lab.redis import reap_stale_folders
+
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    left = Path(tempfile.mkdtemp(prefix=f"golive-redis-{dead}-", dir="/tmp"))
+    (left / "redis.conf").write_text("requirepass x\n")
+    mine = Path(tempfile.mkdtemp(prefix=f"golive-redis-{os.getpid()}-", dir="/tmp"))
+    try:
+        assert left in reap_stale_folders()
+        assert not left.exists() and mine.exists()  # a live owner's folder is never touched
+    finally:
+        shutil.rmtree(left, ignore_errors=True)
+        shutil.rmtree(mine, ignore_errors=True)
+
+
 def test_redis_compliant_passes(lab: Lab, tmp_path: Path) -> None:
     target = _target(tmp_path, {"redis": _redis_spec(lab.redis["ok"])})
     req = {"redis": REDIS_ALL}
@@ -411,6 +428,23 @@ def test_unreachable_sqlite_host_is_an_error(lab: Lab, tmp_path: Path) -> None:
                      hosts=[{"name": "db1", "connection": f"ssh://golive@127.0.0.1:{_closed_port()}", "timeout_s": 3}])
     r = _one("sqlite_file", target, {"sqlite": {}})
     assert _status(r) == "error" and "unreachable" in r.reason
+
+
+def test_checks_run_over_an_ssh_app_host(lab: Lab, tmp_path: Path) -> None:
+    """The app host's vantage is its own connection: here a real sshd on loopback, logged in
+    as an unprivileged user -- who can reach the database, but cannot act as the service user."""
+    from lab.sshd import start_sshd
+
+    with start_sshd(tmp_path / "sshd") as server:
+        host = {"name": "app-ssh", "connection": server.uri, "roles": ["app"], "ssh_config": str(server.ssh_config),
+                "ssh_identity_file": str(server.identity_file)}
+        target = _target(tmp_path, {"postgres": _pg_spec(lab),
+                                    "sqlite": {"path": str(lab.sqlite["ok"]), "user": SERVICE_USER}}, hosts=[host])
+        reach = _judge("pg_reachable_from_app_hosts", target, {"postgres": {"reachable_from_app_hosts": True}})
+        writable = _one("sqlite_writable", target, {"sqlite": SQLITE_ALL})
+    assert [(r.id, _status(r)) for r in reach] == [("datastores.pg_reachable_from_app_hosts[app-ssh]", "pass")]
+    assert reach[0].evidence[0].tool.endswith("(ssh backend)")
+    assert _status(writable) == "error" and f"cannot act as {SERVICE_USER}" in writable.reason
 
 
 # ----------------------------------------------------------------------------- one network database
