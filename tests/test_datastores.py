@@ -307,6 +307,15 @@ def test_wrong_password_unreachable_and_permission_denied_are_errors_without_the
     assert "authentication failed" in results["wrong_redis"].reason
     assert "Connection refused" in results["down_pg"].reason and "Connection refused" in results["down_redis"].reason
     assert "permission denied for table tenants" in results["denied"].reason
+    # without pg_monitor, golive's role cannot see other sessions' TLS state or the senders' state: error, saying so
+    blind = {"postgres": {"app_connections_encrypted": True, "replicas_min": 1, "connections_below_max": True}}
+    conns_blind = _one("pg_connections", denied, blind)
+    assert _status(conns_blind) == "error" and "pg_monitor" in conns_blind.reason
+    ssl_blind = _one("pg_app_ssl", denied, blind)
+    repl_blind = _one("pg_replication", _target(tmp_path, {"postgres": _pg_spec(
+        lab, dsn=lab.pg.dsn(NOBODY_ROLE), password_file=str(lab.pg.password_file(NOBODY_ROLE)), replicas=[])}), blind)
+    assert _status(ssl_blind) == "error" and "pg_monitor" in ssl_blind.reason
+    assert _status(repl_blind) == "error" and "pg_monitor" in repl_blind.reason
     dumped = json.dumps([r.to_dict() for r in results.values()])
     assert canary not in dumped
     for role in (RO_ROLE, NOBODY_ROLE):

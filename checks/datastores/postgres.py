@@ -257,10 +257,14 @@ def role_privileges(conn: PgConn, role: str, allowed_schemas: list[str], allowed
                     body)
 
 
+# Without pg_read_all_stats, another role's rows show NULL for everything but pid, role and
+# database (backend_type included): such rows are kept and reported as not visible.
 _SSL_SQL = """
-SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name, s.ssl, s.version
+SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name, s.ssl, s.version,
+       a.backend_type IS NULL
 FROM pg_stat_activity a LEFT JOIN pg_stat_ssl s USING (pid)
-WHERE a.usename = %s AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+WHERE a.usename = %s AND (a.backend_type = 'client backend' OR a.backend_type IS NULL)
+  AND a.pid <> pg_backend_pid()
 ORDER BY a.pid
 """
 
@@ -279,7 +283,7 @@ def app_session_ssl(conn: PgConn, role: str) -> Measurement:
         if not rows:
             raise _PgFailure(f"no session of role {role} is connected to {conn.label} now: nothing to judge "
                              "(run the check while the application is up)")
-        if any(r[3] is None for r in rows if r[1] != "local"):
+        if any(r[5] or (r[3] is None and r[1] != "local") for r in rows):
             raise _PgFailure(f"cannot see the TLS state of {role}'s sessions: grant {conn.user} pg_monitor "
                              "(or pg_read_all_stats)")
         tcp = [r for r in rows if r[1] != "local"]
@@ -348,10 +352,13 @@ def connections(conn: PgConn) -> Measurement:
     Value: ``{"used": n, "max": n, "reserved": n}``."""
 
     def body(c: Any, data: dict[str, Any]) -> tuple[Any, str, str]:
-        used, mx, reserved = c.execute(
-            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
-            "current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int"
-        ).fetchone()
+        used, hidden, mx, reserved = c.execute(
+            "SELECT count(*) FILTER (WHERE backend_type = 'client backend'), count(*) FILTER (WHERE backend_type IS NULL), "
+            "current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int "
+            "FROM pg_stat_activity").fetchone()
+        if hidden:  # other roles' sessions without their type: the count would be short
+            raise _PgFailure(f"cannot see {hidden} session(s) of other roles on {conn.label}: grant {conn.user} "
+                             "pg_monitor (or pg_read_all_stats) to count connections")
         value = {"used": int(used), "max": int(mx), "reserved": int(reserved)}
         data.update(value)
         return value, f"{used} of max_connections {mx} in use ({reserved} reserved for superusers)", "connections"
