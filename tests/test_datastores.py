@@ -378,6 +378,12 @@ def test_redis_broken_variants_fail(lab: Lab, tmp_path: Path) -> None:
     elsewhere = _one("redis_bind", _target(tmp_path, {"redis": _redis_spec(lab.redis["ok"], listen=["10.199.0.5"])}),
                      {"redis": REDIS_ALL})
     assert _status(elsewhere) == "fail" and elsewhere.measured == "bind 127.0.0.1"
+    # the host's listeners (ss -ltnH over the host's connection) instead of CONFIG GET bind
+    on_host = {k: _one("redis_bind", _target(tmp_path, {"redis": _redis_spec(lab.redis[k], host="app1")}),
+                       {"redis": REDIS_ALL}) for k in ("ok", "wildcard")}
+    assert _status(on_host["ok"]) == "pass" and on_host["ok"].measured == f"127.0.0.1:{lab.redis['ok'].port}"
+    assert _status(on_host["wildcard"]) == "fail"
+    assert on_host["wildcard"].measured == f"0.0.0.0:{lab.redis['wildcard'].port}"
 
 
 def test_redis_cluster_needs_every_slot(lab: Lab, tmp_path: Path) -> None:

@@ -129,6 +129,8 @@ class RedisSpec(Strict):
     tls: bool = False
     listen: list[str] | None = Field(default=None, description=(
         "the addresses Redis is declared to listen on (default: the address's host)"))
+    host: str | None = Field(default=None, description=(
+        "target host Redis runs on: its listening sockets (ss -ltnH) are read there instead of CONFIG GET bind"))
     timeout_s: float = Field(default=5, gt=0, le=60)
 
     @field_validator("address")
@@ -333,7 +335,12 @@ def _redis_probe(name: str) -> Callable[[CheckContext], Any]:
         from checks.datastores import redis
 
         spec, conn = _redis(ctx)
-        m: Measurement = getattr(redis, name)(conn)
+        if name == "bind" and spec.host:  # the host's own sockets: true even where CONFIG is disabled
+            from checks import hosts
+
+            m: Measurement = ctx.on_host(spec.host, hosts.listening_sockets, conn.port)
+        else:
+            m = getattr(redis, name)(conn)
         if name == "bind" and m.ok:
             declared = spec.listen if spec.listen is not None else [conn.host]
             m = Measurement({"bind": m.value, "declared": list(declared)}, m.display, m.evidence)
@@ -625,7 +632,7 @@ FAMILY = Family(
             title="Redis listens only on its declared addresses",
             severity=Severity.HIGH,
             refs=("AW-NET-02",),
-            measures="CONFIG GET bind",
+            measures="CONFIG GET bind, or the listening sockets on Redis's host (ss -ltnH) when the target names it",
             applies=_needs("redis", "bind_declared_only"),
             measure=_redis_probe("bind"),
             expected="bind lists only the declared addresses (datastores.redis.listen), no wildcard",
