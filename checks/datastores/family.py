@@ -156,7 +156,7 @@ class DatastoresSpec(Strict):
     sqlite: SqliteSpec | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> DatastoresSpec:
+    def _declares_a_store(self) -> DatastoresSpec:
         if self.postgres is None and self.redis is None and self.sqlite is None:
             raise ValueError("datastores: declare at least one of postgres, redis, sqlite")
         return self
