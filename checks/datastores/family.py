@@ -336,9 +336,9 @@ def _redis_probe(name: str) -> Callable[[CheckContext], Any]:
 
         spec, conn = _redis(ctx)
         if name == "bind" and spec.host:  # the host's own sockets: true even where CONFIG is disabled
-            from checks import hosts
+            from checks.hosts import probes as host_probes
 
-            m: Measurement = ctx.on_host(spec.host, hosts.listening_sockets, conn.port)
+            m: Measurement = ctx.on_host(spec.host, host_probes.listening_sockets, conn.port)
         else:
             m = getattr(redis, name)(conn)
         if name == "bind" and m.ok:
