@@ -310,10 +310,17 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
             sub_refs = refs_of(check, sub_req) if getattr(sub_req, "ref", None) else refs
         data = check.data(ctx, subject, m) if check.data is not None and m.error is None else None
         out.append(recorder.record(cid, block=sub_req, expected=sub_expected, measurement=m,
-                                   ok=rule or (lambda v, r=sub_req: _rule(check)(r, v)),
+                                   ok=rule or _bound(check, sub_req),
                                    remediation=check.remediation_text(sub_req, m), severity=sub_sev, refs=sub_refs,
                                    verify_hint=check.verify_hint, data=data))
     return out
+
+
+def _bound(check: Check, req: Any) -> Callable[[Any], bool]:
+    """The check's pass rule bound to one requirement block."""
+    def ok(value: Any) -> bool:
+        return _rule(check)(req, value)
+    return ok
 
 
 def _rule(check: Check) -> Callable[[Any, Any], bool]:

@@ -131,7 +131,9 @@ def _drill(ctx: CheckContext) -> Any:
         if isinstance(the_plan, NotRun):
             return the_plan
         drill = probes.Drill(the_plan)
-        ctx.add_cleanup(lambda: drill.restore_all("fixture teardown"))
+        def restore() -> None:
+            drill.restore_all("fixture teardown")
+        ctx.add_cleanup(restore)
         record = drill.run()
         if record.interrupted_by:
             left = (f"; NOT RESTORED: {', '.join(record.not_restored)}" if record.not_restored
@@ -193,7 +195,7 @@ def _restored(ctx: CheckContext) -> Measurement | dict[str, Measurement | Skippe
         run = record.instance(name)
         if run is not None and run.stop_t is None:
             return Skipped(f"{name} was not stopped ({run.not_run or record.aborted})")
-        return probes.restored(record, name)  # type: ignore[no-any-return]
+        return probes.restored(record, name)
     return _per_instance(ctx, judge)
 
 
@@ -201,7 +203,7 @@ def _timeline(ctx: CheckContext, subject: str, m: Measurement) -> dict[str, Any]
     from checks.ha import probes
 
     record = _drill(ctx)
-    return {} if isinstance(record, NotRun) else probes.timeline_data(record, subject)  # type: ignore[no-any-return]
+    return {} if isinstance(record, NotRun) else probes.timeline_data(record, subject)
 
 
 DRILL = "Failover drill: stopping one instance at a time keeps the service up"

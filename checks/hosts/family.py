@@ -133,7 +133,7 @@ def _nic(ctx: CheckContext) -> Measurement | dict[str, Any]:
 
 def _gpu_fits(gpu: Any, found: list[dict[str, Any]]) -> bool:
     fit = [g for g in found if gpu.memory is None or g["memory_mib"] * 2**20 >= gpu.memory]
-    return len(fit) >= gpu.count
+    return bool(len(fit) >= gpu.count)
 
 
 def _gpus(ctx: CheckContext) -> Measurement | dict[str, Any]:
@@ -181,7 +181,8 @@ def os_matches(v: dict[str, str], rule: str) -> bool:
     """``ubuntu>=20.04`` against os-release facts (ID or ID_LIKE, VERSION_ID)."""
     name, _, version = rule.partition(">=")
     ids = {v.get("id", "")} | set(v.get("id_like", "").split())
-    return name.strip() in ids and _probes().version_at_least(v.get("version_id", "0") or "0", version.strip() or "0")
+    return name.strip() in ids and bool(_probes().version_at_least(v.get("version_id", "0") or "0",
+                                                                   version.strip() or "0"))
 
 
 def _software(ctx: CheckContext) -> Measurement | dict[str, Any]:
@@ -201,9 +202,14 @@ def _software(ctx: CheckContext) -> Measurement | dict[str, Any]:
             if m.ok and m.value is None and not need.required:
                 out[key] = Skipped(f"{name} is not installed and the profile does not require it")
                 continue
-            out[key] = Judged(m, need, f"{name} >= {need.version}",
-                              passes=lambda v, n=need: v is not None and _probes().version_at_least(v, n.version))
+            out[key] = Judged(m, need, f"{name} >= {need.version}", passes=_at_least(need.version))
     return out
+
+
+def _at_least(minimum: str) -> Callable[[Any], bool]:
+    def ok(found: Any) -> bool:
+        return found is not None and bool(_probes().version_at_least(found, minimum))
+    return ok
 
 
 def _software_gathers(req: Any, spec: Any) -> tuple[str, ...]:

@@ -284,7 +284,7 @@ def wrong_type(schema: dict[str, Any] | None) -> Any:
     if schema.get("type", "object") != "object":
         return {"golive": "wrong type"}
     props = schema.get("properties") or {}
-    out = {}
+    out: dict[str, Any] = {}
     for k in schema.get("required", []) or list(props)[:1]:
         t = (props.get(k) or {}).get("type", "string")
         out[k] = "not-a-number" if t in ("integer", "number", "boolean") else [1, 2, 3] if t == "string" else "x"

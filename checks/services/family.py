@@ -87,7 +87,7 @@ def _non_root(ctx: CheckContext) -> Measurement | dict[str, Any]:
         if m.ok and m.value["pid"] is None:
             return Skipped("the service is not running (services.process)")
         return Judged(m, ctx.req, f"runs as '{s.user}' (not root)",
-                      passes=lambda v, user=s.user: v["user"] == user and v["user"] != "root")
+                      passes=lambda v: v["user"] == s.user and v["user"] != "root")
     return _per_service(ctx, services, judge)
 
 
@@ -101,7 +101,7 @@ def _workers(ctx: CheckContext) -> dict[str, Any]:
         if m.ok and m.value["pid"] is None:
             return Skipped("the service is not running (services.process)")
         return Judged(m, ctx.req, f"a master with {s.workers} worker processes",
-                      passes=lambda v, n=s.workers: len(v["children"]) == n)
+                      passes=lambda v: len(v["children"]) == s.workers)
     return _per_service(ctx, services, judge)
 
 
@@ -120,7 +120,7 @@ def _port_owner(ctx: CheckContext) -> Measurement | dict[str, Any]:
         pids = {facts.value["pid"], *facts.value["children"]}
         m = ctx.on_host(s.host, p.listeners, s.port)
         return Judged(m, ctx.req, f"port {s.port} held by {s.name} (pid {facts.value['pid']} or its workers) only",
-                      passes=lambda found, pids=pids: bool(found) and all(f["pid"] in pids for f in found))
+                      passes=lambda found: bool(found) and all(f["pid"] in pids for f in found))
     return _per_service(ctx, services, judge)
 
 
@@ -137,7 +137,7 @@ def _env(ctx: CheckContext) -> Measurement | dict[str, Any]:
             return Measurement.failed(m.value["env_error"] or "environment not readable", m.evidence)
         names = ", ".join(s.env)
         return Judged(m, ctx.req, f"variables set: {names}",
-                      passes=lambda v, need=tuple(s.env): set(need) <= set(v["env_names"]))
+                      passes=lambda v: set(s.env) <= set(v["env_names"]))
     return _per_service(ctx, services, judge)
 
 
@@ -158,9 +158,16 @@ def _files(ctx: CheckContext) -> Measurement | dict[str, Any]:
             owner = s.user or "the service's account"
             out[f"{path}@{s.host}"] = Judged(
                 sub, ctx.req, f"exists, owned by {owner}, mode <= {ctx.req.secret_mode_max}",
-                passes=lambda v, user=s.user: v is not None and v["mode"] is not None
-                and v["mode"] & ~limit == 0 and (user is None or v["owner"] == user))
+                passes=_private(limit, s.user))
     return out
+
+
+def _private(limit: int, user: str | None) -> Any:
+    """Exists, no permission bit beyond ``limit``, owned by ``user`` when one is declared."""
+    def ok(v: Any) -> bool:
+        return (v is not None and v["mode"] is not None and v["mode"] & ~limit == 0
+                and (user is None or v["owner"] == user))
+    return ok
 
 
 def _pip(ctx: CheckContext) -> dict[str, Any]:
@@ -177,7 +184,7 @@ def _proxy(ctx: CheckContext) -> dict[str, Any]:
         m = ctx.on_host(s.host, p.nginx_config, s.config, s.config_prefix)
         want = list(s.proxy_to)
         return Judged(m, ctx.req, "nginx -t ok" + (f", upstream {', '.join(want)}" if want else ""),
-                      passes=lambda v, want=tuple(want): v["syntax_ok"] and set(want) <= set(v["upstreams"]))
+                      passes=lambda v: bool(v["syntax_ok"]) and set(want) <= set(v["upstreams"]))
     return _per_service(ctx, services, judge)
 
 
