@@ -96,19 +96,6 @@ class BackupsReq(Block):
     rto: Duration | None = None
 
 
-class KubernetesReq(Block):
-    min_version: str = "1.25"
-    components: list[Literal["ingress-nginx", "cluster-issuer", "metrics-server", "prometheus",
-                             "cluster-autoscaler"]] = Field(default_factory=list)
-    storage_rwx: bool = False
-    min_replicas: int = Field(default=1, ge=1)
-    pdb: bool = False
-    hpa: bool = False
-    probes: bool = False
-    resources: bool = False
-    zones_min: int = Field(default=1, ge=1)
-
-
 class Requirements(Strict):
     tls: TlsReq | None = None
     http: HttpReq | None = None
@@ -116,7 +103,6 @@ class Requirements(Strict):
     auth: AuthReq | None = None
     throughput: ThroughputReq | None = None
     backups: BackupsReq | None = None
-    kubernetes: KubernetesReq | None = None
 
 
 class Profile(Strict):

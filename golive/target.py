@@ -228,16 +228,6 @@ class BackupSpec(Strict):
         return v
 
 
-class KubernetesSpec(Strict):
-    """The cluster (kubeconfig + context; the token stays in the kubeconfig) and the
-    namespace of the workloads.  ``timeout_s`` bounds every API request."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str = "default"
-    timeout_s: float = Field(default=10, gt=0, le=120)
-
-
 class HostDefaults(Strict):
     """Settings for every host an inventory source brings in (inventory variables win)."""
 
@@ -298,7 +288,6 @@ class Target(Strict):
     auth: AuthSpec | None = None
     inference: InferenceSpec | None = None
     backups: list[BackupSpec] = Field(default_factory=list)
-    kubernetes: KubernetesSpec | None = None
     inventory: list[InventorySpec] = Field(default_factory=list,
                                            description="host sources, resolved into hosts when the target is loaded")
     _selection: HostSelection | None = PrivateAttr(default=None)

@@ -1,5 +1,6 @@
-"""Self-tests of the Kubernetes checks: probes (checks/kubernetes.py) and the family end to
-end (features/kubernetes.feature, suites/test_kubernetes.py).
+"""Self-tests of the Kubernetes checks: probes (checks/kubernetes/probes.py), the declared
+checks (checks/kubernetes/family.py, judged with golive.checkdef.evaluate) and the family end
+to end (features/kubernetes.feature through the generic binding suites/test_families.py).
 
 **The API server here is a stand-in.**  No real Kubernetes API server can run on the
 machines golive is built and tested on (no kube-apiserver, k3s, kind or kwok can be
@@ -31,7 +32,7 @@ import pytest
 from k8s_fake.clusters import EVERYTHING_BROKEN, cluster
 from k8s_fake.server import FakeApiServer
 
-from checks import kubernetes as k
+from checks.kubernetes import probes as k
 from conftest import write_target
 from golive.model import Measurement
 from golive.target import load_target
@@ -260,6 +261,86 @@ def test_example_target_validates() -> None:
     assert target.kubernetes is not None and target.kubernetes.namespace == "oz"
 
 
+# ----------------------------------------------------------------------------- declared checks, no pytest-bdd
+
+def _context(ref: k.ClusterRef, profile: str = ALL_ON_PROFILE) -> Any:
+    import yaml
+
+    from checks.kubernetes.spec import KubernetesReq, KubernetesSpec
+    from golive.checkdef import CheckContext
+
+    req = KubernetesReq(**yaml.safe_load(profile)["requirements"]["kubernetes"])
+    spec = KubernetesSpec(kubeconfig=ref.kubeconfig, context=ref.context, namespace=ref.namespace, timeout_s=5)
+    return CheckContext.for_test(req=req, spec=spec, target=None)
+
+
+def test_declared_checks_pass_the_compliant_cluster_and_share_one_ingress_read(api: FakeApiServer,
+                                                                               ref: k.ClusterRef) -> None:
+    from checks.kubernetes.family import FAMILY
+    from golive.checkdef import evaluate
+
+    ctx = _context(ref)
+    api.requests.clear()
+    results = [r for check in FAMILY.checks for r in evaluate(check, ctx)]
+    assert len(results) == 28 and {r.status.value for r in results} == {"pass"}, \
+        [(r.id, r.status, r.reason) for r in results if r.status.value != "pass"]
+    # the controller check and the Ingress check read the cluster once between them
+    assert sum(1 for _, path in api.requests if path.endswith("/ingressclasses")) == 1
+
+
+def test_declared_checks_fail_the_broken_cluster_with_the_measured_value(api: FakeApiServer,
+                                                                         ref: k.ClusterRef) -> None:
+    from checks.kubernetes.family import FAMILY
+    from golive.checkdef import evaluate
+
+    api.behaviour = cluster(*EVERYTHING_BROKEN)
+    ctx = _context(ref)
+    results = {r.id: r for check in FAMILY.checks for r in evaluate(check, ctx)}
+    for check, measured in BROKEN_RESULTS:
+        assert results[check].status.value == "fail" and results[check].measured.startswith(measured), check
+
+
+def test_a_namespace_without_shared_volumes_fails_the_pvc_check_with_the_count() -> None:
+    from checks.kubernetes.family import FAMILY, per_object
+    from checks.kubernetes.spec import KubernetesReq
+    from golive.checkdef import Judged, judge
+    from golive.model import Evidence
+    from golive.recorder import Checks, ScenarioInfo
+    from golive.waivers import Waivers
+
+    check = FAMILY.by_id("kubernetes.pvc_rwx")
+    assert check is not None
+    req = KubernetesReq(storage_rwx=True)
+    none_found = k.Each({}, listed=Measurement(0, "0 volumes shared by Deployments (PVC or NFS) in namespace oz",
+                                               Evidence(probe="kubernetes.shared_volumes", subject="oz",
+                                                        method="GET /apis/apps/v1/namespaces/oz/deployments")))
+    measured = per_object(none_found, req, ">= 1 ReadWriteMany volume shared by the Deployments' replicas")
+    assert isinstance(measured, dict) and isinstance(measured[""], Judged)
+    [r] = judge(check, _context_for(req), measured, Checks(ScenarioInfo(scenario=check.title), Waivers()))
+    assert (r.id, r.status.value, r.measured) == ("kubernetes.pvc_rwx", "fail",
+                                                  "0 volumes shared by Deployments (PVC or NFS) in namespace oz")
+    assert r.expected == ">= 1 ReadWriteMany volume shared by the Deployments' replicas"
+
+
+def _context_for(req: Any) -> Any:
+    from golive.checkdef import CheckContext
+
+    return CheckContext.for_test(req=req)
+
+
+def test_declaring_the_family_imports_neither_the_probes_nor_the_kubernetes_client() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from golive import registry; registry.families(); "
+            "import checks.kubernetes.family; "
+            "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith(('kubernetes.', "
+            "'checks.kubernetes.probes'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 # ----------------------------------------------------------------------------- end to end
 
 def _files(tmp_path: Path, api: FakeApiServer, *, server: str | None = None, profile: str = ALL_ON_PROFILE,
@@ -395,5 +476,5 @@ def test_profile_without_kubernetes_block_skips_the_family(api: FakeApiServer, t
     results = run.results("kubernetes.")
     assert len(results) == 15
     assert {(r["status"], r["reason"]) for r in results.values()} == {
-        ("skip", "profile 'poc' sets no Kubernetes requirements")}
+        ("skip", "profile 'poc' does not require kubernetes (no requirements.kubernetes)")}
     assert api.requests == []  # a skipped scenario asks the cluster nothing

@@ -3,8 +3,8 @@
 Every probe builds an ``ApiClient`` from the target's kubeconfig and context with the
 official client (``kubernetes.config.new_client_from_config``), asks with GET only, bounds
 every request in time (``_request_timeout``) and returns :class:`~golive.model.Measurement`
-objects.  Nothing here decides pass or fail: the bindings in ``suites/test_kubernetes.py``
-compare the measured values with the profile.
+objects.  Nothing here decides pass or fail: the checks declared in
+``checks/kubernetes/family.py`` compare the measured values with the profile.
 
 Evidence names the API paths that were called (``GET /apis/apps/v1/namespaces/oz/deployments``),
 the server, the context, the client version and a short summary of the objects read -- a
