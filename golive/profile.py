@@ -79,30 +79,12 @@ class ThroughputReq(Block):
     capacity_time_max: Duration = Field(default=300.0, description="time budget of the whole capacity search")
 
 
-class BackupAge(Strict):
-    incremental: Duration | None = None
-    full: Duration | None = None
-
-
-class BackupsReq(Block):
-    max_age: BackupAge | None = None
-    retention_full_min: int | None = Field(default=None, ge=1)
-    contents: list[Literal["database", "config", "keys", "code", "features"]] = Field(default_factory=list)
-    integrity: bool = True
-    encryption: bool = False
-    offsite: bool = False
-    pitr: bool = False
-    rpo: Duration | None = Field(default=None, description="max age of the last archived WAL segment (pitr)")
-    rto: Duration | None = None
-
-
 class Requirements(Strict):
     tls: TlsReq | None = None
     http: HttpReq | None = None
     cors: CorsReq | None = None
     auth: AuthReq | None = None
     throughput: ThroughputReq | None = None
-    backups: BackupsReq | None = None
 
 
 class Profile(Strict):

@@ -1,4 +1,4 @@
-"""Compare the results of two golive runs: same check ids, statuses and measured values?
+r"""Compare the results of two golive runs: same check ids, statuses and measured values?
 
     python scripts/compare_runs.py BEFORE/report.json AFTER/report.json [--prefix backups.]
 
@@ -7,7 +7,10 @@ target on the old and the new code, then compare.  Prints every id whose status 
 display differs, and the ids only one run has; exit 0 when the runs agree, 1 otherwise.
 Measured displays that carry timings or ages (a restore's duration, a backup's age in
 seconds) differ between two runs by nature: ``--ignore-measured REGEX`` names the ids whose
-measured text is not compared (their status still is).
+measured text is not compared (their status still is).  Two lab runs differ in their
+temporary folders, ports and timestamps: ``--normalize REGEX`` (repeatable) replaces what
+the pattern matches with ``*`` in ids and measured texts before comparing, e.g.
+``--normalize '/tmp/golive-lab-[a-z0-9_]+' --normalize '127\.0\.0\.1:[0-9]+'``.
 """
 from __future__ import annotations
 
@@ -19,9 +22,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _results(path: Path, prefix: str) -> dict[str, dict[str, Any]]:
+def _results(path: Path, prefix: str, normalize: list[re.Pattern[str]] | None = None) -> dict[str, dict[str, Any]]:
+    def norm(text: str) -> str:
+        for pattern in normalize or ():
+            text = pattern.sub("*", text)
+        return text
+
     report = json.loads(path.read_text(encoding="utf-8"))
-    return {r["id"]: r for r in report.get("results", []) if r["id"].startswith(prefix)}
+    return {norm(r["id"]): {**r, "measured": norm(r["measured"])} for r in report.get("results", [])
+            if r["id"].startswith(prefix)}
 
 
 def differences(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
@@ -44,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("after", type=Path)
     ap.add_argument("--prefix", default="", help="compare only ids starting with this (e.g. 'backups.')")
     ap.add_argument("--ignore-measured", default=None, help="regex of ids whose measured text is not compared")
+    ap.add_argument("--normalize", action="append", default=[], help="regex replaced by * in ids and measured texts")
     args = ap.parse_args(argv)
-    before, after = _results(args.before, args.prefix), _results(args.after, args.prefix)
+    patterns = [re.compile(p) for p in args.normalize]
+    before, after = _results(args.before, args.prefix, patterns), _results(args.after, args.prefix, patterns)
     diff = differences(before, after, re.compile(args.ignore_measured) if args.ignore_measured else None)
     for line in diff:
         print(line)

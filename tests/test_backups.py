@@ -29,9 +29,9 @@ import pytest
 import yaml
 
 from checks.backups import content
-from checks.backups.location import parse_location
+from checks.backups.location import SCHEMES, HostConn, parse_location
 from conftest import ROOT, write_target
-from golive.target import HostSpec
+from golive.target import CONNECTION_SCHEMES
 from lab import database
 from lab.postgres import SCRATCH_DB, RunningPostgres, start_postgres
 from lab.procs import free_port
@@ -308,8 +308,9 @@ def test_restore_drill_restores_good_backups_and_fails_damaged_ones_without_leak
 
 
 def test_existing_scratch_database_is_refused_and_left_alone(tmp_path, labs) -> None:  # type: ignore[no-untyped-def]
-    from checks.backups import list_location, restore_postgres
-    from golive.target import BackupSpec
+    from checks.backups.drill import restore_postgres
+    from checks.backups.inventory import list_location
+    from checks.backups.spec import BackupSpec
 
     labs.ok.psql_admin(f"CREATE DATABASE {SCRATCH_DB};")
     try:
@@ -324,8 +325,10 @@ def test_existing_scratch_database_is_refused_and_left_alone(tmp_path, labs) -> 
 
 _HARNESS = textwrap.dedent("""
     import sys, time, yaml
-    from checks.backups import list_location, parse_location, restore_postgres
-    from golive.target import BackupSpec
+    from checks.backups.drill import restore_postgres
+    from checks.backups.spec import BackupSpec
+    from checks.backups.inventory import list_location
+    from checks.backups.location import parse_location
     spec = BackupSpec(**yaml.safe_load(sys.argv[1]))
     inv = list_location(parse_location(spec.location), spec).value
     def stage(name):
@@ -417,13 +420,46 @@ def test_locations_parse_paths_uris_and_target_hosts() -> None:
     ssh = parse_location("ssh://deploy@10.0.0.31:2222/var/backups/pg", ssh_config="/x")
     assert (ssh.connection, ssh.path, ssh.endpoint) == ("ssh://deploy@10.0.0.31:2222", "/var/backups/pg",
                                                         "ssh://10.0.0.31:2222")
-    host = HostSpec(name="db-1", connection="ssh://deploy@10.0.0.21", ssh_config="/etc/golive/ssh_config")
+    host = HostConn(name="db-1", connection="ssh://deploy@10.0.0.21", ssh_config="/etc/golive/ssh_config")
     named = parse_location("db-1:/srv/backups", hosts=[host])
     assert named.connection == "ssh://deploy@10.0.0.21" and named.ssh_config == "/etc/golive/ssh_config"
     assert named.endpoint == "ssh://10.0.0.21"
     for bad, why in (("ftp://x/y", "unknown scheme"), ("db-2:/x", "not in hosts"), ("relative/path", "not a path")):
         with pytest.raises(ValueError, match=why):
             parse_location(bad, hosts=[host])
+    # every scheme a target host may use is a scheme a backup location may use
+    assert set(CONNECTION_SCHEMES) <= SCHEMES
+
+
+# ----------------------------------------------------------------------------- declared checks, no pytest-bdd
+
+def test_the_drill_skips_file_backups_per_location_and_errors_without_locations(tmp_path: Path) -> None:
+    from checks.backups.family import FAMILY, NO_LOCATIONS
+    from checks.backups.spec import BackupSpec, BackupsReq
+    from golive.checkdef import CheckContext, evaluate
+
+    drill = FAMILY.by_id("backups.restore")
+    assert drill is not None and drill.disruptive
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "site.tar").write_bytes(b"not restored")
+    spec = [BackupSpec(kind="files", location=str(tmp_path / "files"))]
+    [r] = evaluate(drill, CheckContext.for_test(req=BackupsReq(), spec=spec, allow_disruptive=True))
+    assert r.id == f"backups.restore[files:{tmp_path / 'files'}]" and r.status.value == "skip"
+    assert r.reason == "the restore drill covers databases (postgres, sqlite), not file backups"
+    [r] = evaluate(drill, CheckContext.for_test(req=BackupsReq(), spec=[], allow_disruptive=True))
+    assert (r.id, r.status.value, r.reason) == ("backups.restore", "error", NO_LOCATIONS)
+    # without --allow-disruptive: skipped per location, nothing read
+    [r] = evaluate(drill, CheckContext.for_test(req=BackupsReq(), spec=spec))
+    assert (r.id, r.status.value, r.reason) == (f"backups.restore[files:{tmp_path / 'files'}]", "skip",
+                                                "disruptive, not allowed")
+
+
+def test_declaring_the_family_imports_no_probe_and_no_testinfra() -> None:
+    code = ("import sys; from golive import registry; registry.families(); import checks.backups.family; "
+            "print(sorted(m for m in sys.modules if m.startswith(('testinfra', 'checks.backups.'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "['checks.backups.family', 'checks.backups.spec']", out.stdout
 
 
 def test_a_killed_postgres_lab_is_reaped_by_the_next_start(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
-"""Backups and recovery probes (features/backups.feature, docs/backups.md).
+"""Backups and recovery (features/backups.feature, docs/backups.md).
 
+- :mod:`checks.backups.family` -- the declared checks;
+- :mod:`checks.backups.spec` -- the ``requirements.backups`` block and the target's ``backups:``
+  entries (:class:`~checks.backups.spec.BackupSpec`);
 - :mod:`checks.backups.location` -- where backups are (local, ssh://, HOST:/path) and reading them;
 - :mod:`checks.backups.inventory` -- listing a location: backups, their class (full or
   incremental), age and the host's clock; manifests;
@@ -9,18 +12,6 @@
 - :mod:`checks.backups.postgres` -- psql, the WAL archiver (PITR), row counts;
 - :mod:`checks.backups.drill` -- the restore drill (disruptive), cleaned up on every exit path.
 
-Probes return :class:`golive.model.Measurement`; they never decide pass or fail.
+Probes return :class:`golive.model.Measurement`; they never decide pass or fail.  This module
+imports nothing, so declaring the family (registry) loads none of the probes or testinfra.
 """
-from __future__ import annotations
-
-from checks.backups.drill import DrillInterrupted, restore_postgres, restore_sqlite
-from checks.backups.inventory import BackupFile, Inventory, full_count, list_location, newest_age, subject
-from checks.backups.location import Location, parse_location
-from checks.backups.postgres import archiver, connection
-from checks.backups.probes import completeness, encryption, integrity, offsite, source_times
-
-__all__ = [
-    "BackupFile", "DrillInterrupted", "Inventory", "Location", "archiver", "completeness", "connection",
-    "encryption", "full_count", "integrity", "list_location", "newest_age", "offsite", "parse_location",
-    "restore_postgres", "restore_sqlite", "source_times", "subject",
-]

@@ -16,12 +16,14 @@ import fnmatch
 import json
 import shlex
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from checks.backups.location import Location, sh
 from checks.connection import ProbeError, describe, tool
 from golive.model import Evidence, Measurement
-from golive.target import BackupSpec
+
+if TYPE_CHECKING:
+    from checks.backups.spec import BackupSpec
 
 BackupClass = Literal["full", "incremental"]
 MANIFEST_NAMES = ("manifest.json", "SHA256SUMS", "sha256sums.txt", "MANIFEST")

@@ -22,12 +22,28 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
+from testinfra.backend import BACKENDS
 from testinfra.host import Host
 
 from checks.connection import ProbeError, get_host, redact, run
-from golive.target import CONNECTION_SCHEMES, HostSpec
+
+#: The URI schemes a location may use: those testinfra connects with.
+SCHEMES = frozenset(BACKENDS)
 
 FETCH_MAX_BYTES = 4 * 1024**3  # bigger backups are verified where they are, not copied here
+
+
+@dataclasses.dataclass(frozen=True)
+class HostConn:
+    """A target host that a location may name (``HOST:/path``): its name and how to reach
+    it (a testinfra URI and the connection options of the target's ``hosts:`` entry)."""
+
+    name: str
+    connection: str
+    ssh_config: str | None = None
+    ssh_identity_file: str | None = None
+    sudo: bool = False
+    timeout_s: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +79,7 @@ class Location:
         return self.label if name is None else f"{self.label.rstrip('/')}/{name}"
 
 
-def parse_location(text: str, *, hosts: Sequence[HostSpec] = (), ssh_config: str | None = None,
+def parse_location(text: str, *, hosts: Sequence[HostConn] = (), ssh_config: str | None = None,
                    ssh_identity_file: str | None = None, timeout_s: float = 30.0) -> Location:
     """Parse a location string; ValueError with a reason a person can act on."""
     raw = text.strip()
@@ -73,7 +89,7 @@ def parse_location(text: str, *, hosts: Sequence[HostSpec] = (), ssh_config: str
         return Location(raw, "local://", raw, raw, "local", timeout_s=timeout_s)
     if "://" in raw:
         scheme = raw.split("://", 1)[0]
-        if scheme not in CONNECTION_SCHEMES:
+        if scheme not in SCHEMES:
             raise ValueError(f"location '{redact(raw)}' has an unknown scheme '{scheme}'; use a path, "
                              "ssh://user@host/path or HOST:/path")
         parts = urllib.parse.urlsplit(raw)

@@ -14,14 +14,16 @@ import shlex
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks.backups.content import ToolError, last_line, run_local
 from checks.backups.location import Location, sh
 from checks.connection import ProbeError, redact
 from golive.model import Evidence, Measurement
 from golive.redact import register_secret
-from golive.target import BackupSpec
+
+if TYPE_CHECKING:
+    from checks.backups.spec import BackupSpec
 
 _CLEARED = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSERVICE", "PGOPTIONS")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
