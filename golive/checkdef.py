@@ -256,13 +256,13 @@ def severity_of(check: Check, req: Any) -> Severity:
 
 def refs_of(check: Check, req: Any) -> tuple[str, ...]:
     """The catalogue ids a result cites: the profile block's ids that this check answers;
-    the check's own ids when the block cites none of them; the block's when the check
-    declares none."""
+    the block's own ids when none of them is the check's (never ids of another system the
+    profile does not cite); the check's ids only when the block cites none."""
     block_refs = tuple(getattr(req, "ref", ()) or ())
     if not check.refs:
         return block_refs
     both = tuple(r for r in block_refs if r in check.refs)
-    return both or check.refs
+    return both or block_refs or check.refs
 
 
 def measure(check: Check, ctx: CheckContext) -> MeasureResult | str:
