@@ -76,9 +76,9 @@ def _pids_mentioning(text: str) -> list[int]:
     """Live processes whose command line contains ``text`` (this engine's folder)."""
     found = []
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != os.getpid() and text in _cmdline(int(entry.name)):
-            if pid_alive(int(entry.name)):
-                found.append(int(entry.name))
+        if (entry.name.isdigit() and int(entry.name) != os.getpid() and text in _cmdline(int(entry.name))
+                and pid_alive(int(entry.name))):
+            found.append(int(entry.name))
     return found
 
 
@@ -412,9 +412,8 @@ def engine_processes() -> list[tuple[int, str]]:
             comm = Path(f"/proc/{entry.name}/comm").read_text().strip()
         except OSError:
             continue
-        if comm in names or comm.startswith("containerd-shim"):
-            if pid_alive(int(entry.name)):
-                found.append((int(entry.name), comm))
+        if (comm in names or comm.startswith("containerd-shim")) and pid_alive(int(entry.name)):
+            found.append((int(entry.name), comm))
     return found
 
 
