@@ -58,7 +58,10 @@ BROKEN: dict[str, str] = {
     "silent": "writes no log output (logs_present)",
     "split-net": "on a second network (single_network)",
     "drift": "Compose file names another image than the running one (image_matches_compose)",
+    "stopped": "its container was stopped (services_running)",
 }
+#: declared in the target, never deployed (services_running)
+MISSING = "missing"
 #: the container started with ``docker run``, not Compose (compose_project)
 NOT_COMPOSE = "no-compose"
 
@@ -215,6 +218,7 @@ def start_broken(engine: DockerEngine, directory: Path, *, name: str | None = No
         "silent": _db("silentdata", announce=False),
         "split-net": {**_api(None), "networks": ["other"]},
         "drift": _api(None),
+        "stopped": _api(None),
         "ok": {**_api(p_other)},
     }
     compose = {"version": "2.4", "services": services, "networks": {"app": {}, "other": {}},
@@ -227,6 +231,7 @@ def start_broken(engine: DockerEngine, directory: Path, *, name: str | None = No
     declared["extra-port"]["ports"] = [f"127.0.0.1:{p_extra}:8000"]
     declared["ok"]["ports"] = [f"127.0.0.1:{p_other}:8000"]
     declared[NOT_COMPOSE] = {}
+    declared[MISSING] = {}
     project = ComposeProject(engine, name, directory, secret=secret, services=declared)
     project.secret = secret
     try:
@@ -234,6 +239,7 @@ def start_broken(engine: DockerEngine, directory: Path, *, name: str | None = No
         # drift: the Compose file now names another build than the one running
         services["drift"]["image"] = f"{BASE_IMAGE}:{DRIFT_TAG}"
         (directory / "docker-compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
+        engine.client().containers.get(f"{name}_stopped_1").stop(timeout=1)
         # a container named like the project's but started without Compose (no labels)
         engine.client().containers.run(IMAGE, ["sh", "-c", "echo manual; exec sleep 3600"], detach=True,
                                        name=f"{name}_{NOT_COMPOSE}_1", user=str(APP_UID), init=True)
@@ -243,6 +249,22 @@ def start_broken(engine: DockerEngine, directory: Path, *, name: str | None = No
         project.down()
         raise
     return project
+
+
+def create_gpu_requesting(engine: DockerEngine, *, name: str | None = None) -> str:
+    """A project whose one service's container requests all GPUs (``--gpus all``) and is
+    created but not started: this engine has no NVIDIA runtime to start it with.  The
+    labels are the ones Compose sets.  Returns the project name."""
+    import docker
+
+    name = name or f"glg{secrets.token_hex(3)}"
+    labels = {"com.docker.compose.project": name, "com.docker.compose.service": "worker",
+              "com.docker.compose.version": "1.29.2", "com.docker.compose.container-number": "1",
+              "com.docker.compose.oneoff": "False"}
+    engine.client().containers.create(
+        IMAGE, ["sh", "-c", "exec sleep 3600"], name=f"{name}_worker_1", labels=labels, user=str(APP_UID),
+        network_mode="none", device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])])
+    return name
 
 
 def literal_in_compose(project: ComposeProject) -> str:

@@ -108,7 +108,7 @@ class ComposeFacts:
 
     path: str
     images: Mapping[str, str]                      # service -> image reference
-    literal_secrets: tuple[str, ...]               # "service: NAME"
+    literal_secrets: tuple[str, ...]               # "NAME written literally (service SERVICE)"
     env_files: Mapping[str, int]                   # path -> mode
     env_files_tracked: tuple[str, ...] = ()        # env files tracked by git
     error: str | None = None
@@ -279,7 +279,7 @@ def read_compose_file(path: Path) -> ComposeFacts:
             images[str(name)] = str(svc["image"])
         for var, value in _env_list(svc.get("environment")):
             if SECRET_NAME.search(var) and not var.endswith("_FILE") and _is_literal(value):
-                literals.append(f"{name}: {var}")
+                literals.append(f"{var} written literally (service {name})")
         env_file = svc.get("env_file")
         for f in [env_file] if isinstance(env_file, str) else (env_file or ()):
             env_paths.append(path.parent / str(f))
@@ -636,7 +636,7 @@ def no_literal_secrets(snap: ProjectSnapshot, env_mode_max: int) -> Measurement:
                                   _evidence(snap, "no_literal_secrets", "compose file", method, {}))
     if compose.error:
         return Measurement.failed(compose.error, _evidence(snap, "no_literal_secrets", compose.path, method, {}))
-    problems = [f"literal value for {item}" for item in compose.literal_secrets]
+    problems = list(compose.literal_secrets)
     problems += [f"{Path(p).name} mode {mode:04o} (more than {env_mode_max:04o})"
                  for p, mode in compose.env_files.items() if mode & ~env_mode_max]
     problems += [f"{Path(p).name} is tracked by git" for p in compose.env_files_tracked]
