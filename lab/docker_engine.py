@@ -232,6 +232,16 @@ class DockerEngine(StopsOnExit):
                     names.add(opts.get("com.docker.network.bridge.name") or f"br-{net.id[:12]}")
             (self.root / "bridges").write_text("\n".join(sorted(names)) + "\n")
 
+    def processes(self) -> list[int]:
+        """Live processes of this engine: dockerd, its containerd and shims (they name the
+        engine's folder), and their descendants (docker-proxy, the containers' processes)."""
+        ours = set(_pids_mentioning(str(self.root)))
+        if self.proc.alive():
+            ours.add(self.proc.pid)
+        for pid in list(ours):
+            ours.update(descendants(pid))
+        return sorted(p for p in ours if pid_alive(p))
+
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
         """Remove every container and network, stop dockerd and whatever it left, remove

@@ -28,7 +28,8 @@ from checks.containers.family import FAMILY, ContainersReq, ContainersSpec
 from golive.checkdef import CheckContext, evaluate
 from golive.model import CheckResult, Status
 from lab import compose_lab
-from lab.docker_engine import DockerEngine, engine_processes, running_engine
+from lab.docker_engine import DockerEngine, build_base_image, engine_processes, running_engine, start_engine
+from lab.procs import pid_alive
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,8 +69,12 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    before = engine_processes()
-    with running_engine() as engine:
+    before = {pid for pid, _ in engine_processes()}
+    engine = start_engine()
+    ours: list[int] = []
+    kinds: set[str] = set()
+    try:
+        build_base_image(engine)
         base = tmp_path_factory.mktemp("compose")
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             fc = pool.submit(compose_lab.start_compliant, engine, base / "compliant")
@@ -77,9 +82,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             compliant, broken = fc.result(), fb.result()
         gpu = compose_lab.create_gpu_requesting(engine)
         yield Lab(engine, compliant, broken, gpu)
-    # nothing of the engine is left: no dockerd, containerd, shim or docker-proxy of ours
-    assert engine_processes() == before
+    finally:
+        ours = engine.processes()
+        kinds = {comm for pid, comm in engine_processes() if pid in ours}
+        engine.stop()
+    # dockerd, containerd, shims, docker-proxies and the containers' processes ran...
+    assert kinds == {"dockerd", "containerd", "containerd-shim", "docker-proxy"}
+    # ...and none is left (another engine on a shared machine is not ours; CI has none)
+    assert [p for p in ours if pid_alive(p)] == []
+    assert not {pid for pid, _ in engine_processes()} - before
     assert not Path(engine.root).exists()
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(engine.root) in line]
 
 
 def _one(results: dict[str, CheckResult], cid: str) -> CheckResult:
@@ -353,6 +366,24 @@ def test_no_deployment_in_target(lab: Lab) -> None:
     required = REQ.model_copy(update={"deployment_required": True})
     (err,) = evaluate(c, CheckContext.for_test(req=required, spec=None))
     assert err.status is Status.ERROR and "deploys with Docker Compose" in err.reason
+
+
+def test_a_second_engine_starts_and_leaves_nothing_behind(lab: Lab) -> None:
+    """Start, run a container with a published port, stop: the machine's dockerd /
+    containerd / shim / docker-proxy processes, mounts and bridges are as before."""
+    before = set(engine_processes())
+    links_before = set(os.listdir("/sys/class/net"))
+    with running_engine() as engine:
+        net = engine.client().networks.create("leftover-check")
+        engine.remember_bridges()
+        engine.client().containers.run(compose_lab.IMAGE, ["sleep", "600"], detach=True, network=net.name,
+                                       ports={"8000/tcp": ("127.0.0.1", None)}, user="10001")
+        assert len(set(engine_processes()) - before) >= 4
+        root = engine.root
+    assert set(engine_processes()) <= before
+    assert set(os.listdir("/sys/class/net")) <= links_before
+    assert not root.exists()
+    assert str(root) not in Path("/proc/self/mountinfo").read_text()
 
 
 # ------------------------------------------------------------------------ end to end
