@@ -430,3 +430,21 @@ def test_end_to_end_compliant_is_go_and_broken_is_no_go(lab: Lab, tmp_path: Path
     assert literal not in run.out
     for name in ("report.json", "report.html"):
         assert literal not in (run.run_dir / name).read_text()  # type: ignore[operator]
+
+
+def test_example_target_is_valid() -> None:
+    from golive.target import load_target
+
+    target = load_target(str(ROOT / "targets" / "example-compose.yaml"))
+    spec = target.containers  # type: ignore[attr-defined]
+    assert spec.project == "vocabulo" and spec.timeout == 10.0
+    assert spec.services["quiz-api"].ports == ["127.0.0.1:8000:8000/tcp"]
+
+
+def test_bad_port_declaration_is_a_config_error(tmp_path: Path, golive_run: Any) -> None:
+    target = tmp_path / "t.yaml"
+    target.write_text("name: x\ncontainers:\n  project: p\n  services:\n    api:\n      ports: [\"127.0.0.1:abc:80\"]\n")
+    run = golive_run("--profile", "vocabulo", f"--target={target}", "-m", "containers")
+    assert run.rc == 4
+    assert f"{target}:6: target key 'containers.services.api.ports': port '127.0.0.1:abc:80'" in run.out
+    assert "Traceback" not in run.out
