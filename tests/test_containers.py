@@ -325,6 +325,18 @@ def test_engine_not_answering_is_error_within_the_timeout(tmp_path: Path) -> Non
     assert took < 10
 
 
+def test_a_transport_stuck_past_the_budget_is_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the transport hangs in (the SDK's ssh connect has no timeout), the snapshot
+    answers within budget + one request timeout."""
+    release = threading.Event()
+    monkeypatch.setattr(probes, "_snapshot", lambda *a: release.wait(30))
+    started = time.monotonic()
+    m = probes.snapshot("ssh://nobody@127.0.0.1", "p", timeout_s=1, budget_s=1)
+    release.set()
+    assert time.monotonic() - started < 5
+    assert m.error == "the Docker Engine at ssh://nobody@127.0.0.1 did not answer within 2 s"
+
+
 def test_project_not_found_is_error(lab: Lab) -> None:
     c = FAMILY.by_id("containers.services_running")
     assert c is not None

@@ -129,7 +129,7 @@ def _guarded(fn: Any) -> Any:
     return measure
 
 
-def _per_service(check: str, method: str, probe_name: str, services: Any = None) -> Any:
+def _per_service(check: str, method: str, probe_name: str) -> Any:
     @_guarded
     def measure(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
         from checks.containers import probes
@@ -137,9 +137,8 @@ def _per_service(check: str, method: str, probe_name: str, services: Any = None)
         snap_m = _snapshot(ctx)
         if not snap_m.ok:
             return snap_m
-        spec = _spec(ctx)
-        names = services(spec, snap_m.value) if services else list(spec.services)
-        return probes.per_service(snap_m.value, names, check, method, getattr(probes, probe_name))
+        return probes.per_service(snap_m.value, list(_spec(ctx).services), check, method,
+                                  getattr(probes, probe_name))
     return measure
 
 

@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -328,7 +329,26 @@ def snapshot(host: str, project: str, *, compose_file: str | None = None, timeou
              budget_s: float = 60.0) -> Measurement:
     """Read project ``project`` from the engine at ``host`` (``unix://...``, ``ssh://user@host``,
     ``tcp://...``).  Value: a :class:`ProjectSnapshot`; error when the engine cannot be
-    asked or no container of the project exists."""
+    asked or no container of the project exists.
+
+    Bounded: the read runs in a worker thread that gets ``budget_s`` plus one request
+    timeout; after that the answer is an error, whatever the transport is stuck in (the SDK's
+    SSH transport connects without a timeout of its own)."""
+    box: list[Measurement] = []
+    worker = threading.Thread(target=lambda: box.append(_snapshot(host, project, compose_file, timeout_s, budget_s)),
+                              name=f"containers-snapshot-{project}", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(budget_s + timeout_s)
+    if box:
+        return box[0]
+    return Measurement.failed(
+        f"the Docker Engine at {host} did not answer within {budget_s + timeout_s:.0f} s",
+        Evidence(probe="containers.snapshot", subject=f"{host} project {project}", method="Docker Engine API",
+                 tool=_tool(), duration_s=round(time.monotonic() - started, 3)))
+
+
+def _snapshot(host: str, project: str, compose_file: str | None, timeout_s: float, budget_s: float) -> Measurement:
     started = time.monotonic()
     method = (f"Docker Engine API at {host}: GET /version, /info, /containers/json?all=1 (label "
               f"{PROJECT_LABEL}={project}, and names starting with {project}), /containers/ID/json, "
