@@ -380,6 +380,26 @@ def test_no_deployment_in_target(lab: Lab) -> None:
     assert err.status is Status.ERROR and "deploys with Docker Compose" in err.reason
 
 
+def test_lab_networks_stay_in_the_test_range_and_the_api_answers_on_loopback(lab: Lab) -> None:
+    """Container networks are inside 10.199.192.0/18 and routed to this engine's bridge (never
+    the default route); the only traffic the tests send is to the published 127.0.0.1 port."""
+    import ipaddress
+    import subprocess
+    import urllib.request
+
+    pool = ipaddress.ip_network("10.199.192.0/18")
+    api = lab.engine.client().containers.get(f"{lab.compliant.name}_api_1")
+    for name, net in api.attrs["NetworkSettings"]["Networks"].items():
+        addr = ipaddress.ip_address(net["IPAddress"])
+        assert addr in pool, (name, addr)
+        route = subprocess.run(["ip", "route", "get", str(addr)], capture_output=True, text=True, check=True).stdout
+        assert " dev br-" in route and " via " not in route, route
+    port = lab.compliant.services["api"]["ports"][0].split(":")[1]
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    with direct.open(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+        assert resp.status == 200 and b'"ok"' in resp.read()
+
+
 def test_a_second_engine_starts_and_leaves_nothing_behind(lab: Lab) -> None:
     """Start, run a container with a published port, stop: the machine's dockerd /
     containerd / shim / docker-proxy processes, mounts and bridges are as before."""
