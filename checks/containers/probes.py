@@ -615,8 +615,8 @@ def image_matches(snap: ProjectSnapshot, service: str, c: ContainerFacts) -> tup
     elif want != c.image_ref:
         display = f"running {c.image_ref}, the Compose file says {want}"
     else:
-        display = (f"running {c.image_ref} {c.image_id[7:19]}, the tag now names "
-                   f"{(want_id or 'nothing on the engine')[7:19] if want_id else 'no image on the engine'}")
+        now = want_id[7:19] if want_id else "no image on this engine"
+        display = f"running {c.image_ref} {c.image_id[7:19]}; the tag now names {now}"
     return value, display, value
 
 
@@ -639,8 +639,9 @@ def rotated(value: Mapping[str, Any]) -> bool:
 
 
 def logs_present(snap: ProjectSnapshot, service: str, c: ContainerFacts) -> tuple[Any, str, dict[str, Any]]:
-    if c.log_bytes is None:
-        return None, f"logs not readable through the engine (driver {c.log_driver})", {"driver": c.log_driver}
+    if c.log_bytes is None:  # syslog, fluentd...: the engine cannot read them back
+        raise ProbeFailed(f"the logs of {c.name} are not readable through the engine (log driver {c.log_driver}); "
+                          "check them where that driver sends them")
     return c.log_bytes, f"{c.log_bytes} bytes in the last {_LOG_TAIL} log lines", {"bytes": c.log_bytes}
 
 
