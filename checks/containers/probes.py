@@ -96,7 +96,7 @@ class ContainerFacts:
     image_id: str
     log_driver: str
     log_options: Mapping[str, str]
-    log_bytes: int | None          # of the last 50 lines; None: driver cannot be read back
+    log_bytes: int | None          # of the last 50 lines; 0 with driver none; None: cannot be read back
     device_requests: tuple[Mapping[str, Any], ...]
     working_dir: str = ""
     config_files: str = ""
@@ -202,7 +202,9 @@ def _container(client: Any, summary: Any, project: str) -> ContainerFacts:
             uids = _uids(client, summary.id)
     log_cfg = host_cfg.get("LogConfig") or {}
     log_bytes: int | None = None
-    if log_cfg.get("Type") in ("json-file", "local", "journald"):
+    if log_cfg.get("Type") == "none":
+        log_bytes = 0  # nothing is kept
+    else:  # json-file, local, journald; others through the engine's dual-logging cache (20.10+)
         with contextlib.suppress(Exception):
             log_bytes = len(client.api.logs(summary.id, stdout=True, stderr=True, tail=_LOG_TAIL))
     own = labels.get(PROJECT_LABEL) == project
@@ -642,6 +644,8 @@ def logs_present(snap: ProjectSnapshot, service: str, c: ContainerFacts) -> tupl
     if c.log_bytes is None:  # syslog, fluentd...: the engine cannot read them back
         raise ProbeFailed(f"the logs of {c.name} are not readable through the engine (log driver {c.log_driver}); "
                           "check them where that driver sends them")
+    if c.log_driver == "none":
+        return 0, "log driver none: nothing is kept", {"bytes": 0}
     return c.log_bytes, f"{c.log_bytes} bytes in the last {_LOG_TAIL} log lines", {"bytes": c.log_bytes}
 
 
