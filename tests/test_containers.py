@@ -418,6 +418,41 @@ def test_a_second_engine_starts_and_leaves_nothing_behind(lab: Lab) -> None:
     assert str(root) not in Path("/proc/self/mountinfo").read_text()
 
 
+def test_lab_compose_command_prints_the_target_and_cleans_up_on_ctrl_c(lab: Lab, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    before = set(engine_processes())
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "compose", "--workdir", str(tmp_path)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert ready.wait(180), "".join(lines)[-3000:]
+        fragment = yaml.safe_load("".join(lines))["containers"]
+        spec = ContainersSpec(**fragment)
+        assert set(spec.services) == {"api", "db"}
+        m = probes.snapshot(spec.host, spec.project)
+        assert m.ok and {c.state for c in m.value.containers} == {"running"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(60)
+    assert rc == 0, "".join(lines)[-3000:]
+    assert set(engine_processes()) <= before
+    assert not Path(spec.host.removeprefix("unix://")).exists()
+
+
 # ------------------------------------------------------------------------ end to end
 
 
