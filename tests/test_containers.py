@@ -380,6 +380,42 @@ def test_no_deployment_in_target(lab: Lab) -> None:
     assert err.status is Status.ERROR and "deploys with Docker Compose" in err.reason
 
 
+def test_engine_over_ssh(lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``host: ssh://user@host`` through the ssh program (as ``docker -H ssh://``: it runs
+    ``docker system dial-stdio`` on the remote host), against a real sshd on 127.0.0.1.  The
+    key is restricted to dial-stdio towards the lab engine (a forced command: how one grants
+    a checker the engine and nothing else).  An ``ssh`` first on PATH adds the lab's
+    ssh_config, as a user's ~/.ssh/config would."""
+    import pwd
+
+    from lab.sshd import start_sshd
+
+    with start_sshd(tmp_path / "sshd") as sshd:
+        pub = sshd.authorized_keys.read_text().strip()
+        sshd.authorized_keys.write_text(
+            f'command="DOCKER_HOST={lab.engine.host} /usr/bin/docker system dial-stdio",no-pty,'
+            f"no-port-forwarding {pub}\n")
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "ssh").write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {sshd.ssh_config} "$@"\n')
+        (bin_dir / "ssh").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        sock = lab.engine.sock
+        docker_gid = sock.stat().st_gid
+        # the checker's group may use the engine (and pass through the engine's 0700 folder)
+        os.chown(sock, 0, pwd.getpwnam(sshd.user).pw_gid)
+        lab.engine.root.chmod(0o711)
+        try:
+            m = probes.snapshot(f"ssh://{sshd.user}@127.0.0.1:{sshd.port}", lab.compliant.name, timeout_s=10)
+        finally:
+            lab.engine.root.chmod(0o700)
+            os.chown(sock, 0, docker_gid)
+    assert m.ok, m.error
+    assert {c.service for c in m.value.containers} == {"api", "db"}
+    assert m.value.engine_version.startswith("20.10")
+    assert m.value.containers[0].uids == (10001,)
+
+
 def test_lab_networks_stay_in_the_test_range_and_the_api_answers_on_loopback(lab: Lab) -> None:
     """Container networks are inside 10.199.192.0/18 and routed to this engine's bridge (never
     the default route); the only traffic the tests send is to the published 127.0.0.1 port."""

@@ -300,7 +300,10 @@ def _client(host: str, timeout_s: float) -> Any:
     import docker
 
     try:
-        return docker.DockerClient(base_url=host, timeout=max(1, round(timeout_s)))
+        # ssh://: the ssh program, as `docker -H ssh://` uses it (~/.ssh/config, agent, known_hosts,
+        # ProxyJump) -- and no paramiko.  It runs `docker system dial-stdio` on the remote host.
+        return docker.DockerClient(base_url=host, timeout=max(1, round(timeout_s)),
+                                   use_ssh_client=host.startswith("ssh://"))
     except Exception as exc:
         raise ProbeFailed(_reason(host, exc)) from exc
 
