@@ -294,6 +294,16 @@ def test_engine_unreachable_is_error(tmp_path: Path) -> None:
     assert took < 20
 
 
+def test_ssh_engine_unreachable_is_error() -> None:
+    from lab.procs import free_port
+
+    port = free_port()  # closed: nothing listens there
+    started = time.monotonic()
+    m = probes.snapshot(f"ssh://nobody@127.0.0.1:{port}", "p", timeout_s=5, budget_s=10)
+    assert time.monotonic() - started < 20
+    assert m.error and m.error.startswith(f"the Docker Engine at ssh://nobody@127.0.0.1:{port} is unreachable"), m.error
+
+
 def test_engine_not_answering_is_error_within_the_timeout(tmp_path: Path) -> None:
     path = tmp_path / "mute.sock"
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
