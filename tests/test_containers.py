@@ -236,6 +236,27 @@ def test_env_file_readable_by_others_fails(lab: Lab) -> None:
     assert r.status is Status.FAIL and r.measured == ".env mode 0644 (more than 0600)"
 
 
+def test_env_file_tracked_by_git_fails(lab: Lab, tmp_path: Path) -> None:
+    """The deployment's Compose file and its .env (0600) kept in a git repository, the .env
+    committed: a secret in the repository's history."""
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "deploy"
+    repo.mkdir()
+    shutil.copy(lab.compliant.compose_file, repo / "docker-compose.yml")
+    shutil.copy(lab.compliant.directory / ".env", repo / ".env")
+    (repo / ".env").chmod(0o600)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "docker-compose.yml", ".env"], ["commit", "-qm", "deploy"]):
+        subprocess.run([*git, *args], check=True, capture_output=True, timeout=30)
+    fragment = {**lab.compliant.target_fragment(), "compose_file": str(repo / "docker-compose.yml")}
+    c = FAMILY.by_id("containers.no_literal_secrets")
+    assert c is not None
+    (r,) = evaluate(c, CheckContext.for_test(req=REQ, spec=ContainersSpec(**fragment)))
+    assert r.status is Status.FAIL and r.measured == ".env is tracked by git"
+
+
 def test_missing_required_variable_fails(lab: Lab) -> None:
     results = lab.results("required_env", lab.compliant,
                           api={**lab.compliant.services["api"], "env": ["API_HOST", "VECTOR_DIMENSION"]})
@@ -251,6 +272,13 @@ def test_versions_below_the_floor_fail(lab: Lab) -> None:
     assert engine.expected == ">= 99.0"
     (compose,) = lab.results("compose_version", lab.compliant, req=req).values()
     assert compose.status is Status.FAIL and compose.measured == "Docker Compose 1.29.2"
+
+
+def test_healthcheck_slower_than_the_profile_fails(lab: Lab) -> None:
+    req = ContainersReq(**{**REQ.model_dump(), "healthcheck": {"interval": "1 s", "timeout": "10 s", "retries": 3}})
+    r = _one(lab.results("healthcheck", lab.compliant, req=req), "containers.healthcheck[api]")
+    assert r.status is Status.FAIL and r.measured == "interval 2 s, timeout 2 s, retries 3; healthy"
+    assert r.expected.startswith("a healthcheck with interval <= 1 s,")
 
 
 def test_gpu_service_without_device_request_fails(lab: Lab) -> None:
