@@ -166,7 +166,7 @@ def _compose_version(ctx: CheckContext) -> Measurement:
         return snap_m
     s = snap_m.value
     versions = sorted({c.compose_version for c in s.containers if c.compose_version})
-    from checks.hosts import parse_version
+    from checks.hosts.probes import parse_version
 
     lowest = min(versions, key=parse_version) if versions else None
     display = (f"Docker Compose {', '.join(versions)}" if versions
@@ -289,7 +289,7 @@ def _gpu(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
 
 
 def _version_ok(measured: str | None, minimum: str | None) -> bool:
-    from checks.hosts import version_at_least
+    from checks.hosts.probes import version_at_least
 
     return bool(measured) and minimum is not None and version_at_least(str(measured), minimum)
 
