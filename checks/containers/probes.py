@@ -301,7 +301,7 @@ def _client(host: str, timeout_s: float) -> Any:
 
     try:
         # ssh://: the ssh program, as `docker -H ssh://` uses it (~/.ssh/config, agent, known_hosts,
-        # ProxyJump) -- and no paramiko.  It runs `docker system dial-stdio` on the remote host.
+        # ProxyJump), not paramiko's own client.  It runs `docker system dial-stdio` on the remote host.
         return docker.DockerClient(base_url=host, timeout=max(1, round(timeout_s)),
                                    use_ssh_client=host.startswith("ssh://"))
     except Exception as exc:
