@@ -2,7 +2,9 @@
 deliberately broken variants used by the self-tests.
 
 Public entry points: :func:`lab.run.start_lab` (the whole deployment),
-:func:`lab.sshd.start_sshd` (a real OpenSSH server for host checks), :class:`lab.variants.Variant`.
+:func:`lab.sshd.start_sshd` (a real OpenSSH server for host checks), :class:`lab.variants.Variant`,
+:func:`lab.docker_engine.start_engine` and :mod:`lab.compose_lab` (a private Docker Engine
+and the Compose projects of the containers family).
 Imports are lazy so ``import lab`` stays cheap for the child processes it starts.
 """
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""Command line: ``python -m lab start [--variant V] [--workdir D]`` and ``python -m lab variants``.
+"""Command line: ``python -m lab start [--variant V] [--workdir D]``, ``python -m lab variants``
+and ``python -m lab compose [--broken]``.
 
 ``start`` starts the lab, prints the target overrides (YAML) that point golive at it, and
 runs until Ctrl-C (or SIGTERM), then stops every component.  ``variants`` lists the variants
-with a one-line description each.
+with a one-line description each.  ``compose`` starts a private Docker Engine with the
+compliant Compose project (and with ``--broken`` the one whose services each break one rule),
+prints the target's ``containers:`` fragment for each, and runs until Ctrl-C (root only).
 """
 from __future__ import annotations
 
@@ -59,6 +62,30 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compose(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from lab import compose_lab
+    from lab.docker_engine import running_engine
+
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="golive-compose-"))
+    with running_engine() as engine:
+        projects = [compose_lab.start_compliant(engine, workdir / "compliant")]
+        if args.broken:
+            projects.append(compose_lab.start_broken(engine, workdir / "broken"))
+        try:
+            print(f"# golive Compose lab: engine {engine.host} (DOCKER_HOST for docker / docker-compose)")
+            for p in projects:
+                print(f"# project {p.name} in {p.directory}")
+                print(_dump({"containers": p.target_fragment()}), flush=True)
+            print("# Ctrl-C stops the engine and removes everything it made", flush=True)
+            while True:
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            print("# stopping", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description="golive's reference deployment")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -69,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--instances", type=int, default=None, help="inference instances (default: the variant's)")
     start.add_argument("--backup-interval-s", type=float, default=3600.0)
     sub.add_parser("variants", help="list the variants")
+    compose = sub.add_parser("compose", help="a private Docker Engine with the Compose lab projects, until Ctrl-C")
+    compose.add_argument("--broken", action="store_true", help="also the project with one broken rule per service")
+    compose.add_argument("--workdir", help="folder for the Compose files (default: a new temporary folder)")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "variants":
             return _cmd_variants()
+        if args.cmd == "compose":
+            return _cmd_compose(args)
         return _cmd_start(args)
     except (LabError, ValueError) as exc:
         print(f"lab: {exc}", file=sys.stderr)
