@@ -93,7 +93,7 @@ def test_report_files_are_complete_json_and_no_partials(golive_run) -> None:  # 
     names = sorted(p.name for p in run.run_dir.iterdir())
     assert names == ["junit.xml", "report.html", "report.json"]
     doc = run.report
-    assert doc["schema"] == "golive-report/1"
+    assert doc["schema"] == "golive-report/2"
     assert doc["profile"]["name"] == "poc" and len(doc["profile"]["sha256"]) == 64
     assert doc["golive"]["git_sha"]
     assert doc["run"]["started_at"].endswith("Z") and doc["run"]["finished_at"].endswith("Z")
