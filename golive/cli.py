@@ -1,21 +1,24 @@
 """``golive`` command: helpers around a run (the run itself is ``pytest --profile ...``).
 
-    golive verify REPORT.json [--pubkey PUB.pem] [--sig FILE]
-                                  recompute the integrity digests (and check the detached
-                                  signature); exit 0 intact, 1 altered or bad signature, 4 unreadable
+    golive verify RUN_DIR|REPORT.json [--pubkey PUB.pem] [--require-signature]
+                                  check the run folder: report.json's digests and verdict, every
+                                  file against manifest.json, and (with --pubkey) its signature;
+                                  exit 0 intact, 1 altered/unsigned, 4 unreadable (docs/reports.md)
     golive diff OLD.json NEW.json [--json]
                                   newly failing, fixed, changed measurements, new/removed checks;
                                   exit 0, or 1 when something is newly failing, 4 unreadable
     golive summary REPORT.json    the one-screen verdict summary of a finished run
     golive render REPORT.json [--out DIR]
                                   re-render report.html and junit.xml from a report.json
+    (diff, summary and render refuse an altered report.json: exit 4)
     golive keygen KEY.pem         make an Ed25519 key pair for --sign-key (KEY.pem, KEY.pub.pem)
     golive profiles               list the profiles with their descriptions
     golive checks [--json] [FAMILY ...]
                                   every declared check: id, severity, catalogue ids, what it
                                   measures, whether it is disruptive
-    golive check-config --profile P [--target T] [--waivers W]
-                                  validate files without running anything; exit 4 on error
+    golive check-config --profile P [--target T] [--waivers W] [--attestations A] [--hosts G] [--roles R]
+                                  load exactly what a run loads (waivers.yaml and attestations.yaml
+                                  next to the target included), report every problem; exit 4 on error
 """
 from __future__ import annotations
 
@@ -24,22 +27,21 @@ import json
 import sys
 from pathlib import Path
 
-from golive.profile import list_profiles, load_profile
-from golive.report import ReportError, load, verify
-from golive.target import load_target
-from golive.waivers import Waivers
-from golive.yamlpos import ConfigError
+from golive.manifest import MANIFEST, check_input, report_path
+from golive.profile import list_profiles
+from golive.report import ReportError
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="golive",
                                  description="golive helpers; run checks with `pytest --profile NAME --target NAME`")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("verify", help="check that a report.json was not altered (and its signature)")
-    v.add_argument("report", type=Path)
+    v = sub.add_parser("verify", help="check that a run folder was not altered (and its signature)")
+    v.add_argument("report", type=Path, metavar="RUN_DIR|REPORT.json")
     v.add_argument("--pubkey", type=Path, metavar="PUB.pem",
-                   help="Ed25519 public key (PEM): also check the detached signature REPORT.json.sig")
-    v.add_argument("--sig", type=Path, metavar="FILE", help="signature file (default: REPORT.json.sig)")
+                   help="Ed25519 public key (PEM): also check the signature manifest.json.sig")
+    v.add_argument("--require-signature", action="store_true",
+                   help="fail unless the folder is signed and the signature checks with --pubkey (for gates)")
     d = sub.add_parser("diff", help="compare two runs: newly failing, fixed, changed measurements")
     d.add_argument("old", type=Path)
     d.add_argument("new", type=Path)
@@ -58,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a profile, target and waiver file")
     c.add_argument("--profile", required=True)
     c.add_argument("--target", default="lab")
-    c.add_argument("--waivers")
+    c.add_argument("--waivers", help="waiver file (default: waivers.yaml next to the target file, as a run)")
+    c.add_argument("--attestations", help="attestation file (default: attestations.yaml next to the target file)")
+    c.add_argument("--hosts", default="", help="host-name globs, as a run's --hosts")
+    c.add_argument("--roles", action="append", default=[], help="roles, as a run's --roles")
     return ap
 
 
@@ -66,36 +71,33 @@ def _err(msg: str) -> None:
     print(f"golive: {msg}", file=sys.stderr)
 
 
-def cmd_verify(report: Path, pubkey_path: Path | None, sig: Path | None) -> int:
+def cmd_verify(report: Path, pubkey_path: Path | None, require_signature: bool) -> int:
+    from golive.manifest import verify_run
+    from golive.signing import SigningError, load_public_key
+
+    key = None
+    if pubkey_path is not None:
+        try:
+            key = load_public_key(pubkey_path)
+        except SigningError as exc:
+            _err(f"verify: {exc}")
+            return 4
     try:
-        doc = load(report)
+        ok, lines = verify_run(report, key, require_signature)
     except ReportError as exc:
         _err(f"verify: {exc}")
         return 4
-    ok, msg = verify(doc)
-    print(f"{report}: {msg}")
-    from golive.signing import SigningError, load_public_key, sig_path_for, verify_signature
-
-    sig = sig or sig_path_for(report)
-    if pubkey_path is None:
-        if sig.exists():
-            print(f"{sig}: signature present, not checked (give --pubkey PUB.pem to check it)")
-        return 0 if ok else 1
-    try:
-        key = load_public_key(pubkey_path)
-    except SigningError as exc:
-        _err(f"verify: {exc}")
-        return 4
-    sig_ok, sig_msg = verify_signature(report, key, sig)
-    print(f"{sig}: {sig_msg}")
-    return 0 if ok and sig_ok else 1
+    for line in lines:
+        print(line)
+    print("VERIFIED" if ok else "NOT VERIFIED")
+    return 0 if ok else 1
 
 
 def cmd_diff(old_path: Path, new_path: Path, as_json: bool) -> int:
     from golive.diff import compare, format_text
 
     try:
-        old, new = load(old_path), load(new_path)
+        old, new = check_input(old_path), check_input(new_path)
     except ReportError as exc:
         _err(f"diff: {exc}")
         return 4
@@ -105,32 +107,34 @@ def cmd_diff(old_path: Path, new_path: Path, as_json: bool) -> int:
     else:
         for line in format_text(cmp, str(old_path), str(new_path)):
             print(line)
-        new_ok, new_msg = verify(new)
-        if not new_ok:
-            print(f"note: {new_path}: {new_msg}")
     return 1 if cmp["counts"]["newly_failing"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "verify":
-        return cmd_verify(args.report, args.pubkey, args.sig)
+        return cmd_verify(args.report, args.pubkey, args.require_signature)
     if args.cmd == "diff":
         return cmd_diff(args.old, args.new, args.json)
     if args.cmd in ("summary", "render"):
         try:
-            doc = load(args.report)
+            doc = check_input(args.report)
         except ReportError as exc:
             _err(f"{args.cmd}: {exc}")
             return 4
+        rpath = report_path(args.report)
         if args.cmd == "summary":
             from reports.terminal import render_text
 
-            sys.stdout.write(render_text(doc, args.report.parent))
+            sys.stdout.write(render_text(doc, rpath.parent))
             return 0 if doc["verdict"].get("decision") == "GO" else 1
         from reports import render_outputs
 
-        out = args.out or args.report.parent
+        out = args.out or rpath.parent
+        if (out / MANIFEST).exists():
+            _err(f"render: {out} is a sealed run folder ({MANIFEST} covers its report.html and junit.xml); "
+                 "give --out DIR to render elsewhere")
+            return 4
         out.mkdir(parents=True, exist_ok=True)
         render_outputs(out, doc)
         print(f"wrote {out / 'report.html'} and {out / 'junit.xml'}")
@@ -155,15 +159,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, desc, parent in list_profiles():
             print(f"{name:<24} {desc}" + (f"  [extends {parent}]" if parent else ""))
         return 0
+    from golive.runconfig import ConfigErrors, load_run_config
+
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    roles = [r.strip() for v in args.roles for r in v.split(",") if r.strip()]
     try:
-        prof = load_profile(args.profile)
-        tgt = load_target(args.target)
-        if args.waivers:
-            Waivers.load(args.waivers)
-    except ConfigError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
+        rc = load_run_config(args.profile, args.target, args.waivers, args.attestations, hosts, roles)
+    except ConfigErrors as exc:
+        for e in exc.errors:
+            print(f"ERROR: {e}", file=sys.stderr)
+        print(f"{len(exc.errors)} problem{'s' if len(exc.errors) != 1 else ''} found", file=sys.stderr)
         return 4
+    prof, tgt = rc.profile, rc.target
     print(f"ok: profile {prof.name} (sha256 {prof.sha256[:12]}, from {' <- '.join(prof.files)}), target {tgt.name}")
+    for kind in ("waivers", "attestations"):
+        if kind in rc.files:
+            print(f"ok: {kind} {rc.files[kind]}")
     return 0
 
 

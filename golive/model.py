@@ -15,13 +15,16 @@ from typing import Any
 
 
 class Status(str, enum.Enum):
-    """Outcome of one check.  ``error`` means *could not verify* and is never compliant."""
+    """Outcome of one check.  ``error`` means *could not verify* and is never compliant;
+    ``attested``: no probe could verify it, and a named person attested it with evidence
+    (golive.attestations); compliant, but shown apart from measured results."""
 
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
     WAIVED = "waived"
+    ATTESTED = "attested"
 
 
 class Severity(str, enum.Enum):
@@ -129,9 +132,12 @@ class Requirement:
     ids: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     quotes: tuple[str, ...] = ()
+    # per threshold (profile field): "seed" (the quotes state it) or "golive: why golive chose it"
+    basis: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ids": list(self.ids), "sources": list(self.sources), "quotes": list(self.quotes)}
+        return {"ids": list(self.ids), "sources": list(self.sources), "quotes": list(self.quotes),
+                "basis": dict(self.basis)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +175,7 @@ class CheckResult:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     value: Any = None  # the measured value as data (JSON-safe; see jsonable), None when not measured
     unit: str = ""
+    attestation: dict[str, Any] | None = None  # the attestation that settled an unverifiable check
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,4 +197,5 @@ class CheckResult:
             "finished_at": self.finished_at,
             "waiver": self.waiver.to_dict() if self.waiver else None,
             "data": self.data,
+            "attestation": self.attestation,
         }

@@ -22,14 +22,13 @@ import pytest
 
 from golive import __version__ as GOLIVE_VERSION
 from golive.model import Severity, Status, utcnow
-from golive.profile import ResolvedProfile, list_profiles, load_profile
+from golive.profile import ResolvedProfile, list_profiles
 from golive.recorder import Checks, ScenarioInfo
 from golive.redact import redact
-from golive.target import Target, load_target, select_hosts, with_overrides
-from golive.target import resolve_path as resolve_target_path
+from golive.selection import Selection, SelectionTracker, from_config, refuse_cache_selection
+from golive.target import Target, with_overrides
 from golive.verdict import Verdict, decide_dicts
 from golive.waivers import Waivers
-from golive.yamlpos import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {
@@ -73,6 +72,9 @@ class GoliveRun:
         self.sign_key: Any = None  # --sign-key: the operator's Ed25519 key, kept in memory only
         self.doc: dict[str, Any] | None = None  # the report document once written
         self.startup_marked = False
+        self.selection = Selection()  # what part of the profile this run checks (golive.selection)
+        self.require_complete: bool = config.getoption("golive_require_complete")
+        self.attestations: Any = None  # golive.attestations.Attestations, when a file is given or found
 
     @property
     def active(self) -> bool:
@@ -106,7 +108,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--compare", dest="golive_compare", default=None, metavar="PREVIOUS.json",
                 help="compare with an earlier run's report.json: newly failing, fixed, changed (in report.json and report.html)")
     g.addoption("--sign-key", dest="golive_sign_key", default=None, metavar="PATH",
-                help="Ed25519 private key (PEM) to sign report.json; writes report.json.sig (golive keygen makes one)")
+                help="Ed25519 private key (PEM) to sign the run folder: manifest.json.sig and report.json.sig "
+                     "(golive keygen makes one)")
+    g.addoption("--require-complete", dest="golive_require_complete", action="store_true",
+                help="exit 1 unless the whole profile ran: a partial run (-k, -m, --hosts, ...) that passed "
+                     "(PASS-PARTIAL) fails the gate too (use it in CI; docs/ci.md)")
+    g.addoption("--attestations", dest="golive_attestations", default=None, metavar="PATH",
+                help="attestation file for checks no probe can read (default: attestations.yaml next to the "
+                     "target file, if present; docs/attestations.md)")
 
 
 def _print_profiles() -> None:
@@ -155,20 +164,19 @@ def pytest_configure(config: pytest.Config) -> None:
     profile = config.getoption("golive_profile")
     if not profile:
         return
+    refuse_cache_selection(config)
+    run.selection = from_config(config)
+    config.pluginmanager.register(SelectionTracker(run.selection, _is_golive_item), "golive-selection")
+    from golive.runconfig import ConfigErrors, load_run_config
+
+    hosts, roles = _host_filters(config)
     try:
-        run.profile = load_profile(profile)
-        tpath = config.getoption("golive_target")
-        run.target = load_target(tpath)
-        run.target_path = tpath
-        run.target = _select_hosts(config, run.target, tpath)
-        wpath = config.getoption("golive_waivers")
-        if wpath is None:
-            candidate = resolve_target_path(tpath).parent / "waivers.yaml"
-            wpath = str(candidate) if candidate.exists() else None
-        if wpath:
-            run.waivers = Waivers.load(wpath)
-    except ConfigError as exc:
+        rc = load_run_config(profile, config.getoption("golive_target"), config.getoption("golive_waivers"),
+                             config.getoption("golive_attestations"), hosts, roles)
+    except ConfigErrors as exc:
         raise pytest.UsageError(str(exc)) from None
+    run.profile, run.target, run.target_path = rc.profile, rc.target, rc.target_path
+    run.waivers, run.attestations = rc.waivers, rc.attestations
     _load_compare_and_key(run, config)
 
 
@@ -176,11 +184,11 @@ def _load_compare_and_key(run: GoliveRun, config: pytest.Config) -> None:
     """--compare and --sign-key are read before any probe runs: a bad file is a usage error."""
     cpath = config.getoption("golive_compare")
     if cpath:
+        from golive.manifest import check_input
         from golive.report import ReportError
-        from golive.report import load as load_report
 
         try:
-            run.previous, run.compare_path = load_report(cpath), str(cpath)
+            run.previous, run.compare_path = check_input(Path(cpath)), str(cpath)
         except ReportError as exc:
             raise pytest.UsageError(f"--compare: {exc}") from None
     kpath = config.getoption("golive_sign_key")
@@ -193,11 +201,11 @@ def _load_compare_and_key(run: GoliveRun, config: pytest.Config) -> None:
             raise pytest.UsageError(f"--sign-key: {exc}") from None
 
 
-def _select_hosts(config: pytest.Config, target: Target, source: str) -> Target:
+def _host_filters(config: pytest.Config) -> tuple[list[str], list[str]]:
     """--hosts (testinfra's option, read here as host-name globs) and --roles."""
-    patterns = [p.strip() for p in (config.getoption("hosts", None) or "").split(",")]
-    roles = [r.strip() for v in config.getoption("golive_roles") for r in v.split(",")]
-    return select_hosts(target, patterns, roles, source)
+    patterns = [p.strip() for p in (config.getoption("hosts", None) or "").split(",") if p.strip()]
+    roles = [r.strip() for v in config.getoption("golive_roles") for r in v.split(",") if r.strip()]
+    return patterns, roles
 
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: count what will run
@@ -300,7 +308,8 @@ def golive_env(request: pytest.FixtureRequest) -> Iterator[Environment]:
 def golive(request: pytest.FixtureRequest, golive_env: Environment) -> StepContext:
     """Per-scenario context: profile, target and the recorder for results."""
     info = request.node.stash.get(INFO_KEY, None) or ScenarioInfo(nodeid=request.node.nodeid)
-    checks = Checks(info, request.config.stash[RUN_KEY].waivers)
+    run = request.config.stash[RUN_KEY]
+    checks = Checks(info, run.waivers, run.attestations)
     request.node.stash[CHECKS_KEY] = checks
     return StepContext(golive_env, checks)
 
@@ -352,7 +361,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     checks = item.stash.get(CHECKS_KEY, None)
     info = item.stash.get(INFO_KEY, None) or ScenarioInfo(nodeid=item.nodeid, scenario=item.name)
     if checks is None:
-        checks = Checks(info, run.waivers)
+        checks = Checks(info, run.waivers, run.attestations)
         item.stash[CHECKS_KEY] = checks
     emit = False
     if report.when == "setup" and report.failed:
@@ -434,7 +443,8 @@ def _metadata(run: GoliveRun, finished_at: str, exitstatus: int) -> dict[str, An
                 "checking_host": socket.gethostname(), "platform": platform.platform(),
                 "python": platform.python_version(), "pytest": pytest.__version__,
                 "args": [redact(a) for a in run.config.invocation_params.args],
-                "allow_disruptive": run.allow_disruptive, "pytest_exitstatus": int(exitstatus)},
+                "allow_disruptive": run.allow_disruptive, "pytest_exitstatus": int(exitstatus),
+                "selection": run.selection.to_dict(), "require_complete": run.require_complete},
         "profile": {"name": run.profile.name, "description": run.profile.profile.description,
                     "sha256": run.profile.sha256, "files": run.profile.files,
                     "source": run.profile.profile.source, "notes": run.profile.profile.notes},
@@ -460,20 +470,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash[RUN_KEY]
     if not run.active or hasattr(session.config, "workerinput"):
         return
+    if session.config.option.collectonly:  # --co: pytest's listing, no run, no report
+        return
     if run.golive_items == 0 and not run.results:  # e.g. `-m` selected nothing
         return
     from reports import write_run
 
     results = sorted(run.results, key=lambda r: (r["nodeid"], r["id"]))
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    run.verdict = decide_dicts(results, run.fail_on, complete=not interrupted)
+    sel = run.selection
+    if run.target is not None and run.target.selection is not None and run.target.selection.left_out:
+        sel.host_filter = {**run.target.selection.model_dump(), "describe": run.target.selection.describe()}
+    partial = None if sel.complete else {"ran": sel.selected, "of": sel.collected, "reasons": sel.reasons}
+    run.verdict = decide_dicts(results, run.fail_on, complete=not interrupted, partial=partial)
     finished = utcnow()
     meta = _metadata(run, finished, exitstatus)
     run.run_dir = _run_dir(run)
     run.doc = write_run(run.run_dir, meta, run.verdict.to_dict(), results, run.waivers.summary(),
-                        previous=run.previous, previous_path=run.compare_path, sign_key=run.sign_key)
+                        previous=run.previous, previous_path=run.compare_path, sign_key=run.sign_key,
+                        attestations=run.attestations.summary() if run.attestations is not None else None)
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        session.exitstatus = pytest.ExitCode.OK if run.verdict.go else pytest.ExitCode.TESTS_FAILED
+        ok = run.verdict.go or (run.verdict.passed and not run.require_complete)
+        session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

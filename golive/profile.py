@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from golive.blocks import Block, Strict
+from golive.blocks import Block, OneOrMany, Strict
 from golive.units import Duration
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
@@ -87,14 +87,24 @@ class Requirements(Strict):
     throughput: ThroughputReq | None = None
 
 
+class WaiverPolicy(Strict):
+    """How far ahead a waiver may expire (docs/waivers.md)."""
+
+    max_days: int = Field(default=180, ge=1, le=3650, description="latest waiver expiry, in days from the run")
+
+
 class Profile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str
     extends: str | None = None
-    source: list[str] = Field(default_factory=list, description="seed files/sections, e.g. 004_...txt#poc")
-    systems: list[str] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list, description="conflicts and interpretations (catalogue §15)")
+    source: OneOrMany = Field(default_factory=list, description="seed files/sections, e.g. 004_...txt#poc")
+    systems: OneOrMany = Field(default_factory=list)
+    notes: OneOrMany = Field(default_factory=list, description="conflicts and interpretations (catalogue §15)")
     requirements: Requirements = Requirements()
+    waivers: WaiverPolicy = WaiverPolicy()
+    attestable: list[str] = Field(
+        default_factory=list, description="check ids (or base ids like hosts.storage, for every host) that an "
+        "attestation may settle when no probe can verify them (docs/attestations.md)")
 
     @field_validator("source", "systems", "notes", mode="before")
     @classmethod
@@ -172,6 +182,18 @@ def resolve_path(name_or_path: str, directory: Path = PROFILES_DIR) -> Path:
     return directory / f"{name_or_path}.yaml"
 
 
+def resolve_extends(parent: str, extending_file: Path) -> Path:
+    """Where ``extends: parent`` in ``extending_file`` points: a path (with ``/`` or a
+    ``.yaml`` suffix) relative to the extending file's folder; a bare name a profile next to
+    the extending file, else a shipped profile (profiles/), so a profile anywhere can extend
+    ``poc``."""
+    p = Path(parent)
+    if p.suffix in (".yaml", ".yml") or "/" in parent:
+        return p if p.is_absolute() else extending_file.parent / p
+    beside = extending_file.parent / f"{parent}.yaml"
+    return beside if beside.exists() else PROFILES_DIR / f"{parent}.yaml"
+
+
 def _validate(doc: PositionedYaml) -> Profile:
     if not isinstance(doc.data, dict):
         raise ConfigError(doc.path, 1, "a profile must be a mapping", "start with 'name:', 'description:', 'requirements:'")
@@ -205,10 +227,12 @@ def load_profile(name_or_path: str, directory: Path = PROFILES_DIR) -> ResolvedP
         if parent is None:
             current = None
         else:
-            nxt = resolve_path(str(parent), current.parent)
+            nxt = resolve_extends(str(parent), current)
             if not nxt.exists():
-                raise ConfigError(current, doc.line_of(("extends",)), f"extends unknown profile '{parent}'",
-                                  "name a profile in the same folder (without .yaml) or a path")
+                shipped = ", ".join(p.stem for p in sorted(PROFILES_DIR.glob("*.yaml")))
+                raise ConfigError(current, doc.line_of(("extends",)), f"extends unknown profile '{parent}' ({nxt})",
+                                  f"name a shipped profile ({shipped}), a profile next to this file (without "
+                                  ".yaml) or a path relative to this file")
             current = nxt
     merged: dict[str, Any] = {}
     for doc in reversed(chain):

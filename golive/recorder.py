@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from golive import catalogue
 from golive.model import CheckResult, Evidence, Measurement, Severity, Status, jsonable, utcnow
 from golive.profile import Block
 from golive.redact import redact, redact_obj
 from golive.waivers import Waivers
+
+if TYPE_CHECKING:
+    from golive.attestations import Attestations
+
+# "What to do" for a check that could not be verified: make it verifiable (the fix for a
+# failure would answer a question nobody asked: nothing was measured)
+VERIFY_REMEDIATION = ("make the item verifiable: check that golive can reach and log in to the subject "
+                      "(address, port, credentials, sudo), that the tool it runs is installed there, and that "
+                      "the time limit suffices; then run again. Where no probe can read it, and the profile "
+                      "marks the check attestable, supply an attestation (docs/attestations.md)")
 
 
 @dataclasses.dataclass
@@ -39,13 +49,18 @@ def _clean_evidence(ev: Evidence) -> Evidence:
 class Checks:
     """Records the results of one scenario."""
 
-    def __init__(self, info: ScenarioInfo, waivers: Waivers) -> None:
+    def __init__(self, info: ScenarioInfo, waivers: Waivers, attestations: Attestations | None = None) -> None:
         self.info = info
         self.waivers = waivers
+        self.attestations = attestations
         self.results: list[CheckResult] = []
         self.started_at = utcnow()
 
     def _finish(self, result: CheckResult) -> CheckResult:
+        if result.status == Status.ERROR:
+            result = dataclasses.replace(result, remediation=VERIFY_REMEDIATION)
+        if self.attestations is not None:
+            result = self.attestations.apply(result)
         result = self.waivers.apply(result)
         self.results.append(result)
         return result
@@ -54,7 +69,10 @@ class Checks:
               refs: Sequence[str] | None = None) -> dict[str, Any]:
         ids = list(refs) if refs is not None else (list(block.ref) if block is not None else [])
         sev = severity or (block.severity if block is not None and block.severity else None) or self.info.severity
-        return {"id": check_id, "requirement": catalogue.requirement(ids), "feature": self.info.feature,
+        requirement = catalogue.requirement(ids)
+        if block is not None and block.basis:
+            requirement = dataclasses.replace(requirement, basis=tuple(sorted(block.basis.items())))
+        return {"id": check_id, "requirement": requirement, "feature": self.info.feature,
                 "scenario": self.info.scenario, "severity": sev, "nodeid": self.info.nodeid,
                 "tags": self.info.tags, "started_at": self.started_at}
 

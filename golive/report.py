@@ -60,7 +60,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 def build(meta: dict[str, Any], verdict: dict[str, Any], results: list[dict[str, Any]],
           waivers: dict[str, Any], *, comparison: dict[str, Any] | None = None,
-          signature: dict[str, str] | None = None) -> dict[str, Any]:
+          signature: dict[str, str] | None = None, attestations: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report document.  ``comparison`` (from :func:`golive.diff.compare`) and
     ``signature`` (which key signs the file, see :mod:`golive.signing`) are optional and,
     when given, covered by ``document_sha256`` like everything else."""
@@ -71,6 +71,8 @@ def build(meta: dict[str, Any], verdict: dict[str, Any], results: list[dict[str,
         "results": results,
         "waivers": waivers,
     }
+    if attestations is not None:
+        doc["attestations"] = attestations
     if comparison is not None:
         doc["comparison"] = comparison
     if signature is not None:
@@ -130,8 +132,12 @@ def verdict_consistent(doc: dict[str, Any]) -> tuple[bool, str]:
     from golive.verdict import decide_dicts
 
     v = doc.get("verdict", {})
+    selection = (doc.get("run") or {}).get("selection")
+    if isinstance(selection, dict) and selection.get("complete") is False and v.get("decision") == "GO":
+        return False, "INCONSISTENT: the report says GO but its run recorded a partial selection"
     try:
-        again = decide_dicts(doc.get("results", []), Severity(v.get("fail_on", "high")), bool(v.get("complete", True)))
+        again = decide_dicts(doc.get("results", []), Severity(v.get("fail_on", "high")), bool(v.get("complete", True)),
+                             v.get("partial"))
     except (KeyError, ValueError, TypeError) as exc:
         return False, f"INCONSISTENT: the results cannot be re-judged ({type(exc).__name__}: {exc})"
     if again.decision != v.get("decision"):

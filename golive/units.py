@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _SIZE_UNITS = {
     "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -82,6 +82,22 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{seconds:g} s"
 
 
-Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(lambda v: fmt_bytes(v), return_type=str)]
-Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(lambda v: fmt_rate(v), return_type=str)]
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda v: fmt_duration(v), return_type=str)]
+def _quantity_schema(units: dict[str, float], kind: str, examples: list[str]) -> dict[str, Any]:
+    """The JSON Schema of a quantity as profiles write it: a number and a unit, as a string
+    (a bare number is an error: see the module docstring)."""
+    def any_case(unit: str) -> str:  # ECMA regexes (editors) have no inline (?i)
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in unit)
+
+    alternation = "|".join(any_case(u) for u in sorted(units, key=len, reverse=True))
+    return {"type": "string", "pattern": f"^\\s*[0-9]+(\\.[0-9]+)?\\s*({alternation})\\s*$",
+            "description": f"a {kind} with its unit", "examples": examples}
+
+
+# validation and serialisation both use the written form ("32 GiB"), so the published JSON
+# Schema (docs/schema/) describes the files people write, not golive's internal numbers
+Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(lambda v: fmt_bytes(v), return_type=str),
+                 WithJsonSchema(_quantity_schema(_SIZE_UNITS, "size", ["32 GiB", "100 GB"]))]
+Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(lambda v: fmt_rate(v), return_type=str),
+                 WithJsonSchema(_quantity_schema(_RATE_UNITS, "link rate", ["1 Gbps", "100 Mbps"]))]
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda v: fmt_duration(v), return_type=str),
+                     WithJsonSchema(_quantity_schema(_DURATION_UNITS, "duration", ["30 s", "24 h", "180 d"]))]

@@ -59,9 +59,15 @@ def field_names(model: type[BaseModel]) -> set[str]:
 
 def raise_config_error(doc: PositionedYaml, exc: ValidationError, kind: str,
                        model: type[BaseModel] | None = None) -> NoReturn:
-    """Raise a ConfigError for the first validation problem, naming the others' count."""
+    """Raise a ConfigError for the first validation problem, naming the others' count; the
+    others ride along as ``.more`` (a list of ConfigError), for ``golive check-config``."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    err = _one_error(doc, errors[0], len(errors) - 1, kind, model)
+    err.more = [_one_error(doc, e, 0, kind, model) for e in errors[1:]]  # type: ignore[attr-defined]
+    raise err
+
+
+def _one_error(doc: PositionedYaml, first: Any, more: int, kind: str, model: type[BaseModel] | None) -> ConfigError:
     # pydantic puts union/validator names into loc; drop non-key parts it adds
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     line = doc.line_of(loc)
@@ -73,7 +79,6 @@ def raise_config_error(doc: PositionedYaml, exc: ValidationError, kind: str,
     problem = f"{kind} key '{where}': {msg}"
     if first["type"] == "extra_forbidden":
         problem = f"unknown key '{where}' in {kind}"
-    more = len(errors) - 1
     if more:
         problem += f" (and {more} more problem{'s' if more > 1 else ''})"
     fix = hint or _fix(first["type"], msg, loc)
@@ -81,4 +86,4 @@ def raise_config_error(doc: PositionedYaml, exc: ValidationError, kind: str,
         close = difflib.get_close_matches(str(loc[-1]), sorted(field_names(model)), n=1, cutoff=0.6)
         if close:
             fix = f"did you mean '{close[0]}'? Otherwise remove '{loc[-1]}'; docs/ lists the allowed keys"
-    raise ConfigError(doc.path, line, problem, fix)
+    return ConfigError(doc.path, line, problem, fix)

@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 
 def write_run(run_dir: Path, meta: dict[str, Any], verdict: dict[str, Any], results: list[dict[str, Any]],
               waivers: dict[str, Any], *, previous: dict[str, Any] | None = None, previous_path: str = "",
-              sign_key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
-    """Write report.json (+ report.json.sig), junit.xml and report.html; return the document.
+              sign_key: Ed25519PrivateKey | None = None, attestations: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write report.json (+ report.json.sig), junit.xml, report.html and last manifest.json
+    (+ manifest.json.sig) over them all; return the document.
 
     ``previous``: an earlier report document to compare with (``--compare``);
-    ``sign_key``: the operator's Ed25519 key (``--sign-key``); only the signature is written.
+    ``sign_key``: the operator's Ed25519 key (``--sign-key``); only the signatures are written;
+    ``attestations``: the attestation summary (:meth:`golive.attestations.Attestations.summary`).
     """
     comparison = None
     if previous is not None:
@@ -38,7 +40,8 @@ def write_run(run_dir: Path, meta: dict[str, Any], verdict: dict[str, Any], resu
         from golive.signing import signature_info
 
         signature = signature_info(sign_key)
-    doc = build(meta, verdict, results, waivers, comparison=comparison, signature=signature)
+    doc = build(meta, verdict, results, waivers, comparison=comparison, signature=signature,
+                attestations=attestations)
     run_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     atomic_write(run_dir / "report.json", text)
@@ -47,6 +50,9 @@ def write_run(run_dir: Path, meta: dict[str, Any], verdict: dict[str, Any], resu
 
         atomic_write(sig_path_for(run_dir / "report.json"), sign_bytes(text.encode("utf-8"), sign_key))
     render_outputs(run_dir, doc)
+    from golive.manifest import write_manifest
+
+    write_manifest(run_dir, doc, sign_key)
     return doc
 
 

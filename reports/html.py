@@ -24,18 +24,20 @@ from markupsafe import Markup
 from reports.charts import Chart, charts_for
 
 # how items are ordered and which status a checklist shows: problems first, "not run" last
-STATUS_ORDER = {"fail": 0, "error": 1, "waived": 2, "pass": 3, "skip": 4}
-STATUSES = ("pass", "fail", "error", "waived", "skip")
+STATUS_ORDER = {"fail": 0, "error": 1, "waived": 2, "attested": 3, "pass": 4, "skip": 5}
+STATUSES = ("pass", "attested", "fail", "error", "waived", "skip")
 SEVERITIES = ("critical", "high", "medium", "low")
 SEV_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
-STATUS_WORDS = {"pass": "passed", "fail": "failed", "error": "could not be verified", "waived": "waived",
-                "skip": "skipped"}
+STATUS_WORDS = {"pass": "passed", "attested": "attested", "fail": "failed", "error": "could not be verified",
+                "waived": "waived", "skip": "skipped"}
 STATUS_MEANING = {
     "pass": "the requirement is met",
     "fail": "the requirement is not met",
     "error": "it could not be measured (unreachable, timeout, refused, unauthorised); never counted as compliant",
     "waived": "the requirement is not met, and a named approver accepted the risk until a date",
     "skip": "not applicable to this profile or target, or not allowed in this run (disruptive)",
+    "attested": ("no probe could measure it; a named person attested the fact with evidence (a document's sha256 "
+                 "or a URL) until a date. Counted as compliant, shown apart from measured results"),
 }
 CHART_KEYS = ("histogram_ms", "series", "timeline", "marks")
 SELECTION_FLAGS = {"-m": "marker expression", "-k": "name expression", "--lf": "last failed only",
@@ -109,6 +111,33 @@ def _matrix(results: list[dict[str, Any]], fail_on: str) -> dict[str, Any]:
     return {"rows": rows, "totals": totals, "total": sum(totals.values())}
 
 
+def _titles(results: list[dict[str, Any]]) -> dict[str, str]:
+    """A title per check id that no other check shares: two checks whose scenarios have the
+    same name ("Operating system") get their check name added."""
+    bases: dict[str, set[str]] = {}
+    for r in results:
+        bases.setdefault(r.get("scenario") or r["id"], set()).add(r["id"].split("[", 1)[0])
+    out = {}
+    for r in results:
+        title = r.get("scenario") or r["id"]
+        if len(bases[title]) > 1:
+            title = f"{title} ({r['id'].split('[', 1)[0]})"
+        out[r["id"]] = title
+    return out
+
+
+def _basis(r: dict[str, Any]) -> list[dict[str, str]]:
+    """Per threshold: stated by the seed (with the quote above) or chosen by golive (why)."""
+    out = []
+    for field, basis in sorted((r["requirement"].get("basis") or {}).items()):
+        text = str(basis)
+        if text.startswith("golive"):
+            out.append({"field": field, "kind": "chosen by golive", "why": text.partition(":")[2].strip()})
+        else:
+            out.append({"field": field, "kind": "stated by the seed", "why": text.partition(":")[2].strip()})
+    return out
+
+
 def _item(r: dict[str, Any], anchor: str, blocking: set[str]) -> dict[str, Any]:
     charts, notes = charts_for(r, "ch-" + anchor)
     charted = bool(charts)
@@ -134,6 +163,7 @@ def _item(r: dict[str, Any], anchor: str, blocking: set[str]) -> dict[str, Any]:
         "data_shown": data,
         "data_charted": data_charted,
         "waiver_expired": isinstance(waiver, dict) and not waiver.get("matched", True),
+        "basis": _basis(r),
         "steps": [str(s) for s in r.get("steps") or []],
     }
 
@@ -169,9 +199,16 @@ def normalise(doc: dict[str, Any]) -> dict[str, Any]:
     ver.setdefault("fail_on", "high")
     ver.setdefault("blocking", [])
     ver.setdefault("complete", True)
+    ver.setdefault("partial", None)
     w = d.setdefault("waivers", {})
-    for k in ("source", "applied", "expired", "unmatched"):
+    if "unused" not in w:  # reports before golive 0.2 called them "unmatched"
+        w["unused"] = w.pop("unmatched", [])
+    for k in ("source", "applied", "expired", "unused"):
         w.setdefault(k, [])
+    att = d.setdefault("attestations", {})
+    for k in ("source", "applied", "expired", "unused"):
+        att.setdefault(k, [])
+    run.setdefault("selection", None)
     integ = d.setdefault("integrity", {})
     integ.setdefault("results_sha256", "")
     integ.setdefault("document_sha256", "")
@@ -185,8 +222,10 @@ def normalise(doc: dict[str, Any]) -> dict[str, Any]:
         r.setdefault("evidence", [])
         r.setdefault("waiver", None)
         r.setdefault("data", {})
+        r.setdefault("attestation", None)
         req = r.get("requirement") or {}
-        r["requirement"] = {"ids": req.get("ids", []), "sources": req.get("sources", []), "quotes": req.get("quotes", [])}
+        r["requirement"] = {"ids": req.get("ids", []), "sources": req.get("sources", []), "quotes": req.get("quotes", []),
+                            "basis": req.get("basis") or {}}
         for ev in r["evidence"]:
             for k in ("probe", "subject", "method", "tool", "raw", "measured_at"):
                 ev.setdefault(k, "")
@@ -197,8 +236,16 @@ def normalise(doc: dict[str, Any]) -> dict[str, Any]:
 
 def view(doc: dict[str, Any]) -> dict[str, Any]:
     """Everything the template shows, computed once (the template only lays it out)."""
+    from golive.recorder import VERIFY_REMEDIATION
+    from golive.verdict import label
+
     doc = normalise(doc)
     results: list[dict[str, Any]] = doc["results"]
+    titles = _titles(results)
+    for r in results:
+        r["title"] = titles[r["id"]]
+        if r["status"] == "error":  # what to do is make it verifiable, not the fix for a failure
+            r["remediation"] = VERIFY_REMEDIATION
     verdict = doc["verdict"]
     fail_on = verdict.get("fail_on", "high")
     blocking_ids = list(verdict.get("blocking", []))
@@ -238,13 +285,21 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
     below = [{"r": r, "anchor": first_anchor.get(r["id"], "")} for r in sorted(results, key=lambda r: (-SEV_RANK.get(r["severity"], 0), r["id"]))
              if r["status"] in ("fail", "error") and r["id"] not in blocking]
     waived = [{"r": r, "anchor": first_anchor.get(r["id"], "")} for r in results if r["status"] == "waived"]
+    attested = [{"r": r, "anchor": first_anchor.get(r["id"], "")} for r in results if r["status"] == "attested"]
     expired_hits = [{"r": r, "anchor": first_anchor.get(r["id"], "")} for r in results
                     if r.get("waiver") and not r["waiver"].get("matched", True)]
     run = doc.get("run", {})
     comparison = doc.get("comparison")
+    sel = run.get("selection")
+    skipped = sum(1 for r in results if r["status"] == "skip")
     return {
         "doc": doc,
         "go": verdict.get("decision") == "GO",
+        "partial": verdict.get("decision") == "PASS-PARTIAL",
+        "label": label(verdict),
+        "ran": len(results) - skipped,
+        "skipped": skipped,
+        "attested": attested,
         "fail_on": fail_on,
         "matrix": _matrix(results, fail_on),
         "blocking": blocking_rows,
@@ -252,7 +307,8 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
         "waived": waived,
         "expired_hits": expired_hits,
         "features": features,
-        "selection": selection([str(a) for a in run.get("args", [])]),
+        "selection": (sel.get("reasons") if isinstance(sel, dict) and "reasons" in sel
+                      else selection([str(a) for a in run.get("args", [])])),
         "comparison": comparison,
         "cmp_anchor": first_anchor,
         "statuses": STATUSES,

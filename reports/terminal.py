@@ -13,7 +13,7 @@ from typing import Any
 Style = dict[str, bool]
 Line = tuple[str, Style]
 
-STATUSES = ("pass", "fail", "error", "waived", "skip")
+STATUSES = ("pass", "attested", "fail", "error", "waived", "skip")
 SEV_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 MAX_BLOCKING = 6
 MAX_OTHER = 3
@@ -44,11 +44,22 @@ def summary_lines(verdict: dict[str, Any], results: list[dict[str, Any]], run_di
 
     ``doc`` (the report document) adds the profile, waivers, comparison and signature lines.
     """
+    from golive.verdict import label
+
     go = verdict["decision"] == "GO"
+    partial = verdict["decision"] == "PASS-PARTIAL"
     fail_on = verdict.get("fail_on", "high")
     out: list[Line] = []
-    head = "GO - may go live" if go else "NO-GO - must not go live"
-    out.append((f"{head}: {verdict['reason']}", {"green": go, "red": not go, "bold": True}))
+    if go:
+        head = "GO - may go live"
+    elif partial:
+        head = f"{label(verdict)} - not a go-live verdict, the whole profile did not run"
+    else:
+        head = "NO-GO - must not go live"
+    style: Style = {"green": go, "red": not (go or partial), "bold": True}
+    if partial:
+        style["yellow"] = True
+    out.append((f"{head}: {verdict['reason']}", style))
     if doc is not None:
         scope = (f"  {doc.get('profile', {}).get('name')} requirements on target {doc.get('target', {}).get('name')}; "
                  f"gate: --fail-on {fail_on} (a failed or unverifiable check of severity {fail_on}"
@@ -57,8 +68,12 @@ def summary_lines(verdict: dict[str, Any], results: list[dict[str, Any]], run_di
     else:
         out.append((f"  gate: --fail-on {fail_on}", {}))
     counts = {s: sum(1 for r in results if r["status"] == s) for s in STATUSES}
-    words = {"pass": "passed", "fail": "failed", "error": "could not be verified", "waived": "waived", "skip": "skipped"}
-    out.append(("  " + ", ".join(f"{counts[s]} {words[s]}" for s in STATUSES) + f"  ({len(results)} checks)", {}))
+    words = {"pass": "passed", "attested": "attested", "fail": "failed", "error": "could not be verified",
+             "waived": "waived", "skip": "skipped"}
+    ran = len(results) - counts["skip"]
+    out.append((f"  {ran} ran: " + ", ".join(f"{counts[s]} {words[s]}" for s in STATUSES
+                                             if s != "skip" and (counts[s] or s != "attested"))
+                + f"; {counts['skip']} skipped", {}))
     if not verdict.get("complete", True):
         out.append(("  the run was interrupted: not every check ran", {"red": True}))
 
@@ -86,7 +101,7 @@ def summary_lines(verdict: dict[str, Any], results: list[dict[str, Any]], run_di
         if cmp:
             c = cmp["counts"]
             prev = cmp.get("previous", {})
-            style: Style = {"red": True} if c["newly_failing"] else {}
+            style = {"red": True} if c["newly_failing"] else {}
             since = (f"  since {prev.get('started_at')} ({prev.get('decision')}): {c['newly_failing']} newly failing, "
                      f"{c['fixed']} fixed, {c['measurement_changed']} changed measurements, {c['added']} new, "
                      f"{c['removed']} removed")
@@ -115,7 +130,8 @@ def _finding(r: dict[str, Any], red: bool) -> list[Line]:
 
 
 def _waiver_lines(w: dict[str, Any], results: list[dict[str, Any]]) -> list[Line]:
-    applied, expired, unmatched = w.get("applied", []), w.get("expired", []), w.get("unmatched", [])
+    applied, expired = w.get("applied", []), w.get("expired", [])
+    unmatched = w.get("unused", w.get("unmatched", []))
     if not (applied or expired or unmatched):
         return []
     waived = sum(1 for r in results if r["status"] == "waived")
@@ -124,7 +140,7 @@ def _waiver_lines(w: dict[str, Any], results: list[dict[str, Any]]) -> list[Line
         parts.append(f"{len(expired)} EXPIRED ({', '.join(e['key'] for e in expired[:3])}"
                      + (", ..." if len(expired) > 3 else "") + ")")
     if unmatched:
-        parts.append(f"{len(unmatched)} matched no check")
+        parts.append(f"{len(unmatched)} unused (changed no result)")
     return [("  waivers: " + ", ".join(parts), {"yellow": bool(expired)})]
 
 

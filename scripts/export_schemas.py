@@ -1,10 +1,12 @@
-"""Write the JSON Schemas of profiles, targets and waiver files to docs/schema/.
+"""Write the JSON Schemas of profiles, targets, waiver and attestation files to docs/schema/.
 
 Editors (VS Code YAML, JetBrains) validate files against them as you type:
     # yaml-language-server: $schema=../docs/schema/profile.schema.json
 The profile and target schemas include every registered family's fragment
-(checks/<family>/family.py).  Run after changing a model or a family's fragments;
-tests/test_core.py checks that the committed files are current.
+(checks/<family>/family.py).  Run after changing a model (golive/profile.py, target.py,
+waivers.py, attestations.py, units.py) or a family's fragments; tests/test_core.py checks
+that the committed files are current, and tests/test_schemas.py validates every shipped
+profile, target, waiver and attestation file against them with jsonschema.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from golive.attestations import AttestationFile
 from golive.profile import profile_model
 from golive.target import target_model
 from golive.waivers import WaiverFile
 
-SCHEMAS = {"profile": profile_model(), "target": target_model(), "waivers": WaiverFile}
+SCHEMAS = {"profile": profile_model(), "target": target_model(), "waivers": WaiverFile,
+           "attestations": AttestationFile}
 
 
 def render() -> dict[str, str]:

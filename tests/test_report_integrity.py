@@ -60,7 +60,7 @@ def test_waivers_valid_expired_and_unmatched(golive_run, tmp_path) -> None:  # t
     summary = run.report["waivers"]
     assert [w["key"] for w in summary["applied"]] == ["hosts.cpu_cores[*]"]
     assert [w["key"] for w in summary["expired"]] == ["hosts.memory[lab-host]"]
-    assert [w["key"] for w in summary["unmatched"]] == ["DS-SS-HW-01"]
+    assert [w["key"] for w in summary["unused"]] == ["DS-SS-HW-01"]
     assert run.report["verdict"]["decision"] == "NO-GO"  # memory still fails
     html = (run.run_dir / "report.html").read_text()
     assert "J. Doe, Head of Operations" in html and "EXPIRED" in html
@@ -91,7 +91,7 @@ backups:
 def test_report_files_are_complete_json_and_no_partials(golive_run) -> None:  # type: ignore[no-untyped-def]
     run = golive_run("--profile", "poc", "--target", "lab", "-m", "ports")
     names = sorted(p.name for p in run.run_dir.iterdir())
-    assert names == ["junit.xml", "report.html", "report.json"]
+    assert names == ["junit.xml", "manifest.json", "report.html", "report.json"]
     doc = run.report
     assert doc["schema"] == "golive-report/2"
     assert doc["profile"]["name"] == "poc" and len(doc["profile"]["sha256"]) == 64

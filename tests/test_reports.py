@@ -238,7 +238,7 @@ def test_html_reads_verdict_first_with_counts_by_status_and_severity() -> None:
     assert "2 failed and 1 could not be verified at or above severity &#39;high&#39;" in verdict
     # the severity x status table: critical row has its failure marked as blocking
     assert re.search(r"<th scope=\"row\">critical <span class=\"note\">\(gated\)</span></th>"
-                     r"<td class=\"num\">2</td><td class=\"num blocking\">1</td>", verdict)
+                     r"<td class=\"num\">2</td><td class=\"num\">0</td><td class=\"num blocking\">1</td>", verdict)
     # blocking table: critical first, with required, measured and what to do
     block = verdict[verdict.index('id="blocking-h"'):]
     assert block.index("ha.failover[api.example.com]") < block.index("hosts.cpu_cores[app-1]")
@@ -258,7 +258,7 @@ def test_html_items_show_requirement_quote_evidence_folded_and_waivers() -> None
     expired = html[html.index('id="check-tls.cert_days_left-api.example.com-443"'):]
     assert "Waiver EXPIRED on 2026-02-28" in expired[: expired.index("</article>")]
     waivers = html[html.index('id="waivers"'):]
-    for heading in ("Applied (1)", "Expired (1)", "Matched no check (1)", "Waived checks and what they measured (1)",
+    for heading in ("Applied (1)", "Expired (1)", "Unused (1)", "Waived checks and what they measured (1)",
                     "Checks whose waiver has expired (1)"):
         assert heading in waivers
 
@@ -380,7 +380,7 @@ def test_terminal_summary_go() -> None:
     text = render_text(doc, Path("/r"))
     lines = text.splitlines()
     assert lines[0] == "GO - may go live: no failure or error at or above severity 'high'"
-    assert "1 passed, 1 failed, 0 could not be verified, 0 waived, 0 skipped  (2 checks)" in text
+    assert "2 ran: 1 passed, 1 failed, 0 could not be verified, 0 waived; 0 skipped" in text
     assert "not blocking (below --fail-on high): 1" in text and "required >= 7 days; measured 3 days" in text
     assert "blocking (" not in text.replace("not blocking", "")
     assert "report:  /r/report.html" in text
@@ -409,7 +409,7 @@ def test_terminal_summary_no_go_fits_one_screen() -> None:
 
 def test_terminal_summary_mentions_waivers_and_comparison() -> None:
     text = render_text(golden_doc(), Path("/r"))
-    assert "waivers: 1 applied (1 check waived), 1 EXPIRED (tls.cert_days_left[*]), 1 matched no check" in text
+    assert "waivers: 1 applied (1 check waived), 1 EXPIRED (tls.cert_days_left[*]), 1 unused (changed no result)" in text
     assert "2 newly failing, 1 fixed" in text and "newly FAIL: ha.failover[api.example.com]" in text
     assert "(+ report.json.sig)" in text
 
@@ -455,6 +455,11 @@ def test_golive_diff_cli(tmp_path: Path) -> None:
     for r in old["results"]:
         if r["id"] == "hosts.cpu_cores[app-1]":
             r.update(status="pass", measured="16 vCPU")
+    (tmp_path / "altered.json").write_text(json.dumps(old))
+    altered = _golive("diff", str(tmp_path / "altered.json"), str(GOLDEN / "report.json"))
+    assert altered.returncode == 4 and "ALTERED" in altered.stderr and "refusing" in altered.stderr, altered.stderr
+    verdict = decide_dicts(old["results"], Severity.HIGH).to_dict()
+    old = build({k: old[k] for k in ("golive", "run", "profile", "target")}, verdict, old["results"], old["waivers"])
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "new.json").write_text(json.dumps(new))
     p = _golive("diff", str(tmp_path / "old.json"), str(tmp_path / "new.json"))
@@ -478,7 +483,8 @@ def test_write_run_with_compare_and_signature(tmp_path: Path) -> None:
     prev = _doc([_result("hosts.cpu_cores[app-1]", "pass", "high", measured="16 vCPU")])
     doc = write_run(tmp_path, meta, src["verdict"], src["results"], src["waivers"], previous=prev,
                     previous_path="prev.json", sign_key=key)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "report.html", "report.json", "report.json.sig"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "manifest.json", "manifest.json.sig", "report.html",
+                                                         "report.json", "report.json.sig"]
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk == doc and verify(on_disk)[0]
     assert on_disk["comparison"]["counts"]["newly_failing"] == 1

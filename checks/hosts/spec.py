@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from golive.blocks import Block, Strict
 from golive.units import Rate, Size
@@ -78,7 +78,15 @@ class Layout(Strict):
     roles: dict[str, Sizing] = Field(default_factory=dict)
 
 
+def _software_short_form(schema: dict[str, Any]) -> None:
+    """The JSON Schema of ``software`` values: a SoftwareReq mapping, or its short form '1.18'."""
+    prop = schema.get("properties", {}).get("software", {})
+    if "additionalProperties" in prop:
+        prop["additionalProperties"] = {"anyOf": [prop["additionalProperties"], {"type": "string"}, {"type": "number"}]}
+
+
 class HostsReq(Block):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_software_short_form)
     memory_tolerance: float = Field(default=0.95, gt=0, le=1,
                                     description="MemTotal passes at >= tolerance x required (kernel reservation)")
     default: Sizing | None = None
