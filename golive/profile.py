@@ -111,6 +111,17 @@ class Profile(Strict):
     def _one_or_many(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("attestable")
+    @classmethod
+    def _declared_checks(cls, v: list[str]) -> list[str]:
+        from golive import registry
+
+        known = {c.id for c in registry.all_checks()}
+        for cid in v:
+            if cid.split("[", 1)[0] not in known:
+                raise ValueError(f"attestable names '{cid}', which is not a golive check; `golive checks` lists them")
+        return v
+
 
 @functools.cache
 def profile_model() -> type[Profile]:

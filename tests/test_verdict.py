@@ -454,3 +454,10 @@ def test_ci_examples_gate_on_complete_verified_runs() -> None:
                 cont = text.splitlines()[i + 1]  # a continued command line, or the prose's next line
                 assert "--require-complete" in line + cont, (path.name, line)
         assert 'golive verify "$(dirname' in text and "--require-signature" in text, path.name
+
+
+def test_attestable_names_declared_checks_only(tmp_path: Path) -> None:
+    bad = write_target(tmp_path, "name: x\ndescription: x\nattestable: [hosts.storage, hosts.disk_media]\n", "x.yaml")
+    with pytest.raises(ConfigError, match="hosts.disk_media.*not a golive check") as exc:
+        load_profile(bad)
+    assert "x.yaml:3" in str(exc.value)
