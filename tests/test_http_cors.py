@@ -127,7 +127,7 @@ def _statuses(run: GoliveRun, prefix: str) -> dict[str, str]:
 def test_compliant_lab_is_go_for_tls_http_and_cors_with_poc(runs: dict[str, GoliveRun]) -> None:
     run = runs["compliant_poc"]
     assert run.rc == 0, run.out[-3000:]
-    assert run.report["verdict"]["decision"] == "GO"
+    assert run.report["verdict"]["decision"] == "PASS-PARTIAL"  # GO needs the whole profile; -m ran a part
     st = {r["status"] for r in run.report["results"]}
     assert st <= {"pass", "skip"}, run.report["results"]
     assert {rid.split("[")[0] for rid, s in _statuses(run, "").items() if s == "skip"} == {"tls.tls13"}
