@@ -7,6 +7,7 @@ family's schema is validated exactly like the core's.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
@@ -18,6 +19,21 @@ from golive.model import Severity
 # Schema says so, so the published schema accepts `ref: OZ-POC-HW-01` as profiles write it
 OneOrMany = Annotated[list[str], WithJsonSchema({"anyOf": [{"type": "string"},
                                                            {"type": "array", "items": {"type": "string"}}]})]
+
+
+def also_accepts(*short_forms: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra`` for a model whose ``mode="before"`` validator also takes a short
+    form (a plain string for a URL or a command, ...): its JSON Schema becomes
+    ``anyOf: [the mapping, *short_forms]``, so the published schema accepts what golive accepts."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        mapping = dict(schema)
+        schema.clear()
+        schema["anyOf"] = [mapping, *short_forms]
+        if "title" in mapping:
+            schema["title"] = mapping["title"]
+
+    return extra
 
 
 class Strict(BaseModel):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from golive.blocks import Block, Strict
+from golive.blocks import Block, Strict, also_accepts
 from golive.units import Duration
 
 
@@ -54,6 +54,9 @@ class HaAction(Strict):
     namespace: str | None = None
     context: str | None = None
     timeout_s: float = Field(default=30, gt=0, le=600)
+
+    # a plain string is the command (the JSON Schema says so too)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=also_accepts({"type": "string"}))
 
     @model_validator(mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from golive.blocks import Block, Strict
+from golive.blocks import Block, Strict, also_accepts
 from golive.units import Rate, Size
 
 
@@ -48,6 +48,8 @@ class OsReq(Block):
 
 
 class SoftwareReq(Block):
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_extra=also_accepts({"type": "string"}, {"type": "number"}))  # '1.18'
     version: str = Field(description="minimum version, e.g. '1.18'")
     required: bool = True
 
@@ -78,15 +80,7 @@ class Layout(Strict):
     roles: dict[str, Sizing] = Field(default_factory=dict)
 
 
-def _software_short_form(schema: dict[str, Any]) -> None:
-    """The JSON Schema of ``software`` values: a SoftwareReq mapping, or its short form '1.18'."""
-    prop = schema.get("properties", {}).get("software", {})
-    if "additionalProperties" in prop:
-        prop["additionalProperties"] = {"anyOf": [prop["additionalProperties"], {"type": "string"}, {"type": "number"}]}
-
-
 class HostsReq(Block):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_software_short_form)
     memory_tolerance: float = Field(default=0.95, gt=0, le=1,
                                     description="MemTotal passes at >= tolerance x required (kernel reservation)")
     default: Sizing | None = None

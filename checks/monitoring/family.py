@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from checks.ha.spec import HaAction  # the HA drill's stop/start actions, reused as they are
-from golive.blocks import Block, Strict
+from golive.blocks import Block, Strict, also_accepts
 from golive.checkdef import Check, CheckContext, Family, NotApplicable
 from golive.model import Evidence, Measurement, Severity
 from golive.units import Duration, fmt_duration
@@ -102,6 +102,9 @@ class ApiSpec(Strict):
     timeout_s: float = Field(default=5, gt=0, le=60, description="bound on each request (and a query's "
                              "server-side timeout)")
 
+    # a plain string is the URL (the JSON Schema says so too)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=also_accepts({"type": "string"}))
+
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, v: Any) -> Any:
@@ -130,6 +133,10 @@ class SubjectSpec(Strict):
 
     labels: dict[str, str] = Field(default_factory=dict)
     signals: dict[str, str] = Field(default_factory=dict)
+
+    # {instance: "10.0.0.1:9100", job: node} is the labels (the JSON Schema says so too)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=also_accepts(
+        {"type": "object", "additionalProperties": {"type": "string"}}))
 
     @model_validator(mode="before")
     @classmethod
