@@ -32,3 +32,8 @@ Feature: Release: the intended version, working endpoints, safe errors, private 
   Scenario: The declared smoke test passes
     When the target's smoke sequence runs step by step
     Then every step answers as declared
+
+  Scenario: Manual release items are attested
+    Given the manual items the tier requires (security test report, rollback plan, staging pass, ...)
+    When their attestations are read
+    Then each has a valid, unexpired attestation with its evidence

@@ -262,3 +262,40 @@ release:
     assert run.run_dir is not None
     for name in ("report.json", "report.html", "junit.xml"):
         assert canary not in (run.run_dir / name).read_text(), name
+
+
+def test_manual_items_need_a_valid_attestation(tmp_path: Path, apps: dict[str, Release], golive_run: Any) -> None:
+    """release.manual: an item with a valid attestation is `attested`; an expired attestation
+    and a missing one leave it `error` (could not verify), which blocks the verdict."""
+    profile = tmp_path / "manual.yaml"
+    profile.write_text("name: manual-items\ndescription: manual release items\n"
+                       "attestable: [release.manual]\nrequirements:\n"
+                       "  release:\n    ref: [DS-OPS-07, DS-OPS-09, AW-OPS-03]\n"
+                       "    manual: [rollback_plan, security_test_report, staging_pass]\n"
+                       "    version: false\n    endpoints: false\n    input_validation: false\n"
+                       "    debug_off: false\n    uploads_private: false\n    smoke: false\n")
+    target = tmp_path / "target.yaml"
+    target.write_text(f"name: manual\nenvironment: lab\nrelease: {{base_url: '{apps['compliant'].url}'}}\n")
+    (tmp_path / "attestations.yaml").write_text("""attestations:
+  - check: release.manual[rollback_plan]
+    fact: "rollback runbook RB-12 reviewed; release 1.4.1 artefact kept in the registry"
+    evidence: {sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}
+    attester: "J. Doe, Operations"
+    date: 2026-11-30
+    expires: 2099-12-31
+  - check: release.manual[security_test_report]
+    fact: "penetration test report PT-7"
+    evidence: {url: https://docs.example.invalid/pt-7}
+    attester: "A. Auditor"
+    date: 2025-01-10
+    expires: 2025-06-30
+""")
+    run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "release")
+    res = run.results("release.manual")
+    assert res["release.manual[rollback_plan]"]["status"] == "attested", res
+    assert res["release.manual[rollback_plan]"]["requirement"]["ids"] == ["DS-OPS-09"]
+    expired = res["release.manual[security_test_report]"]
+    assert expired["status"] == "error" and "expired" in expired["reason"], expired
+    missing = res["release.manual[staging_pass]"]
+    assert missing["status"] == "error" and "attest it" in missing["reason"]
+    assert run.report["verdict"]["decision"] != "GO" and run.rc == 1

@@ -26,9 +26,23 @@ from golive.model import Evidence, Measurement, Severity
 CI_VERSION_VARIABLES = ("GOLIVE_RELEASE_VERSION", "CI_COMMIT_SHA", "GITHUB_SHA")
 
 
-class ReleaseReq(Block):
-    """Which release checks the tier requires (each on once the block is present)."""
+# The manual checklist items no probe can read: settled only by an attestation (docs/attestations.md).
+MANUAL_ITEMS: dict[str, tuple[str, str]] = {
+    "security_test_report": ("DS-OPS-07", "a security test report for this release"),
+    "rollback_plan": ("DS-OPS-09", "a documented rollback plan, the previous artefact restorable"),
+    "dr_test_evidence": ("AW-BAK-06", "evidence of a database restore, file recovery and DR test"),
+    "staging_pass": ("AW-OPS-03", "the same version passed staging"),
+    "release_docs": ("AW-OPS-04", "deployment docs, rollback procedures and the change record updated"),
+}
+ManualItem = Literal["security_test_report", "rollback_plan", "dr_test_evidence", "staging_pass", "release_docs"]
 
+
+class ReleaseReq(Block):
+    """Which release checks the tier requires (each on once the block is present), and the
+    manual items it requires attested."""
+
+    manual: list[ManualItem] = Field(default_factory=list, description="manual items that need an attestation "
+                                     "(the profile must list release.manual in attestable)")
     version: bool = True
     endpoints: bool = True
     input_validation: bool = True
@@ -218,6 +232,22 @@ def _smoke(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
                         timeout_s=spec.timeout_s, deadline_s=spec.deadline_s)
 
 
+def _manual(ctx: CheckContext) -> dict[str, Any]:
+    """Each manual item the tier requires: no probe can read it, so it is could-not-verify
+    (error) until an attestation with its evidence settles it."""
+    req: ReleaseReq = ctx.req
+    if not req.manual:
+        raise NotApplicable("the profile requires no manual release items (release.manual)")
+    out: dict[str, Any] = {}
+    for item in req.manual:
+        ref, what = MANUAL_ITEMS[item]
+        ev = Evidence(probe="release.manual", subject=item, method="manual checklist item: attested, not measured")
+        m = Measurement.failed(f"manual item ({what}): no probe can read it; attest it with its evidence "
+                               f"(attestations.yaml, check release.manual[{item}])", ev)
+        out[item] = Judged(m, Block(ref=[ref]), what, passes=lambda v: False)
+    return out
+
+
 def all_4xx(statuses: dict[str, Any]) -> bool:
     return bool(statuses) and all(isinstance(s, int) and 400 <= s < 500 for s in statuses.values())
 
@@ -265,6 +295,14 @@ FAMILY = Family(
               measure=_uploads, empty="the target names no upload paths (release.uploads)",
               expected="401, 403 or 404", passes=lambda req, status: status in (401, 403, 404),
               remediation=lambda req, m: f"require authentication for {m.evidence.subject} (or stop serving it)"),
+        Check(id="release.manual", title="Manual release items are attested", severity=Severity.HIGH,
+              refs=tuple(ref for ref, _ in MANUAL_ITEMS.values()),
+              measures="nothing: each manual item the tier requires needs an attestation (fact, evidence sha256 "
+                       "or URL, attester, date, expiry)",
+              measure=_manual, expected="an attestation",
+              remediation="attest the item with its evidence in attestations.yaml (docs/attestations.md)",
+              verify_hint="attest the item with its evidence in attestations.yaml (docs/attestations.md); the "
+                          "profile must list release.manual in attestable"),
         Check(id="release.smoke", title="The declared smoke test passes", severity=Severity.HIGH,
               refs=("DS-OPS-06", "AW-OPS-05"), disruptive=True, applies=_needs("smoke"),
               measures="the target's smoke sequence, step by step, statuses and JSON fields checked, values "
