@@ -25,20 +25,6 @@ from golive.yamlpos import ConfigError, PositionedYaml, load
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
-class TlsReq(Block):
-    min_version: Literal["1.2", "1.3"] = "1.2"
-    require_tls13: bool = False
-    forbid: list[Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"]] = Field(
-        default_factory=lambda: ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"])
-    forbid_weak_ciphers: bool = True
-    require_aead: bool = False
-    require_forward_secrecy: bool = Field(default=False, description="TLS 1.2 and below: (EC)DHE key exchange only")
-    cert_min_days_left: int = Field(default=14, ge=0)
-    min_rsa_bits: int = 2048
-    min_ec_bits: int = 256
-    vulnerabilities: bool = True
-
-
 class HttpReq(Block):
     redirect_to_https: bool = True
     allow_temporary_redirect: bool = Field(default=False, description="accept 302/307 for the HTTP->HTTPS redirect")
@@ -80,7 +66,6 @@ class ThroughputReq(Block):
 
 
 class Requirements(Strict):
-    tls: TlsReq | None = None
     http: HttpReq | None = None
     cors: CorsReq | None = None
     auth: AuthReq | None = None

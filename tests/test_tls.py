@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from checks import tls
+from checks.tls import probes as tls
 from conftest import PYTEST, ROOT, GoliveRun
 from lab import certs
 from lab.procs import free_port
