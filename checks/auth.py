@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from checks.http import TOOL, HttpFailure, failure_reason, send, ssl_context
+from checks.http.probes import TOOL, HttpFailure, failure_reason, send, ssl_context
 from golive.model import Evidence, Measurement
 from golive.redact import redact, register_secret
 

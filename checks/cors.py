@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from checks.http import TOOL, Exchange, HttpFailure, send
+from checks.http.probes import TOOL, Exchange, HttpFailure, send
 from golive.model import Evidence, Measurement
 from golive.redact import redact
 

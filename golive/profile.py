@@ -25,15 +25,6 @@ from golive.yamlpos import ConfigError, PositionedYaml, load
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
-class HttpReq(Block):
-    redirect_to_https: bool = True
-    allow_temporary_redirect: bool = Field(default=False, description="accept 302/307 for the HTTP->HTTPS redirect")
-    hsts_min_age: Duration | None = None
-    hsts_include_subdomains: bool = False
-    security_headers: list[str] = Field(default_factory=list)
-    health_status: int = 200
-
-
 class CorsReq(Block):
     forbid_wildcard_with_credentials: bool = True
     forbid_origin_reflection: bool = True
@@ -66,7 +57,6 @@ class ThroughputReq(Block):
 
 
 class Requirements(Strict):
-    http: HttpReq | None = None
     cors: CorsReq | None = None
     auth: AuthReq | None = None
     throughput: ThroughputReq | None = None

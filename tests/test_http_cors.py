@@ -260,7 +260,7 @@ def test_unreachable_target_is_error_everywhere(runs: dict[str, GoliveRun]) -> N
 
 def test_probe_parsers() -> None:
     from checks.auth import split_path
-    from checks.http import parse_hsts
+    from checks.http.probes import parse_hsts
 
     assert parse_hsts('max-age="600"; includeSubDomains; preload') == {
         "max_age": 600, "include_subdomains": True, "preload": True}
