@@ -25,14 +25,6 @@ from golive.yamlpos import ConfigError, PositionedYaml, load
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
-class CorsReq(Block):
-    forbid_wildcard_with_credentials: bool = True
-    forbid_origin_reflection: bool = True
-    forbid_null_origin: bool = True
-    methods: list[str] = Field(default_factory=list)
-    headers: list[str] = Field(default_factory=list)
-
-
 class RateLimitReq(Strict):
     burst: int = Field(ge=1, le=10000)
     expect_status: int = 429
@@ -57,7 +49,6 @@ class ThroughputReq(Block):
 
 
 class Requirements(Strict):
-    cors: CorsReq | None = None
     auth: AuthReq | None = None
     throughput: ThroughputReq | None = None
 

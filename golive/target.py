@@ -126,13 +126,6 @@ class ServiceSpec(Strict):
         return self
 
 
-class CorsSpec(Strict):
-    allowed_origins: list[str] = Field(default_factory=list)
-    path: str = "/"
-    disallowed_origins: list[str] = Field(default_factory=lambda: ["https://evil.golive.test"],
-                                          description="origins that must NOT be allowed (probe origins)")
-
-
 class RateLimitSpec(Strict):
     """The rate limit the deployment declares for one path: ``requests_per_s`` sustained,
     plus ``burst`` requests of allowance (nginx ``limit_req rate=... burst=...``)."""
@@ -239,7 +232,6 @@ class Target(Strict):
     hosts: list[HostSpec] = Field(default_factory=list)
     endpoints: Endpoints = Endpoints()
     services: list[ServiceSpec] = Field(default_factory=list)
-    cors: CorsSpec | None = None
     auth: AuthSpec | None = None
     inference: InferenceSpec | None = None
     inventory: list[InventorySpec] = Field(default_factory=list,
