@@ -25,16 +25,6 @@ from golive.yamlpos import ConfigError, PositionedYaml, load
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
-class RateLimitReq(Strict):
-    burst: int = Field(ge=1, le=10000)
-    expect_status: int = 429
-
-
-class AuthReq(Block):
-    protected_paths: list[str] = Field(default_factory=list)
-    rate_limit: RateLimitReq | None = None
-
-
 class ThroughputReq(Block):
     apm_min: float | None = Field(default=None, gt=0, description="analyses per minute; none = baseline mode")
     p95: Duration | None = None
@@ -49,7 +39,6 @@ class ThroughputReq(Block):
 
 
 class Requirements(Strict):
-    auth: AuthReq | None = None
     throughput: ThroughputReq | None = None
 
 

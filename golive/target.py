@@ -126,28 +126,6 @@ class ServiceSpec(Strict):
         return self
 
 
-class RateLimitSpec(Strict):
-    """The rate limit the deployment declares for one path: ``requests_per_s`` sustained,
-    plus ``burst`` requests of allowance (nginx ``limit_req rate=... burst=...``)."""
-
-    path: str
-    method: Literal["GET", "POST", "HEAD"] = "GET"
-    requests_per_s: float = Field(gt=0)
-    burst: int = Field(default=0, ge=0)
-
-
-class AuthSpec(Strict):
-    """How the API authenticates: paths that must refuse anonymous requests, the bearer
-    token golive may use (``${ENV}`` or ``token_file``; never literal) and the declared rate
-    limit."""
-
-    protected_paths: list[str] = Field(default_factory=list, description="'/v1/x' or 'POST /v1/x'")
-    token: str | None = None
-    token_file: str | None = None
-    scheme: str = "Bearer"
-    rate_limit: RateLimitSpec | None = None
-
-
 class InferenceSpec(Strict):
     """The inference endpoint the throughput checks load (docs/throughput.md).
 
@@ -232,7 +210,6 @@ class Target(Strict):
     hosts: list[HostSpec] = Field(default_factory=list)
     endpoints: Endpoints = Endpoints()
     services: list[ServiceSpec] = Field(default_factory=list)
-    auth: AuthSpec | None = None
     inference: InferenceSpec | None = None
     inventory: list[InventorySpec] = Field(default_factory=list,
                                            description="host sources, resolved into hosts when the target is loaded")
