@@ -153,10 +153,22 @@ def _auth_maps(knobs: Knobs, api_token: str | None) -> str:
     return out
 
 
+def _health_location(knobs: Knobs | None) -> str:
+    """``location = /health``: proxied to the instances, or (``health_body`` knob) answered
+    by nginx itself with 200 and a fixed body -- a health URL that says "up" whatever."""
+    if knobs is not None and knobs.health_body:
+        body = knobs.health_body.replace("\\", "\\\\").replace("'", "\\'")
+        return ("        location = /health {\n"
+                "            default_type application/json;\n"
+                f"            return 200 '{body}';\n"
+                "        }\n")
+    return f"        location = /health {{\n{_PROXY}        }}\n"
+
+
 def _app_locations(knobs: Knobs | None = None) -> str:
     return (
         f"        location /v1/ {{\n{_api_guard(knobs)}{_PROXY}        }}\n"
-        f"        location = /health {{\n{_PROXY}        }}\n"
+        f"{_health_location(knobs)}"
         "        location / { return 404; }\n"
     )
 

@@ -191,6 +191,7 @@ class RunningLab(StopsOnExit):
             "services": [{"name": "internal-api", "host": "lab-host",
                           "port": self.ports["internal"], "bind": "loopback"}],
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
+            "http": {"health_body": {"json_field": "status", "equals": "ok"}},
             **self._auth_overrides(),
             "inference": {
                 "url": f"https://localhost:{https}/v1/analyze",

@@ -89,6 +89,9 @@ class Knobs:
     rate_limit: str = ""
     rate_limit_burst: int = 5
     declare_auth: bool = False
+    # ``health_body``: nginx answers /health itself, HTTP 200 with this body, instead of
+    # proxying to the instances ("" = proxy: the instances say {"status": "ok"}).
+    health_body: str = ""
 
 
 class Variant(enum.Enum):
@@ -113,6 +116,8 @@ class Variant(enum.Enum):
     WEAK_CIPHERS = Knobs("TLS 1.2 also accepts a NULL-encryption and an anonymous suite", tls_ciphers=WEAK_CIPHER_LIST)
     API_AUTH = Knobs("bearer token required on /v1/ and /v1/ rate-limited (5 r/s, burst 5)", api_auth="bearer", rate_limit="5r/s", declare_auth=True)
     NO_AUTH = Knobs("auth declared in the target, but /v1/ served anonymously and without rate limit", declare_auth=True)
+    DEGRADED_HEALTH = Knobs("health answers HTTP 200 with {\"status\": \"degraded\"} (database unreachable)",
+                            health_body='{"status": "degraded", "checks": {"database": "unreachable"}}')
     STALE_BACKUP = Knobs("newest backup is 3 days old (name and mtime); no backup job", backups="stale")
     CORRUPT_BACKUP = Knobs("newest backup is truncated; no backup job", backups="corrupt")
     SLOW_INFERENCE = Knobs("inference 20x slower than the reference (capacity / 20)", cost_factor=20.0)

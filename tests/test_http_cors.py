@@ -81,6 +81,7 @@ RUNS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "no_hsts": ("unmet", "no_hsts", "http or (auth and disruptive)", ()),
     "plain_http": ("poc", "plain_http", "http", ()),
     "redirect_to_http": ("poc", "redirect_to_http", "http", ()),
+    "degraded_health": ("poc", "degraded_health", "http", ()),
     "cors_wildcard_credentials": ("poc", "cors_wildcard_credentials", "cors", ()),
     "cors_reflect": ("poc", "cors_reflect", "cors", ()),
     "cors_null_origin": ("cors-put", "cors_null_origin", "cors", ()),
@@ -146,7 +147,7 @@ def test_reference_lab_passes_every_http_cors_and_auth_check_when_all_are_asked_
     hsts = run.one("http.hsts")
     assert hsts["measured"] == "Strict-Transport-Security: max-age=31536000; includeSubDomains (365 d)"
     assert hsts["expected"] == "max-age >= 180 d (15552000 s); includeSubDomains"
-    assert run.one("http.health")["measured"] == "HTTP 200"
+    assert run.one("http.health")["measured"] == "HTTP 200, body healthy"
     allowed = run.one("cors.allowed_origin[")
     assert "preflight 204: Allow-Origin https://app.golive.test with credentials, methods GET, POST" in \
         allowed["measured"]
@@ -176,7 +177,8 @@ def test_no_hsts_missing_header_and_wrong_health_status_fail(runs: dict[str, Gol
     assert headers["status"] == "fail"
     assert headers["measured"] == "missing Content-Security-Policy; present X-Content-Type-Options: nosniff"
     health = run.one("http.health")
-    assert health["status"] == "fail" and health["measured"] == "HTTP 200" and health["expected"] == "HTTP 204"
+    assert health["status"] == "fail" and health["measured"] == "HTTP 200, body healthy"
+    assert health["expected"].startswith("HTTP 204")
     assert run.one("http.redirect")["status"] == "pass"
 
 
@@ -257,6 +259,30 @@ def test_unreachable_target_is_error_everywhere(runs: dict[str, GoliveRun]) -> N
         "auth.rate_limit"}
     assert "ConnectError" in run.one("http.hsts")["reason"]
     assert "no request of the burst was answered" in run.one("auth.rate_limit")["reason"]
+
+
+def test_health_answering_200_with_a_degraded_body_fails(runs: dict[str, GoliveRun]) -> None:
+    run = runs["degraded_health"]
+    health = run.one("http.health")
+    assert health["status"] == "fail", run.out[-3000:]
+    assert health["measured"] == 'HTTP 200, body unhealthy: status = "degraded", not "ok"'
+    assert '"database": "unreachable"' in health["evidence"][0]["data"]["body_excerpt"]
+    # everything else of the family still passes: only the body gives it away
+    assert {rid: r["status"] for rid, r in run.results("http.").items() if rid != "http.health"} == {
+        "http.redirect": "pass", "http.hsts": "pass", "http.security_headers": "pass"}
+
+
+def test_health_body_rules() -> None:
+    from checks.http.probes import body_verdict
+
+    assert body_verdict(b'{"status": "ok"}', json_field="status", equals="ok")["ok"]
+    assert body_verdict(b'{"checks": {"db": true}}', json_field="checks.db")["ok"]
+    bad = body_verdict(b'{"checks": {"db": false}}', json_field="checks.db")
+    assert not bad["ok"] and bad["why"] == ["checks.db = false (not truthy)"]
+    assert body_verdict(b"<html>down</html>", json_field="status")["why"] == ["the body is not JSON"]
+    assert body_verdict(b"", json_field="status")["why"] == ["empty body"]
+    assert body_verdict(b"UP 3/3", pattern=r"^UP \d+/\d+$")["ok"]
+    assert body_verdict(b"DOWN", pattern="^UP")["why"] == ["no match for /^UP/"]
 
 
 def test_probe_parsers() -> None:

@@ -5,11 +5,12 @@ Reads ``requirements.http`` and the target's ``endpoints`` (http, public, health
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from golive.blocks import Block
+from golive.blocks import Block, Strict
 from golive.checkdef import Check, CheckContext, Family, NotApplicable
 from golive.model import Evidence, Measurement, Severity
 from golive.units import Duration, fmt_duration
@@ -25,6 +26,40 @@ class HttpReq(Block):
     hsts_include_subdomains: bool = False
     security_headers: list[str] = Field(default_factory=list)
     health_status: int = 200
+
+
+class HealthBody(Strict):
+    """What a healthy answer's body holds: a JSON field (dotted path, e.g. ``status`` or
+    ``checks.database``) equal to ``equals`` (truthy when ``equals`` is unset), and/or a
+    regular expression found in the body text."""
+
+    json_field: str | None = None
+    equals: str | int | float | bool | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> HealthBody:
+        if not self.json_field and not self.pattern:
+            raise ValueError("health_body needs json_field (with or without equals) or pattern")
+        if self.equals is not None and not self.json_field:
+            raise ValueError("equals compares json_field; name the field")
+        return self
+
+
+class HttpSpec(Strict):
+    """What the deployment's HTTP answers hold beyond status codes (target: http)."""
+
+    health_body: HealthBody | None = Field(default=None, description="what a healthy health answer's body holds")
 
 
 def _no_public(ctx: CheckContext, probe: str) -> Measurement:
@@ -95,7 +130,15 @@ def _health(ctx: CheckContext) -> Measurement:
     url = ctx.target.endpoints.health
     if not url:
         raise NotApplicable("the target names no health endpoint (endpoints.health)")
-    return probes.status(url, ca_file=ctx.target.endpoints.ca_file, probe="http.health")
+    body: HealthBody | None = ctx.spec.health_body if ctx.spec else None
+    if body is None:
+        return probes.health(url, ca_file=ctx.target.endpoints.ca_file)
+    return probes.health(url, ca_file=ctx.target.endpoints.ca_file, json_field=body.json_field, equals=body.equals,
+                         pattern=body.pattern)
+
+
+def _healthy(r: HttpReq, v: dict[str, Any]) -> bool:
+    return bool(v["status"] == r.health_status and v["body_ok"] is not False)
 
 
 FAMILY = Family(
@@ -103,6 +146,7 @@ FAMILY = Family(
     title="HTTP redirect, HSTS and security header checks",
     feature="http.feature",
     profile_block=HttpReq,
+    target_block=HttpSpec,
     checks=(
         Check(
             id="http.redirect",
@@ -149,11 +193,13 @@ FAMILY = Family(
             title="The health endpoint answers",
             severity=Severity.HIGH,
             refs=("ST-NET-01", "AW-OPS-05"),
-            measures="the status code of a GET to endpoints.health, no redirect followed",
+            measures="the status code of a GET to endpoints.health, no redirect followed, and its body against "
+                     "the target's http.health_body (a JSON field's value, a pattern) when it names one",
             measure=_health,
-            expected=lambda r: f"HTTP {r.health_status}",
-            passes=lambda r, code: code == r.health_status,
-            remediation="make the health endpoint answer once the service is ready",
+            expected=lambda r: f"HTTP {r.health_status} (and a healthy body where the target says what one holds)",
+            passes=_healthy,
+            remediation="make the health endpoint answer once the service is ready, and report its dependencies' "
+                        "state honestly (a degraded service must not answer healthy)",
             verify_hint="make endpoints.health reachable from the checking host",
         ),
     ),

@@ -9,6 +9,7 @@ probes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import ssl
 import time
@@ -22,6 +23,7 @@ from golive.model import Evidence, Measurement
 from golive.redact import redact
 
 TOOL = f"httpx {httpx.__version__}"
+BODY_MAX = 65536
 _SENSITIVE_REQUEST_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 
@@ -40,6 +42,7 @@ class Exchange:
     header_lists: dict[str, list[str]]
     elapsed_ms: float
     server_addr: str | None
+    body: bytes = b""  # the first BODY_MAX bytes of the response body
 
     def status_line(self) -> str:
         return f"{self.http_version} {self.status} {self.reason}"
@@ -101,7 +104,7 @@ def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = N
                     status=response.status_code, reason=response.reason_phrase, http_version=response.http_version,
                     headers={k: ", ".join(v) for k, v in lists.items()}, header_lists=lists,
                     elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
-                    server_addr=f"{server[0]}:{server[1]}" if server else None)
+                    server_addr=f"{server[0]}:{server[1]}" if server else None, body=response.content[:BODY_MAX])
 
 
 def _evidence(probe: str, url: str, method: str, timeout_s: float, raw: str = "",
@@ -213,3 +216,75 @@ def status(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0, prob
     ev = _evidence(probe, url, method, timeout_s, ex.raw(["content-type", "www-authenticate", "location"]),
                    {"server_addr": ex.server_addr, "status": ex.status, "elapsed_ms": ex.elapsed_ms}, started)
     return Measurement(ex.status, f"HTTP {ex.status}", ev)
+
+
+# ----------------------------------------------------------------------------- health
+
+def _field(doc: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) of the dotted ``path`` in a JSON document (list items by index)."""
+    for part in path.split("."):
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        else:
+            return False, None
+    return True, doc
+
+
+def body_verdict(body: bytes, *, json_field: str | None = None, equals: Any = None,
+                 pattern: str | None = None) -> dict[str, Any]:
+    """Whether a response body says "healthy": the JSON field ``json_field`` (dotted path)
+    equals ``equals`` (is truthy when ``equals`` is None), and ``pattern`` (a regular
+    expression) is found in the body text.  Returns ``{"ok", "why", "field", "pattern"}``."""
+    text = body.decode("utf-8", "replace")
+    out: dict[str, Any] = {"ok": True, "why": [], "field": None, "pattern": None}
+    if json_field:
+        found, value = False, None
+        if not text.strip():
+            out["why"].append("empty body")
+        else:
+            try:
+                found, value = _field(json.loads(text), json_field)
+            except ValueError:
+                out["why"].append("the body is not JSON")
+        out["field"] = {"path": json_field, "found": found, "value": value}
+        if not found:
+            out["ok"] = False
+            if not out["why"]:
+                out["why"].append(f"no field {json_field}")
+        elif (value != equals) if equals is not None else not value:
+            out["ok"] = False
+            out["why"].append(f"{json_field} = {json.dumps(value)}"
+                              + (f", not {json.dumps(equals)}" if equals is not None else " (not truthy)"))
+    if pattern:
+        hit = re.search(pattern, text)
+        out["pattern"] = {"regex": pattern, "found": hit is not None}
+        if hit is None:
+            out["ok"] = False
+            out["why"].append(f"no match for /{pattern}/")
+    return out
+
+
+def health(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0, json_field: str | None = None,
+           equals: Any = None, pattern: str | None = None) -> Measurement:
+    """The health endpoint's status and, when the target says what a healthy body holds (a
+    JSON field, a pattern), whether the body says so.  Value: ``{"status", "body_ok"}``
+    (``body_ok`` None when nothing is expected of the body) plus ``body`` (the verdict)."""
+    started = time.monotonic()
+    try:
+        ex = send(url, ca_file=ca_file, timeout_s=timeout_s)
+    except HttpFailure as exc:
+        return Measurement.failed(str(exc), _evidence("http.health", url, "GET", timeout_s, started=started))
+    excerpt = redact(ex.body[:400].decode("utf-8", "replace"))
+    value: dict[str, Any] = {"status": ex.status, "body_ok": None, "body": None}
+    display = f"HTTP {ex.status}"
+    if json_field or pattern:
+        verdict = body_verdict(ex.body, json_field=json_field, equals=equals, pattern=pattern)
+        value.update(body_ok=verdict["ok"], body=verdict)
+        display += ", body healthy" if verdict["ok"] else f", body unhealthy: {'; '.join(verdict['why'])}"
+    raw = ex.raw(["content-type"]) + (f"\n\n{excerpt}" if excerpt else "")
+    ev = _evidence("http.health", url, "GET", timeout_s, raw,
+                   {"server_addr": ex.server_addr, "status": ex.status, "elapsed_ms": ex.elapsed_ms,
+                    "body_excerpt": excerpt, "body": value["body"]}, started)
+    return Measurement(value, display, ev)
