@@ -86,11 +86,23 @@ def _cors_maps(knobs: Knobs) -> str:
     origins" is expressed without ``if`` blocks (which would break header inheritance).
     """
     origin = f'"{ALLOWED_ORIGIN}"'
+    if knobs.cors_preflight == "reflect":  # whatever the preflight asks for is allowed
+        allowed_methods, allowed_headers = "$http_access_control_request_method", "$http_access_control_request_headers"
+    else:
+        allowed_methods, allowed_headers = f'"{CORS_METHODS}"', f'"{CORS_HEADERS}"'
     if knobs.cors == "allowlist":
         allow_origin = f'default ""; {origin} "{ALLOWED_ORIGIN}";'
         credentials = f'default ""; {origin} "true";'
-        methods = f'default ""; {origin} "{CORS_METHODS}";'
-        headers = f'default ""; {origin} "{CORS_HEADERS}";'
+        methods = f'default ""; {origin} {allowed_methods};'
+        headers = f'default ""; {origin} {allowed_headers};'
+    elif knobs.cors == "regex":
+        # The classic mistake: dots unescaped, no end anchor, any subdomain, http or https.
+        host = ALLOWED_ORIGIN.split("://", 1)[1]
+        pattern = f'"~^https?://([a-z0-9.-]*\\.)?{host}"'
+        allow_origin = f'default ""; {pattern} $http_origin;'
+        credentials = f'default ""; {pattern} "true";'
+        methods = f'default ""; {pattern} {allowed_methods};'
+        headers = f'default ""; {pattern} {allowed_headers};'
     elif knobs.cors == "wildcard_credentials":
         allow_origin = 'default "*";'
         credentials = 'default "true";'
@@ -204,8 +216,9 @@ def render_config(
         "        add_header Access-Control-Allow-Credentials $cors_allow_credentials always;\n"
         "        add_header Access-Control-Allow-Methods $cors_allow_methods always;\n"
         "        add_header Access-Control-Allow-Headers $cors_allow_headers always;\n"
-        '        add_header Vary "Origin" always;\n'
     )
+    if knobs.cors_vary:
+        headers += '        add_header Vary "Origin" always;\n'
 
     if knobs.http_mode == "redirect":
         http_servers = (

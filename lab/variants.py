@@ -28,7 +28,7 @@ LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2")
 ALLOWED_ORIGIN = "https://app.golive.test"
 
 HttpMode = Literal["redirect", "plain", "redirect_to_http"]
-CorsMode = Literal["allowlist", "wildcard_credentials", "reflect", "null_origin"]
+CorsMode = Literal["allowlist", "wildcard_credentials", "reflect", "null_origin", "regex"]
 ApiAuthMode = Literal["none", "bearer"]
 BackupMode = Literal["job", "stale", "corrupt"]
 InferenceMode = Literal["ok", "error-body", "fail-5pct"]
@@ -52,7 +52,10 @@ class Knobs:
       content), ``redirect_to_http`` (301 to an http:// URL that serves the content).
     - ``cors``: ``allowlist`` (only the allowed origin), ``wildcard_credentials``
       (``*`` with credentials), ``reflect`` (echo any Origin, with credentials),
-      ``null_origin`` (the allowed origin and ``null``, with credentials).
+      ``null_origin`` (the allowed origin and ``null``, with credentials), ``regex`` (a
+      regular expression with unescaped dots, no end anchor, any subdomain and http or https).
+    - ``cors_vary``: send ``Vary: Origin``; ``cors_preflight``: ``fixed`` Allow-Methods and
+      Allow-Headers lists, or ``reflect`` whatever the preflight asks for.
     - ``backups``: ``job`` (fresh backup at start, then periodic), ``stale`` (newest is 3
       days old, no job), ``corrupt`` (newest is truncated, no job).
     - ``cost_factor``: multiplies the inference cost (slow inference).
@@ -71,6 +74,8 @@ class Knobs:
     hsts: bool = True
     http_mode: HttpMode = "redirect"
     cors: CorsMode = "allowlist"
+    cors_vary: bool = True
+    cors_preflight: Literal["fixed", "reflect"] = "fixed"
     backups: BackupMode = "job"
     cost_factor: float = 1.0
     inference_mode: InferenceMode = "ok"
@@ -113,6 +118,11 @@ class Variant(enum.Enum):
                                       cors="wildcard_credentials")
     CORS_REFLECT = Knobs("CORS: any Origin reflected, with credentials", cors="reflect")
     CORS_NULL_ORIGIN = Knobs("CORS: Origin null allowed (with credentials) besides the allowed origin", cors="null_origin")
+    CORS_REGEX = Knobs("CORS: allowlist as an unanchored regex with unescaped dots (any subdomain, http too)",
+                       cors="regex")
+    CORS_NO_VARY = Knobs("CORS: the allowed origin is echoed without Vary: Origin", cors_vary=False)
+    CORS_REFLECT_PREFLIGHT = Knobs("CORS: the preflight allows whatever method and headers it is asked for",
+                                   cors_preflight="reflect")
     WEAK_CIPHERS = Knobs("TLS 1.2 also accepts a NULL-encryption and an anonymous suite", tls_ciphers=WEAK_CIPHER_LIST)
     API_AUTH = Knobs("bearer token required on /v1/ and /v1/ rate-limited (5 r/s, burst 5)", api_auth="bearer", rate_limit="5r/s", declare_auth=True)
     NO_AUTH = Knobs("auth declared in the target, but /v1/ served anonymously and without rate limit", declare_auth=True)

@@ -85,6 +85,9 @@ RUNS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "cors_wildcard_credentials": ("poc", "cors_wildcard_credentials", "cors", ()),
     "cors_reflect": ("poc", "cors_reflect", "cors", ()),
     "cors_null_origin": ("cors-put", "cors_null_origin", "cors", ()),
+    "cors_regex": ("poc", "cors_regex", "cors", ()),
+    "cors_no_vary": ("poc", "cors_no_vary", "cors", ()),
+    "cors_reflect_preflight": ("poc", "cors_reflect_preflight", "cors", ()),
     "no_auth": ("auth", "no_auth", "auth", ("--allow-disruptive",)),
     "dead": ("auth", "dead", "tls or http or cors or auth", ("--allow-disruptive",)),
 }
@@ -143,6 +146,7 @@ def test_reference_lab_passes_every_http_cors_and_auth_check_when_all_are_asked_
     assert set(run.results()) == {"http.redirect", "http.hsts", "http.security_headers", "http.health",
                                   "cors.allowed_origin[https://app.golive.test]", "cors.disallowed_origin",
                                   "cors.wildcard_credentials", "cors.reflection", "cors.null_origin",
+                                  "cors.bypass_matrix[https://app.golive.test]",
                                   "auth.anonymous_refused[/v1/stats]", "auth.rate_limit"}
     hsts = run.one("http.hsts")
     assert hsts["measured"] == "Strict-Transport-Security: max-age=31536000; includeSubDomains (365 d)"
@@ -227,7 +231,68 @@ def test_null_origin_fails_and_a_missing_method_fails_the_allowed_origin(runs: d
     assert allowed["status"] == "fail" and "methods GET, POST, OPTIONS" in allowed["measured"]
     assert allowed["expected"].endswith("methods GET, PUT")
     assert {k: v for k, v in _statuses(run, "cors.").items() if v != "pass"} == {
-        "cors.null_origin": "fail", "cors.allowed_origin[https://app.golive.test]": "fail"}
+        "cors.null_origin": "fail", "cors.allowed_origin[https://app.golive.test]": "fail",
+        "cors.bypass_matrix[https://app.golive.test]": "fail"}  # null is one of the derived origins
+    matrix = run.one("cors.bypass_matrix[")
+    assert matrix["measured"].startswith("1 finding(s) over 42 derived origins: null (null origin allowed with "
+                                         "credentials, critical)"), matrix["measured"]
+
+
+def _only_the_matrix_fails(run: GoliveRun) -> dict[str, object]:
+    assert {k: v for k, v in _statuses(run, "cors.").items() if v != "pass"} == {
+        "cors.bypass_matrix[https://app.golive.test]": "fail"}, run.out[-3000:]
+    return run.one("cors.bypass_matrix[")
+
+
+def test_regex_allowlist_is_caught_by_the_bypass_matrix_alone(runs: dict[str, GoliveRun]) -> None:
+    r = _only_the_matrix_fails(runs["cors_regex"])
+    findings = {f["origin"]: (f["what"], f["grade"]) for f in r["evidence"][0]["data"]["findings"]}
+    crit = "origin allowed with credentials", "critical"
+    assert findings["https://app.golive.test.attacker.invalid"] == ("prefix " + crit[0], crit[1])
+    assert findings["https://appagolive.test"] == ("unescaped dot " + crit[0], crit[1])
+    assert findings["https://golive-attacker.app.golive.test"] == ("any subdomain " + crit[0], crit[1])
+    assert findings["http://app.golive.test"] == ("http downgrade " + crit[0], crit[1])
+    assert findings["https://app.golive.test:444"] == ("other port " + crit[0], crit[1])
+    assert "https://golive-attacker.github.io" not in findings and "null" not in findings
+    assert r["measured"].startswith(f"{len(findings)} finding(s) over 42 derived origins: "
+                                    "https://app.golive.test.attacker.invalid (prefix origin allowed with credentials")
+    # the evidence lists every origin tried and what came back
+    tried = r["evidence"][0]["data"]["tried"]
+    assert len(tried) == 43 and tried[0]["kind"] == "allowed"
+    assert {t["kind"] for t in tried} >= {"arbitrary", "null", "prefix", "suffix", "substring", "unescaped dot",
+                                         "any subdomain", "http downgrade", "other port", "special characters",
+                                         "third-party hosting"}
+    assert "prefix              https://app.golive.test.attacker.invalid: preflight 204 ACAO " \
+           "https://app.golive.test.attacker.invalid +credentials" in r["evidence"][0]["raw"]
+
+
+def test_reflection_without_vary_origin_is_caught(runs: dict[str, GoliveRun]) -> None:
+    r = _only_the_matrix_fails(runs["cors_no_vary"])
+    assert r["measured"] == ("2 finding(s) over 42 derived origins: https://app.golive.test (preflight reflects the "
+                             "allowed origin without Vary: Origin, medium); https://app.golive.test (simple reflects "
+                             "the allowed origin without Vary: Origin, medium)")
+
+
+def test_preflight_reflecting_methods_and_headers_is_caught(runs: dict[str, GoliveRun]) -> None:
+    r = _only_the_matrix_fails(runs["cors_reflect_preflight"])
+    assert r["measured"] == ("2 finding(s) over 42 derived origins: https://app.golive.test (Access-Control-Allow-"
+                             "Methods reflects the requested GOLIVECANARY, medium); https://app.golive.test "
+                             "(Access-Control-Allow-Headers reflects the requested X-Golive-Canary, medium)")
+
+
+def test_derived_origins() -> None:
+    from checks.cors.matrix import derive
+
+    got = derive("https://api.example.com:8443", extra=["https://partner.example.net"])
+    origins = {o: k for k, o in got}
+    assert origins["https://api.example.com.attacker.invalid"] == "prefix"
+    assert origins["https://goliveapi.example.com"] == "suffix"
+    assert origins["https://apiaexample.com:8443"] == "unescaped dot"
+    assert origins["https://api.example-com:8443"] == "unescaped dot"
+    assert origins["http://api.example.com:8443"] == "http downgrade"
+    assert origins["https://api.example.com:8444"] == "other port"
+    assert origins["https://partner.example.net"] == "profile"
+    assert "https://api.example.com:8443" not in origins and len(got) == len(origins)
 
 
 # ----------------------------------------------------------------------------- auth

@@ -30,6 +30,8 @@ class CorsReq(Block):
     forbid_null_origin: bool = True
     methods: list[str] = Field(default_factory=list)
     headers: list[str] = Field(default_factory=list)
+    bypass_matrix: bool = Field(default=True, description="try the attack origins derived from each allowed origin")
+    extra_origins: list[str] = Field(default_factory=list, description="more origins the matrix must see refused")
 
 
 class CorsSpec(Strict):
@@ -178,6 +180,28 @@ def _null(ctx: CheckContext) -> Measurement:
     return _probe(ctx, ["null"])["null"]
 
 
+# ----------------------------------------------------------------------------- the bypass matrix
+
+def _matrix(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+    """The bypass matrix for each allowed origin (the public endpoint's own origin when the
+    target lists none)."""
+    from checks.cors import matrix
+
+    missing = _no_public(ctx)
+    if missing is not None:
+        return missing
+    url = _url(ctx)
+    assert url is not None
+    req: CorsReq = ctx.req
+    bases = list(ctx.spec.allowed_origins) if ctx.spec and ctx.spec.allowed_origins else []
+    if not bases:
+        u = urllib.parse.urlsplit(ctx.target.endpoints.public)
+        bases = [f"{u.scheme}://{u.netloc}"]
+    return {b: matrix.probe_matrix(url, b, method=req.methods[0] if req.methods else "GET",
+                                   request_headers=req.headers, extra=req.extra_origins,
+                                   ca_file=ctx.target.endpoints.ca_file) for b in dict.fromkeys(bases)}
+
+
 _VERIFY = "name the public endpoint (endpoints.public) and make it reachable from the checking host"
 
 FAMILY = Family(
@@ -250,6 +274,25 @@ FAMILY = Family(
             expected="no Access-Control-Allow-Origin: null",
             passes=lambda r, v: all(a["allow_origin"] != "null" for a in _answers(v)),
             remediation="remove 'null' from the allowed origins (sandboxed iframes and file:// pages send it)",
+            verify_hint=_VERIFY,
+        ),
+        Check(
+            id="cors.bypass_matrix",
+            title="Origins that only look allowed are refused",
+            severity=Severity.CRITICAL,
+            refs=("DS-HTTP-01",),
+            measures="preflight and simple request from each attack origin derived from each allowed origin (null, "
+                     "arbitrary, prefix, suffix, substring, unescaped dot, any subdomain, http downgrade, other port, "
+                     "special characters, third-party hosting, the profile's extra_origins), plus Vary: Origin and a "
+                     "canary method and header in a preflight from the allowed origin",
+            applies=_required("bypass_matrix"),
+            measure=_matrix,
+            expected="no derived origin allowed (neither echoed nor *); the allowed origin's answers carry Vary: "
+                     "Origin; the preflight neither reflects the requested method or header nor answers *",
+            passes=lambda r, v: not v["findings"],
+            remediation="compare the Origin with the allowlist by exact string equality (no regular expression, "
+                        "no substring or suffix test), send Vary: Origin, and answer fixed Allow-Methods and "
+                        "Allow-Headers lists",
             verify_hint=_VERIFY,
         ),
     ),
