@@ -195,6 +195,7 @@ def render_config(
     key_file: Path,
     knobs: Knobs,
     api_token: str | None = None,
+    dhparam_file: Path | None = None,
 ) -> str:
     """The nginx.conf text for one lab (see the module docstring for what it asserts)."""
     if not upstreams:
@@ -206,9 +207,10 @@ def render_config(
     servers = "".join(
         f"        server {host}:{port} max_fails=1 fail_timeout=2s;\n" for host, port in upstreams
     )
+    dhparam = f"        ssl_dhparam {dhparam_file};\n" if dhparam_file else ""
     headers = ""
     if knobs.hsts:
-        headers += f'        add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n'
+        headers += f'        add_header Strict-Transport-Security "{knobs.hsts_value or HSTS_VALUE}" always;\n'
     for name, value in SECURITY_HEADERS:
         headers += f'        add_header {name} "{value}" always;\n'
     headers += (
@@ -294,7 +296,7 @@ http {{
         ssl_protocols {knobs.tls_protocols};
         ssl_ciphers {knobs.tls_ciphers};
         ssl_ecdh_curve {TLS_CURVES};
-        ssl_prefer_server_ciphers off;
+{dhparam}        ssl_prefer_server_ciphers off;
         ssl_session_cache shared:golive_lab_tls:1m;
         ssl_session_tickets off;
 

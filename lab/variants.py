@@ -72,6 +72,7 @@ class Knobs:
     cert_hostnames: tuple[str, ...] = LAB_HOSTNAMES
     cert_days: tuple[float, float] = (-1.0, 364.0)  # 365-day life span (Mozilla: < 366)
     hsts: bool = True
+    hsts_value: str = ""  # "" = lab.nginx.HSTS_VALUE
     http_mode: HttpMode = "redirect"
     cors: CorsMode = "allowlist"
     cors_vary: bool = True
@@ -97,6 +98,11 @@ class Knobs:
     # ``health_body``: nginx answers /health itself, HTTP 200 with this body, instead of
     # proxying to the instances ("" = proxy: the instances say {"status": "ok"}).
     health_body: str = ""
+    # ``declare_ca``: the target names the lab CA in endpoints.ca_file (False: the chain is
+    # untrusted for golive, as a private CA is for every client that was not given it).
+    declare_ca: bool = True
+    # ``dhparam_bits``: finite-field DH group for DHE suites (nginx ssl_dhparam; 0 = none).
+    dhparam_bits: int = 0
 
 
 class Variant(enum.Enum):
@@ -110,8 +116,11 @@ class Variant(enum.Enum):
     EXPIRED_CERT = Knobs("server certificate expired 30 days ago", cert_days=(-395.0, -30.0))
     WRONG_HOSTNAME = Knobs("certificate issued for other.golive.test only",
                            cert_hostnames=("other.golive.test",))
+    UNTRUSTED_CERT = Knobs("certificate from a private CA the clients (and the target) do not know", declare_ca=False)
     SHORT_CERT = Knobs("server certificate expires in 5 days", cert_days=(-1.0, 5.0))
     NO_HSTS = Knobs("no Strict-Transport-Security header", hsts=False)
+    HSTS_INVALID = Knobs("HSTS header with includeSubDomains given twice (RFC 6797: browsers ignore it)",
+                         hsts_value="max-age=31536000; includeSubDomains; includeSubDomains")
     PLAIN_HTTP = Knobs("HTTP listener serves content (200) instead of redirecting", http_mode="plain")
     REDIRECT_TO_HTTP = Knobs("HTTP listener redirects to another http:// URL", http_mode="redirect_to_http")
     CORS_WILDCARD_CREDENTIALS = Knobs("CORS: Allow-Origin * together with Allow-Credentials true",
@@ -123,6 +132,8 @@ class Variant(enum.Enum):
     CORS_NO_VARY = Knobs("CORS: the allowed origin is echoed without Vary: Origin", cors_vary=False)
     CORS_REFLECT_PREFLIGHT = Knobs("CORS: the preflight allows whatever method and headers it is asked for",
                                    cors_preflight="reflect")
+    WEAK_DH = Knobs("TLS 1.2 also accepts DHE with a 1024-bit group (SECLEVEL=0)",
+                    tls_ciphers=f"{MODERN_CIPHERS}:DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0", dhparam_bits=1024)
     WEAK_CIPHERS = Knobs("TLS 1.2 also accepts a NULL-encryption and an anonymous suite", tls_ciphers=WEAK_CIPHER_LIST)
     API_AUTH = Knobs("bearer token required on /v1/ and /v1/ rate-limited (5 r/s, burst 5)", api_auth="bearer", rate_limit="5r/s", declare_auth=True)
     NO_AUTH = Knobs("auth declared in the target, but /v1/ served anonymously and without rate limit", declare_auth=True)

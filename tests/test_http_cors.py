@@ -35,6 +35,18 @@ requirements:
   http: {{security_headers: [X-Content-Type-Options, Content-Security-Policy], health_status: 204}}
   auth: {{rate_limit: {{burst: 40}}}}
 """,
+    "moz": f"""name: edge-mozilla
+extends: {POC}
+description: poc judged against Mozilla's intermediate server-side TLS configuration
+requirements:
+  tls: {{mozilla: intermediate}}
+""",
+    "preload": f"""name: edge-preload
+extends: {POC}
+description: poc whose HSTS must qualify for the browsers' preload list
+requirements:
+  http: {{hsts_preload: true}}
+""",
     "cors-put": f"""name: edge-cors-put
 extends: {POC}
 description: poc whose CORS policy must allow PUT
@@ -82,6 +94,11 @@ RUNS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "plain_http": ("poc", "plain_http", "http", ()),
     "redirect_to_http": ("poc", "redirect_to_http", "http", ()),
     "degraded_health": ("poc", "degraded_health", "http", ()),
+    "untrusted_cert": ("poc", "untrusted_cert", "tls or http or cors", ()),
+    "hsts_invalid": ("poc", "hsts_invalid", "http", ()),
+    "preload": ("preload", "lab", "http", ()),
+    "moz_compliant": ("moz", "compliant", "tls", ()),
+    "moz_legacy": ("moz", "legacy_tls", "tls", ()),
     "cors_wildcard_credentials": ("poc", "cors_wildcard_credentials", "cors", ()),
     "cors_reflect": ("poc", "cors_reflect", "cors", ()),
     "cors_null_origin": ("cors-put", "cors_null_origin", "cors", ()),
@@ -134,7 +151,7 @@ def test_compliant_lab_is_go_for_tls_http_and_cors_with_poc(runs: dict[str, Goli
     assert run.report["verdict"]["decision"] == "GO"
     st = {r["status"] for r in run.report["results"]}
     assert st <= {"pass", "skip"}, run.report["results"]
-    assert {rid.split("[")[0] for rid, s in _statuses(run, "").items() if s == "skip"} == {"tls.tls13"}
+    assert {rid.split("[")[0] for rid, s in _statuses(run, "").items() if s == "skip"} == {"tls.tls13", "tls.mozilla"}
     assert run.one("http.redirect")["measured"].startswith("HTTP 301 -> https://localhost:")
 
 
@@ -150,7 +167,7 @@ def test_reference_lab_passes_every_http_cors_and_auth_check_when_all_are_asked_
                                   "auth.anonymous_refused[/v1/stats]", "auth.rate_limit"}
     hsts = run.one("http.hsts")
     assert hsts["measured"] == "Strict-Transport-Security: max-age=31536000; includeSubDomains (365 d)"
-    assert hsts["expected"] == "max-age >= 180 d (15552000 s); includeSubDomains"
+    assert hsts["expected"] == "max-age >= 180 d (15552000 s); includeSubDomains; valid RFC 6797 syntax"
     assert run.one("http.health")["measured"] == "HTTP 200, body healthy"
     allowed = run.one("cors.allowed_origin[")
     assert "preflight 204: Allow-Origin https://app.golive.test with credentials, methods GET, POST" in \
@@ -317,7 +334,7 @@ def test_unreachable_target_is_error_everywhere(runs: dict[str, GoliveRun]) -> N
     run = runs["dead"]
     assert run.rc == 1 and run.report["verdict"]["decision"] == "NO-GO"
     st = _statuses(run, "")
-    assert st and {v for k, v in st.items() if not k.startswith("tls.tls13")} == {"error"}, st
+    assert st and {v for k, v in st.items() if not k.startswith(("tls.tls13", "tls.mozilla"))} == {"error"}, st
     assert {rid.split("[")[0] for rid in st} >= {
         "tls.protocols_forbidden", "tls.cert_trusted", "http.redirect", "http.hsts", "http.health",
         "cors.allowed_origin", "cors.disallowed_origin", "cors.reflection", "auth.anonymous_refused",
@@ -335,6 +352,69 @@ def test_health_answering_200_with_a_degraded_body_fails(runs: dict[str, GoliveR
     # everything else of the family still passes: only the body gives it away
     assert {rid: r["status"] for rid, r in run.results("http.").items() if rid != "http.health"} == {
         "http.redirect": "pass", "http.hsts": "pass", "http.security_headers": "pass"}
+
+
+def test_an_untrusted_chain_fails_trust_and_the_http_checks_still_measure(runs: dict[str, GoliveRun]) -> None:
+    run = runs["untrusted_cert"]
+    st = _statuses(run, "")
+    trust = run.one("tls.cert_trusted[")
+    assert trust["status"] == "fail", run.out[-3000:]
+    assert trust["measured"].startswith("not trusted: incomplete chain: the issuer OU=Testing CA #"), trust["measured"]
+    assert "golive lab CA of CN=localhost,O=golive lab was not sent and is in no trust store" in trust["measured"]
+    assert {k for k, v in st.items() if v not in ("pass", "skip")} == {run.one("tls.cert_trusted[")["id"]}, st
+    for rid in ("http.hsts", "http.security_headers", "http.health", "cors.reflection", "cors.null_origin",
+                "cors.bypass_matrix[https://app.golive.test]"):
+        r = run.one(rid)
+        assert r["measured"].endswith("(over an unverified TLS connection: the certificate is not trusted)"), r
+        assert r["evidence"][0]["raw"].startswith("! measured over an UNVERIFIED TLS connection (TLS certificate "
+                                                  "not trusted"), r["evidence"][0]["raw"][:200]
+    assert run.one("http.hsts")["measured"].startswith("Strict-Transport-Security: max-age=31536000")
+    assert run.one("http.hsts")["evidence"][0]["data"]["tls_unverified"].startswith("TLS certificate not trusted")
+
+
+def test_an_hsts_header_browsers_ignore_fails(runs: dict[str, GoliveRun]) -> None:
+    r = runs["hsts_invalid"].one("http.hsts")
+    assert r["status"] == "fail", r
+    assert r["measured"] == ("Strict-Transport-Security: max-age=31536000; includeSubDomains; includeSubDomains "
+                             "(365 d); invalid, browsers ignore it: includeSubDomains appears twice")
+
+
+def test_the_compliant_lab_does_not_qualify_for_preload(runs: dict[str, GoliveRun]) -> None:
+    r = runs["preload"].one("http.hsts")
+    assert r["status"] == "fail" and r["measured"].startswith("Strict-Transport-Security: max-age=31536000; "
+                                                              "includeSubDomains (365 d)"), r
+    assert r["expected"] == ("max-age >= 365 d (31536000 s); includeSubDomains; preload (the preload list's rules); "
+                             "valid RFC 6797 syntax")
+    assert r["evidence"][0]["data"]["preload"] is False
+
+
+def test_hsts_syntax_rules() -> None:
+    from checks.http.probes import hsts_problems
+
+    assert hsts_problems("max-age=31536000; includeSubDomains; preload") == []
+    assert hsts_problems('max-age="600";; preload') == []
+    assert hsts_problems("max-age=31536000, includeSubDomains") == [
+        "max-age has the value '31536000, includeSubDomains', neither a token nor a quoted string"]
+    assert hsts_problems("includeSubDomains") == ["no max-age directive (required)"]
+    assert hsts_problems("max-age=1y") == ["max-age '1y' is not a number of seconds"]
+    assert hsts_problems("max-age=10; MAX-AGE=20") == ["MAX-AGE appears twice"]
+    assert hsts_problems("max-age=10; preload=yes") == ["preload takes no value"]
+
+
+def test_mozilla_intermediate_one_result_per_rule(runs: dict[str, GoliveRun]) -> None:
+    from checks.tls.probes import MOZILLA_RULES
+
+    ok = runs["moz_compliant"].results("tls.mozilla[")
+    assert len(ok) == len(MOZILLA_RULES) and {r["status"] for r in ok.values()} == {"pass"}, ok
+    assert next(r for rid, r in ok.items() if rid.endswith("/tls_versions]"))["measured"] == \
+        "tls_versions: as Mozilla 'intermediate' asks"
+    bad = runs["moz_legacy"].results("tls.mozilla[")
+    failed = {rid.split("/", 1)[1].rstrip("]"): r for rid, r in bad.items() if r["status"] == "fail"}
+    assert set(failed) >= {"tls_versions", "ciphers"}, {k: r["status"] for k, r in bad.items()}
+    versions = failed["tls_versions"]["measured"]
+    assert versions.startswith("tls_versions: TLS versions {") and "'TLSv1'" in versions and "'TLSv1.1'" in versions
+    assert versions.endswith("are supported, but should be rejected.")
+    assert failed["tls_versions"]["expected"] == "every rule of Mozilla's 'intermediate' configuration holds"
 
 
 def test_health_body_rules() -> None:

@@ -152,7 +152,7 @@ def probe_matrix(url: str, allowed: str, *, method: str = "GET", request_headers
     preflight from it) sent once to ``url``.  Value: ``{"allowed", "tried": [rows],
     "findings": [...]}``; the evidence lists every origin tried and what came back."""
     from checks.cors import probes
-    from checks.http.probes import TOOL
+    from checks.http.probes import TOOL, UNVERIFIED_NOTE
 
     started = time.monotonic()
     try:
@@ -169,6 +169,7 @@ def probe_matrix(url: str, allowed: str, *, method: str = "GET", request_headers
                         tool=TOOL, raw=raw, data=data, duration_s=round(time.monotonic() - started, 3))
 
     rows: list[dict[str, Any]] = []
+    unverified: str | None = None
     for kind, origin in [("allowed", allowed), *origins]:
         if time.monotonic() - started > deadline_s:
             return Measurement.failed(f"the matrix did not finish within {deadline_s:g} s ({len(rows)} of "
@@ -180,6 +181,7 @@ def probe_matrix(url: str, allowed: str, *, method: str = "GET", request_headers
             return Measurement.failed(f"{kind} origin {origin}: {m.error}",
                                       evidence("\n".join(map(_line, rows)), {"tried": rows}))
         rows.append(_row(kind, m.value))
+        unverified = unverified or m.evidence.data.get("tls_unverified")
     canary_m = probes.probe_origin(url, allowed, method=CANARY_METHOD, request_headers=[CANARY_HEADER],
                                    ca_file=ca_file, timeout_s=timeout_s)
     if not canary_m.ok:
@@ -197,5 +199,8 @@ def probe_matrix(url: str, allowed: str, *, method: str = "GET", request_headers
         display = (f"none of {tried} derived origins allowed; Vary: Origin on reflection; "
                    "requested methods and headers not reflected")
     raw = "\n".join(map(_line, [*rows, canary]))
-    value = {"allowed": allowed, "tried": rows, "canary": canary, "findings": findings}
+    if unverified:
+        display += UNVERIFIED_NOTE
+        raw = f"! measured over an UNVERIFIED TLS connection ({unverified})\n{raw}"
+    value = {"allowed": allowed, "tried": rows, "canary": canary, "findings": findings, "tls_unverified": unverified}
     return Measurement(value, display, evidence(raw, value))

@@ -24,6 +24,8 @@ class HttpReq(Block):
     allow_temporary_redirect: bool = Field(default=False, description="accept 302/307 for the HTTP->HTTPS redirect")
     hsts_min_age: Duration | None = None
     hsts_include_subdomains: bool = False
+    hsts_preload: bool = Field(default=False, description="the HSTS preload list's rules: max-age >= 1 year, "
+                                                          "includeSubDomains and preload")
     security_headers: list[str] = Field(default_factory=list)
     health_status: int = 200
 
@@ -104,13 +106,18 @@ def _hsts(ctx: CheckContext) -> Measurement:
 
 def _hsts_expected(r: HttpReq) -> str:
     min_age = _hsts_min(r)
+    if r.hsts_preload:
+        min_age = max(min_age, 31536000)
     return f"max-age >= {fmt_duration(min_age)} ({int(min_age)} s)" + \
-        ("; includeSubDomains" if r.hsts_include_subdomains else "")
+        ("; includeSubDomains" if r.hsts_include_subdomains or r.hsts_preload else "") + \
+        ("; preload (the preload list's rules)" if r.hsts_preload else "") + "; valid RFC 6797 syntax"
 
 
 def _hsts_ok(r: HttpReq, v: dict[str, Any]) -> bool:
-    return (bool(v["present"]) and v["max_age"] is not None and v["max_age"] >= _hsts_min(r)
-            and (v["include_subdomains"] or not r.hsts_include_subdomains))
+    min_age = max(_hsts_min(r), 31536000) if r.hsts_preload else _hsts_min(r)
+    return (bool(v["present"]) and not v["problems"] and v["max_age"] is not None and v["max_age"] >= min_age
+            and (v["include_subdomains"] or not (r.hsts_include_subdomains or r.hsts_preload))
+            and (v["preload"] or not r.hsts_preload))
 
 
 # ----------------------------------------------------------------------------- headers and health

@@ -43,6 +43,7 @@ class Exchange:
     elapsed_ms: float
     server_addr: str | None
     body: bytes = b""  # the first BODY_MAX bytes of the response body
+    unverified: str | None = None  # why the certificate was not trusted, when it was read anyway
 
     def status_line(self) -> str:
         return f"{self.http_version} {self.status} {self.reason}"
@@ -51,6 +52,8 @@ class Exchange:
         """Request line, status line and the named response headers (all when empty)."""
         req = ", ".join(f"{k}: {v}" for k, v in self.request_headers.items())
         lines = [f"> {self.method} {self.url}" + (f" ({req})" if req else ""), f"< {self.status_line()}"]
+        if self.unverified:
+            lines.insert(0, f"! measured over an UNVERIFIED TLS connection ({self.unverified})")
         wanted = [n.lower() for n in names] or list(self.header_lists)
         for name in wanted:
             for value in self.header_lists.get(name, []):
@@ -76,20 +79,21 @@ def failure_reason(exc: BaseException, timeout_s: float) -> str:
         return f"timed out after {timeout_s:g} s ({type(exc).__name__})"
     text = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, ssl.SSLCertVerificationError):
-        return redact(f"TLS certificate not trusted: {text}")
+        return redact(f"{TRUST_FAILURE}: {text}")
     if isinstance(exc, FileNotFoundError):
         return f"CA file not found: {exc.filename}"
     return redact(f"{type(exc).__name__}: {text}")
 
 
 def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, ca_file: str | None = None,
-         timeout_s: float = 5.0) -> Exchange:
-    """One request, no redirects followed; :class:`HttpFailure` when nothing answered."""
+         timeout_s: float = 5.0, verify: bool = True) -> Exchange:
+    """One request, no redirects followed; :class:`HttpFailure` when nothing answered.
+    ``verify=False`` skips certificate verification (see :func:`send_despite_trust`)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise HttpFailure(f"not an http(s) URL: {redact(url)}")
     hdrs = dict(headers or {})
     try:
-        client = httpx.Client(verify=ssl_context(ca_file), timeout=timeout_s, trust_env=False,
+        client = httpx.Client(verify=ssl_context(ca_file) if verify else False, timeout=timeout_s, trust_env=False,
                               follow_redirects=False)
         with client, client.stream(method, url, headers=hdrs) as response:
             stream = response.extensions.get("network_stream")
@@ -105,6 +109,26 @@ def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = N
                     headers={k: ", ".join(v) for k, v in lists.items()}, header_lists=lists,
                     elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
                     server_addr=f"{server[0]}:{server[1]}" if server else None, body=response.content[:BODY_MAX])
+
+
+TRUST_FAILURE = "TLS certificate not trusted"
+UNVERIFIED_NOTE = " (over an unverified TLS connection: the certificate is not trusted)"
+
+
+def send_despite_trust(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
+                       ca_file: str | None = None, timeout_s: float = 5.0) -> Exchange:
+    """:func:`send`; when the certificate is not trusted, the same request once more without
+    verification, so HTTP-level facts (HSTS, headers, CORS, health) are still measured --
+    the TLS family fails the trust itself.  The exchange says so (``unverified``, and the
+    first line of :meth:`Exchange.raw`).  For requests that carry no credentials only."""
+    try:
+        return send(url, method=method, headers=headers, ca_file=ca_file, timeout_s=timeout_s)
+    except HttpFailure as exc:
+        if not str(exc).startswith(TRUST_FAILURE):
+            raise
+        reason = str(exc)
+    ex = send(url, method=method, headers=headers, ca_file=ca_file, timeout_s=timeout_s, verify=False)
+    return dataclasses.replace(ex, unverified=reason)
 
 
 def _evidence(probe: str, url: str, method: str, timeout_s: float, raw: str = "",
@@ -164,26 +188,73 @@ def parse_hsts(header: str) -> dict[str, Any]:
     return out
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_QUOTED = re.compile(r'^"(?:[^"\\]|\\.)*"$')
+PRELOAD_MIN_AGE = 31536000  # hstspreload.org: at least one year
+
+
+def hsts_problems(header: str) -> list[str]:
+    """Why a browser would ignore this Strict-Transport-Security value (RFC 6797 section
+    6.1): a directive that is not ``name[=token|quoted-string]``, a directive given twice,
+    no ``max-age`` or one that is not a number of seconds; ``includeSubDomains`` and
+    ``preload`` take no value.  Empty list: the header is valid."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for part in header.split(";"):
+        part = part.strip()
+        if not part:
+            continue  # the grammar allows empty directives
+        name, eq, raw = part.partition("=")
+        name, raw = name.strip(), raw.strip()
+        if not _TOKEN.match(name):
+            problems.append(f"'{part}' is not a directive (name[=value], separated by ';')")
+            continue
+        key = name.lower()
+        if key in seen:
+            problems.append(f"{name} appears twice")
+        seen.add(key)
+        if eq and not (_TOKEN.match(raw) or _QUOTED.match(raw)):
+            problems.append(f"{name} has the value {raw!r}, neither a token nor a quoted string")
+            continue
+        value = raw[1:-1] if raw.startswith('"') else raw
+        if key == "max-age" and not value.isdigit():
+            problems.append(f"max-age {raw!r} is not a number of seconds")
+        if key in ("includesubdomains", "preload") and eq:
+            problems.append(f"{name} takes no value")
+    if "max-age" not in seen:
+        problems.append("no max-age directive (required)")
+    return problems
+
+
 def hsts(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0) -> Measurement:
     """The Strict-Transport-Security header of an HTTPS response (the first one, as
     browsers do).  Value: ``{"present", "max_age", "include_subdomains", "preload",
-    "header"}``."""
+    "header", "problems", "headers"}`` (``problems``: :func:`hsts_problems` of the first
+    header; ``headers``: how many were sent)."""
     started = time.monotonic()
     try:
-        ex = send(url, ca_file=ca_file, timeout_s=timeout_s)
+        ex = send_despite_trust(url, ca_file=ca_file, timeout_s=timeout_s)
     except HttpFailure as exc:
         return Measurement.failed(str(exc), _evidence("http.hsts", url, "GET", timeout_s, started=started))
     values = ex.header_lists.get("strict-transport-security", [])
     value: dict[str, Any] = {"present": bool(values), "header": values[0] if values else None,
-                             "max_age": None, "include_subdomains": False, "preload": False}
+                             "max_age": None, "include_subdomains": False, "preload": False,
+                             "problems": [], "headers": len(values)}
     if values:
         value.update(parse_hsts(values[0]))
+        value["problems"] = hsts_problems(values[0])
         age = value["max_age"]
         display = f"Strict-Transport-Security: {values[0]}" + ("" if age is None else f" ({age / 86400:g} d)")
+        if value["problems"]:
+            display += f"; invalid, browsers ignore it: {'; '.join(value['problems'])}"
+        if len(values) > 1:
+            display += f"; {len(values)} headers (browsers use the first)"
     else:
         display = f"no Strict-Transport-Security header (HTTP {ex.status})"
+    display += UNVERIFIED_NOTE if ex.unverified else ""
     ev = _evidence("http.hsts", url, "GET", timeout_s, ex.raw(["strict-transport-security"]),
-                   {"server_addr": ex.server_addr, "status": ex.status, **value}, started)
+                   {"server_addr": ex.server_addr, "tls_unverified": ex.unverified, "status": ex.status, **value},
+                   started)
     return Measurement(value, display, ev)
 
 
@@ -192,7 +263,7 @@ def response_headers(url: str, names: Sequence[str], *, ca_file: str | None = No
     """Values of the named response headers (None when absent).  Value: ``{name: value}``."""
     started = time.monotonic()
     try:
-        ex = send(url, ca_file=ca_file, timeout_s=timeout_s)
+        ex = send_despite_trust(url, ca_file=ca_file, timeout_s=timeout_s)
     except HttpFailure as exc:
         return Measurement.failed(str(exc), _evidence("http.headers", url, "GET", timeout_s, started=started))
     found = {n: ex.headers.get(n.lower()) for n in names}
@@ -200,8 +271,10 @@ def response_headers(url: str, names: Sequence[str], *, ca_file: str | None = No
     present = [f"{n}: {v}" for n, v in found.items() if v is not None]
     display = (f"missing {', '.join(missing)}" + (f"; present {'; '.join(present)}" if present else "")
                if missing else f"present: {'; '.join(present)}")
+    display += UNVERIFIED_NOTE if ex.unverified else ""
     ev = _evidence("http.headers", url, "GET", timeout_s, ex.raw(list(names)),
-                   {"server_addr": ex.server_addr, "status": ex.status, "headers": found}, started)
+                   {"server_addr": ex.server_addr, "tls_unverified": ex.unverified, "status": ex.status,
+                    "headers": found}, started)
     return Measurement(found, display, ev)
 
 
@@ -273,7 +346,7 @@ def health(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0, json
     (``body_ok`` None when nothing is expected of the body) plus ``body`` (the verdict)."""
     started = time.monotonic()
     try:
-        ex = send(url, ca_file=ca_file, timeout_s=timeout_s)
+        ex = send_despite_trust(url, ca_file=ca_file, timeout_s=timeout_s)
     except HttpFailure as exc:
         return Measurement.failed(str(exc), _evidence("http.health", url, "GET", timeout_s, started=started))
     excerpt = redact(ex.body[:400].decode("utf-8", "replace"))
@@ -283,8 +356,10 @@ def health(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0, json
         verdict = body_verdict(ex.body, json_field=json_field, equals=equals, pattern=pattern)
         value.update(body_ok=verdict["ok"], body=verdict)
         display += ", body healthy" if verdict["ok"] else f", body unhealthy: {'; '.join(verdict['why'])}"
+    display += UNVERIFIED_NOTE if ex.unverified else ""
     raw = ex.raw(["content-type"]) + (f"\n\n{excerpt}" if excerpt else "")
     ev = _evidence("http.health", url, "GET", timeout_s, raw,
-                   {"server_addr": ex.server_addr, "status": ex.status, "elapsed_ms": ex.elapsed_ms,
+                   {"server_addr": ex.server_addr, "tls_unverified": ex.unverified, "status": ex.status,
+                    "elapsed_ms": ex.elapsed_ms,
                     "body_excerpt": excerpt, "body": value["body"]}, started)
     return Measurement(value, display, ev)

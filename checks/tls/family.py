@@ -3,7 +3,7 @@ vulnerabilities of every TLS endpoint of the target.
 
 Reads ``requirements.tls`` and the target's ``endpoints`` (public, health when it is https,
 tls, server_name, ca_file).  Every endpoint is scanned once per run by one sslyze Scanner
-(``ctx.memo``): the nine checks read that one scan.
+(``ctx.memo``): the ten checks read that one scan.
 """
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ class TlsReq(Block):
     min_rsa_bits: int = 2048
     min_ec_bits: int = 256
     vulnerabilities: bool = True
+    min_dh_bits: int = Field(default=2048, ge=0, description="smallest finite-field DHE group offered")
+    min_ecdh_bits: int = Field(default=256, ge=0, description="smallest ECDHE curve offered (X25519 counts as 256)")
+    mozilla: Literal["modern", "intermediate", "old"] | None = Field(
+        default=None, description="judge every endpoint against this Mozilla server-side TLS configuration "
+                                  "(sslyze's checker, one result per rule)")
 
 
 def tls_endpoints(target: Any) -> tuple[list[TlsEndpoint], dict[str, str]]:
@@ -75,26 +80,33 @@ def _scans(ctx: CheckContext) -> tuple[dict[str, TlsScan], dict[str, str]]:
     from checks.tls import probes
 
     endpoints, invalid = tls_endpoints(ctx.target)
-    key = ("tls.scan", tuple(sorted(set(endpoints))))
-    scans: dict[str, TlsScan] = ctx.memo(key, lambda: probes.scan(endpoints))
+    mozilla = ctx.req.mozilla if ctx.req is not None else None
+    key = ("tls.scan", tuple(sorted(set(endpoints))), mozilla)
+    scans: dict[str, TlsScan] = ctx.memo(key, lambda: probes.scan(endpoints, mozilla=mozilla))
     return scans, invalid
 
 
+def _measure_scans(ctx: CheckContext, read: Callable[[str, TlsScan], dict[str, Measurement]]
+                   ) -> Measurement | dict[str, Measurement]:
+    """``read(key, scan)`` over each endpoint's scan; an unusable endpoint value is an error
+    of its own; no endpoint at all is one error."""
+    scans, invalid = _scans(ctx)
+    if not scans and not invalid:
+        return Measurement.failed("the target names no TLS endpoint (endpoints.public, endpoints.tls)",
+                                  Evidence(probe="tls.scan", subject=ctx.target.name, method="target file"))
+    out: dict[str, Measurement] = {
+        value: Measurement.failed(reason, Evidence(probe="tls.scan", subject=value, method="target file"))
+        for value, reason in invalid.items()}
+    for key, scan in sorted(scans.items()):
+        out.update(read(key, scan))
+    return out
+
+
 def _per_endpoint(read: Callable[[TlsScan, TlsReq], Measurement]) -> Callable[[CheckContext], Any]:
-    """A measure function: ``read`` applied to each endpoint's scan; an unusable endpoint
-    value is an error of its own; no endpoint at all is one error."""
+    """A measure function: ``read`` applied to each endpoint's scan (one result each)."""
 
     def measure(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
-        scans, invalid = _scans(ctx)
-        if not scans and not invalid:
-            return Measurement.failed("the target names no TLS endpoint (endpoints.public, endpoints.tls)",
-                                      Evidence(probe="tls.scan", subject=ctx.target.name, method="target file"))
-        out: dict[str, Measurement] = {
-            value: Measurement.failed(reason, Evidence(probe="tls.scan", subject=value, method="target file"))
-            for value, reason in invalid.items()}
-        for key, scan in sorted(scans.items()):
-            out[key] = read(scan, ctx.req)
-        return out
+        return _measure_scans(ctx, lambda key, scan: {key: read(scan, ctx.req)})
 
     return measure
 
@@ -157,6 +169,24 @@ def _key_ok(r: TlsReq, key: dict[str, Any]) -> bool:
     if key["type"] in ("RSA", "DSA"):
         return int(key["bits"]) >= r.min_rsa_bits
     return int(key["bits"]) >= r.min_ec_bits
+
+
+def _kx(s: TlsScan, r: TlsReq) -> Measurement:
+    from checks.tls import probes
+    return probes.key_exchange(s)
+
+
+def _kx_ok(r: TlsReq, v: dict[str, Any]) -> bool:
+    return ((v["min_dh_bits"] is None or v["min_dh_bits"] >= r.min_dh_bits)
+            and (v["min_ecdh_bits"] is None or v["min_ecdh_bits"] >= r.min_ecdh_bits))
+
+
+def _mozilla(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+    """sslyze's Mozilla checker, one result per endpoint and rule (``host:port/rule``)."""
+    from checks.tls import probes
+
+    return _measure_scans(ctx, lambda key, scan: {f"{key}/{rule}": m
+                                                  for rule, m in probes.mozilla_rules(scan).items()})
 
 
 def _vulns(s: TlsScan, r: TlsReq) -> Measurement:
@@ -282,6 +312,36 @@ FAMILY = Family(
             expected=lambda r: f"RSA >= {r.min_rsa_bits} bits, EC >= {r.min_ec_bits} bits",
             passes=_key_ok,
             remediation="issue the certificate with a stronger key (RSA 2048+ or ECDSA P-256+)",
+            verify_hint=_VERIFY,
+        ),
+        Check(
+            id="tls.key_exchange",
+            title="The ephemeral key exchange is strong enough",
+            severity=Severity.HIGH,
+            refs=("AW-TLS-02",),
+            measures="the DHE group sizes and ECDHE curves of the keys each endpoint sends with its accepted suites "
+                     "(sslyze)",
+            measure=_per_endpoint(_kx),
+            expected=lambda r: f"DHE groups >= {r.min_dh_bits} bits, ECDHE curves >= {r.min_ecdh_bits} bits",
+            passes=_kx_ok,
+            remediation="drop DHE suites or give nginx a 2048-bit+ group (ssl_dhparam, RFC 7919 ffdhe2048); "
+                        "offer X25519, P-256 or P-384 only (ssl_ecdh_curve X25519:prime256v1:secp384r1)",
+            verify_hint=_VERIFY,
+        ),
+        Check(
+            id="tls.mozilla",
+            title="The endpoint follows the Mozilla server-side TLS configuration",
+            severity=Severity.HIGH,
+            refs=("AW-TLS-02",),
+            measures="sslyze's Mozilla checker (versions, suites, curves, DH/ECDH sizes, certificate type, key, "
+                     "signature and lifespan, vulnerabilities) against the profile's configuration, one result "
+                     "per rule",
+            applies=lambda ctx: None if ctx.req.mozilla else "the profile names no Mozilla configuration (mozilla)",
+            measure=_mozilla,
+            expected=lambda r: f"every rule of Mozilla's '{r.mozilla}' configuration holds",
+            passes=lambda r, issue: issue is None,
+            remediation=lambda r, m: f"configure the server as https://ssl-config.mozilla.org/ '{r.mozilla}' says "
+                                     f"({m.display})",
             verify_hint=_VERIFY,
         ),
         Check(
