@@ -71,6 +71,21 @@ class Endpoints(Strict):
     server_name: str | None = None
     tls: list[str] = Field(default_factory=list,
                            description="more TLS endpoints (host:port or https URL) for the TLS checks")
+    resolve: dict[str, str] = Field(default_factory=dict, description=(
+        "name -> IP address to connect to instead of asking DNS (like curl --resolve): validate a deployment "
+        "under its real name before DNS points at it"))
+
+    @field_validator("resolve")
+    @classmethod
+    def _addresses(cls, v: dict[str, str]) -> dict[str, str]:
+        import ipaddress
+
+        for name, address in v.items():
+            try:
+                ipaddress.ip_address(address.strip("[]"))
+            except ValueError:
+                raise ValueError(f"resolve: '{address}' (for {name}) is not an IP address") from None
+        return {name.lower(): address.strip("[]") for name, address in v.items()}
 
     @field_validator("tls")
     @classmethod

@@ -227,7 +227,8 @@ def render_config(
             "    server {\n"
             f"        listen 127.0.0.1:{http_port} default_server;\n"
             "        server_name localhost;\n"
-            f"        return 301 https://localhost:{https_port}$request_uri;\n"
+            # $host: the name the client asked for (localhost, or a pinned name such as api.golive.test)
+            f"        return 301 https://$host:{https_port}$request_uri;\n"
             "    }\n"
         )
     elif knobs.http_mode == "plain":

@@ -24,7 +24,9 @@ LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
 # Modern suites plus a NULL-encryption and an anonymous (no certificate) suite.
 WEAK_CIPHER_LIST = f"{MODERN_CIPHERS}:NULL-SHA256:AECDH-AES128-SHA:@SECLEVEL=0"
 
-LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2")
+#: api.golive.test never resolves (.test): it is the name the pinning self-test validates the lab under.
+PINNED_NAME = "api.golive.test"
+LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2", PINNED_NAME)
 ALLOWED_ORIGIN = "https://app.golive.test"
 
 HttpMode = Literal["redirect", "plain", "redirect_to_http"]

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from checks.http.family import pinning
 from golive.blocks import Block, Strict
 from golive.checkdef import Check, CheckContext, Family
 from golive.model import Evidence, Measurement, Severity
@@ -138,6 +139,7 @@ def _limited(r: AuthReq, v: dict[str, Any]) -> bool:
     return int(v["statuses"].get(str(r.rate_limit.expect_status), 0)) > 0
 
 
+
 FAMILY = Family(
     name="auth",
     title="authentication and rate limiting checks",
@@ -151,7 +153,7 @@ FAMILY = Family(
             severity=Severity.CRITICAL,
             refs=("ST-AUTH-01", "AW-AUTH-08"),
             measures="the status of one request without credentials to each protected path (profile and target)",
-            measure=_anonymous,
+            measure=pinning(_anonymous),
             expected="HTTP 401 or 403 without credentials",
             passes=lambda r, code: code in REFUSED,
             remediation="require credentials on this path (e.g. a bearer token checked by the API gateway or the "
@@ -168,7 +170,7 @@ FAMILY = Family(
             disruptive=True,
             applies=lambda ctx: (None if ctx.req.rate_limit is not None
                                  else "the profile does not require rate limiting (auth.rate_limit)"),
-            measure=_burst,
+            measure=pinning(_burst),
             expected=_burst_expected,
             passes=_limited,
             remediation="limit the request rate per client at the edge (nginx: limit_req_zone + "

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from checks.http.family import pinning
 from golive.blocks import Block, Strict
 from golive.checkdef import Check, CheckContext, Family, NotApplicable
 from golive.model import Evidence, Measurement, Severity
@@ -202,6 +203,7 @@ def _matrix(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
                                    ca_file=ctx.target.endpoints.ca_file) for b in dict.fromkeys(bases)}
 
 
+
 _VERIFY = "name the public endpoint (endpoints.public) and make it reachable from the checking host"
 
 FAMILY = Family(
@@ -218,7 +220,7 @@ FAMILY = Family(
             refs=("DS-HTTP-01",),
             measures="Access-Control-Allow-* answers to a preflight (OPTIONS) and a simple GET from each of "
                      "cors.allowed_origins",
-            measure=_allowed,
+            measure=pinning(_allowed),
             expected=_allowed_expected,
             passes=_allowed_ok,
             remediation="answer the allowed origins' preflight and requests with Access-Control-Allow-Origin: <origin>",
@@ -231,7 +233,7 @@ FAMILY = Family(
             refs=("DS-HTTP-01",),
             measures="Access-Control-Allow-Origin of a preflight and a simple GET from each of "
                      "cors.disallowed_origins (default https://evil.golive.test)",
-            measure=_disallowed,
+            measure=pinning(_disallowed),
             expected="no Access-Control-Allow-Origin matching the origin (neither the origin nor *)",
             passes=_not_allowed,
             remediation="allow only the origins of the allowlist (no *, no echo of the request's Origin)",
@@ -244,7 +246,7 @@ FAMILY = Family(
             refs=("DS-HTTP-01",),
             measures="Access-Control-Allow-Origin and -Credentials answered to an allowed and an unknown origin",
             applies=_required("forbid_wildcard_with_credentials"),
-            measure=_wildcard,
+            measure=pinning(_wildcard),
             expected="never Access-Control-Allow-Origin: * together with Access-Control-Allow-Credentials: true",
             passes=_no_wildcard_credentials,
             remediation="never combine * with credentials: answer with the allowed origin itself",
@@ -257,7 +259,7 @@ FAMILY = Family(
             refs=("DS-HTTP-01",),
             measures="Access-Control-Allow-Origin answered to a random origin (https://golive-<random>.invalid)",
             applies=_required("forbid_origin_reflection"),
-            measure=_random,
+            measure=pinning(_random),
             expected="Access-Control-Allow-Origin never equals an arbitrary request Origin",
             passes=lambda r, v: all(a["allow_origin"] != v["origin"] for a in _answers(v)),
             remediation="compare the Origin with the allowlist instead of echoing it back",
@@ -270,7 +272,7 @@ FAMILY = Family(
             refs=("DS-HTTP-01",),
             measures="Access-Control-Allow-Origin answered to the opaque origin null",
             applies=_required("forbid_null_origin"),
-            measure=_null,
+            measure=pinning(_null),
             expected="no Access-Control-Allow-Origin: null",
             passes=lambda r, v: all(a["allow_origin"] != "null" for a in _answers(v)),
             remediation="remove 'null' from the allowed origins (sandboxed iframes and file:// pages send it)",
@@ -286,7 +288,7 @@ FAMILY = Family(
                      "special characters, third-party hosting, the profile's extra_origins), plus Vary: Origin and a "
                      "canary method and header in a preflight from the allowed origin",
             applies=_required("bypass_matrix"),
-            measure=_matrix,
+            measure=pinning(_matrix),
             expected="no derived origin allowed (neither echoed nor *); the allowed origin's answers carry Vary: "
                      "Origin; the preflight neither reflects the requested method or header nor answers *",
             passes=lambda r, v: not v["findings"],

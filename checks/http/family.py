@@ -6,12 +6,13 @@ Reads ``requirements.http`` and the target's ``endpoints`` (http, public, health
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from golive.blocks import Block, Strict
-from golive.checkdef import Check, CheckContext, Family, NotApplicable
+from golive.checkdef import Check, CheckContext, Family, MeasureResult, NotApplicable
 from golive.model import Evidence, Measurement, Severity
 from golive.units import Duration, fmt_duration
 
@@ -148,6 +149,19 @@ def _healthy(r: HttpReq, v: dict[str, Any]) -> bool:
     return bool(v["status"] == r.health_status and v["body_ok"] is not False)
 
 
+def pinning(measure: Callable[[CheckContext], MeasureResult]) -> Callable[[CheckContext], MeasureResult]:
+    """``measure`` with the target's ``endpoints.resolve`` pins in force (name -> address);
+    the CORS and auth families use it too."""
+
+    def pinned_measure(ctx: CheckContext) -> MeasureResult:
+        from checks.http.probes import pinned
+
+        with pinned(ctx.target.endpoints.resolve):
+            return measure(ctx)
+
+    return pinned_measure
+
+
 FAMILY = Family(
     name="http",
     title="HTTP redirect, HSTS and security header checks",
@@ -163,7 +177,7 @@ FAMILY = Family(
             measures="status and Location of a GET to endpoints.http, no redirect followed",
             applies=lambda ctx: (None if ctx.req.redirect_to_https
                                  else "the profile does not require the HTTP->HTTPS redirect"),
-            measure=_redirect,
+            measure=pinning(_redirect),
             expected=lambda r: f"HTTP {'/'.join(map(str, _redirect_codes(r)))} to https:// on the same host",
             passes=_redirect_ok,
             remediation="answer every plain-HTTP request with 301 to https://<same host><same path> "
@@ -176,7 +190,7 @@ FAMILY = Family(
             severity=Severity.HIGH,
             refs=("AW-TLS-04",),
             measures="the first Strict-Transport-Security header of a GET to endpoints.public (RFC 6797 directives)",
-            measure=_hsts,
+            measure=pinning(_hsts),
             expected=_hsts_expected,
             passes=_hsts_ok,
             remediation='send Strict-Transport-Security on every HTTPS response (nginx: add_header '
@@ -189,7 +203,7 @@ FAMILY = Family(
             severity=Severity.MEDIUM,
             measures="the profile's security headers in the response to a GET to endpoints.public",
             applies=lambda ctx: None if ctx.req.security_headers else "the profile lists no security headers",
-            measure=_headers,
+            measure=pinning(_headers),
             expected=lambda r: f"present: {', '.join(r.security_headers)}",
             passes=lambda r, found: all(v is not None for v in found.values()),
             remediation="add the missing headers to every HTTPS response (nginx: add_header ... always;)",
@@ -202,7 +216,7 @@ FAMILY = Family(
             refs=("ST-NET-01", "AW-OPS-05"),
             measures="the status code of a GET to endpoints.health, no redirect followed, and its body against "
                      "the target's http.health_body (a JSON field's value, a pattern) when it names one",
-            measure=_health,
+            measure=pinning(_health),
             expected=lambda r: f"HTTP {r.health_status} (and a healthy body where the target says what one holds)",
             passes=_healthy,
             remediation="make the health endpoint answer once the service is ready, and report its dependencies' "

@@ -8,13 +8,15 @@ probes.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import re
 import ssl
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -44,6 +46,7 @@ class Exchange:
     server_addr: str | None
     body: bytes = b""  # the first BODY_MAX bytes of the response body
     unverified: str | None = None  # why the certificate was not trusted, when it was read anyway
+    pinned: str | None = None  # the address connected to instead of the name's DNS answer
 
     def status_line(self) -> str:
         return f"{self.http_version} {self.status} {self.reason}"
@@ -52,6 +55,9 @@ class Exchange:
         """Request line, status line and the named response headers (all when empty)."""
         req = ", ".join(f"{k}: {v}" for k, v in self.request_headers.items())
         lines = [f"> {self.method} {self.url}" + (f" ({req})" if req else ""), f"< {self.status_line()}"]
+        if self.pinned:
+            lines.insert(0, f"! connected to {self.pinned} (pinned in endpoints.resolve; name and SNI stay "
+                            f"{urllib.parse.urlsplit(self.url).hostname})")
         if self.unverified:
             lines.insert(0, f"! measured over an UNVERIFIED TLS connection ({self.unverified})")
         wanted = [n.lower() for n in names] or list(self.header_lists)
@@ -59,6 +65,37 @@ class Exchange:
             for value in self.header_lists.get(name, []):
                 lines.append(f"< {name}: {value}")
         return redact("\n".join(lines))
+
+
+_PINNED: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("golive_pinned_addresses",
+                                                                                  default=None)
+
+
+@contextlib.contextmanager
+def pinned(resolve: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, requests to a name in ``resolve`` connect to its address instead
+    of asking DNS; the URL, the Host header, SNI and certificate validation keep the name
+    (curl's --resolve).  The target's ``endpoints.resolve`` feeds it."""
+    token = _PINNED.set({k.lower(): v for k, v in resolve.items()})
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+def route(url: str, headers: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, Any], str | None]:
+    """Where a request to ``url`` really goes: (URL to connect to, headers, httpx request
+    extensions, pinned address or None)."""
+    u = urllib.parse.urlsplit(url)
+    address = (_PINNED.get() or {}).get((u.hostname or "").lower())
+    hdrs = dict(headers)
+    if address is None or not u.hostname:
+        return url, hdrs, {}, None
+    shown = f"[{address}]" if ":" in address else address
+    netloc = shown + (f":{u.port}" if u.port else "")
+    hdrs.setdefault("Host", u.netloc.rpartition("@")[2])
+    ext: dict[str, Any] = {"sni_hostname": u.hostname} if u.scheme == "https" else {}
+    return urllib.parse.urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment)), hdrs, ext, address
 
 
 class HttpFailure(Exception):
@@ -91,11 +128,11 @@ def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = N
     ``verify=False`` skips certificate verification (see :func:`send_despite_trust`)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise HttpFailure(f"not an http(s) URL: {redact(url)}")
-    hdrs = dict(headers or {})
+    target_url, hdrs, extensions, address = route(url, headers or {})
     try:
         client = httpx.Client(verify=ssl_context(ca_file) if verify else False, timeout=timeout_s, trust_env=False,
                               follow_redirects=False)
-        with client, client.stream(method, url, headers=hdrs) as response:
+        with client, client.stream(method, target_url, headers=hdrs, extensions=extensions) as response:
             stream = response.extensions.get("network_stream")
             server = stream.get_extra_info("server_addr") if stream is not None else None
             response.read()
@@ -108,7 +145,8 @@ def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = N
                     status=response.status_code, reason=response.reason_phrase, http_version=response.http_version,
                     headers={k: ", ".join(v) for k, v in lists.items()}, header_lists=lists,
                     elapsed_ms=round(response.elapsed.total_seconds() * 1000, 2),
-                    server_addr=f"{server[0]}:{server[1]}" if server else None, body=response.content[:BODY_MAX])
+                    server_addr=f"{server[0]}:{server[1]}" if server else None, body=response.content[:BODY_MAX],
+                    pinned=address)
 
 
 TRUST_FAILURE = "TLS certificate not trusted"

@@ -60,7 +60,7 @@ def tls_endpoints(target: Any) -> tuple[list[TlsEndpoint], dict[str, str]]:
 
     def add(value: str, server_name: str | None) -> None:
         try:
-            e = probes.endpoint_from(value, ca_file=ca, server_name=server_name)
+            e = probes.endpoint_from(value, ca_file=ca, server_name=server_name, resolve=ep.resolve)
         except ValueError as exc:
             invalid[value] = str(exc)
             return

@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class TlsEndpoint:
     port: int
     server_name: str
     ca_file: str = ""
+    address: str = ""  # pinned (endpoints.resolve): connect here instead of resolving host
 
     @property
     def key(self) -> str:
@@ -101,7 +102,7 @@ class TlsEndpoint:
 
 
 def endpoint_from(url_or_hostport: str, *, ca_file: str | None = None,
-                  server_name: str | None = None) -> TlsEndpoint:
+                  server_name: str | None = None, resolve: Mapping[str, str] | None = None) -> TlsEndpoint:
     """A :class:`TlsEndpoint` from ``https://host[:port]/...`` or ``host:port``; ValueError
     for a plain http URL or a malformed value."""
     if "://" in url_or_hostport:
@@ -116,7 +117,8 @@ def endpoint_from(url_or_hostport: str, *, ca_file: str | None = None,
         host, port = h.strip("[]"), int(p)
     if not host:
         raise ValueError(f"no host in '{url_or_hostport}'")
-    return TlsEndpoint(host=host, port=port, server_name=server_name or host, ca_file=ca_file or "")
+    return TlsEndpoint(host=host, port=port, server_name=server_name or host, ca_file=ca_file or "",
+                       address=(resolve or {}).get(host.lower(), ""))
 
 
 def system_ca_file() -> str:
@@ -155,6 +157,8 @@ class TlsScan:
     def evidence(self, probe: str, raw: str, data: dict[str, Any]) -> Evidence:
         ep = self.endpoint
         address = self.facts.get("address") or "unresolved"
+        if ep.address:
+            address += " pinned in endpoints.resolve"
         ca = ep.ca_file or "system CA bundle"
         return Evidence(
             probe=probe, subject=ep.key, tool=self.tool, raw=raw, measured_at=self.started_at,
@@ -245,7 +249,7 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
 
     for ep in endpoints:
         try:
-            address = _resolve(ep.host, ep.port)
+            address = ep.address or _resolve(ep.host, ep.port)
         except ValueError as exc:
             out[ep.key] = failed(ep, str(exc))
             continue
