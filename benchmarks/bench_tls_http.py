@@ -10,7 +10,7 @@ repeat measures, interleaved so that machine drift hits every contender alike:
   process (start-up, collection and the lab-less target included), where T names the
   first lab as ``endpoints.public`` (the HTTP family: redirect, HSTS, headers, health) and
   every lab in ``endpoints.tls`` (the TLS family: one sslyze Scanner over all N);
-- ``golive probes``: the same probes in this process, without pytest: ``checks.tls.scan``
+- ``golive probes``: the same probes in this process, without pytest: ``checks.tls.probes.scan``
   over the N endpoints (cache cleared) plus the four HTTP probes against each lab -- the
   family's own cost, with no interpreter start-up;
 - ``testssl``: ``testssl --fast --nodns none`` against each endpoint, the N processes run
@@ -38,8 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from checks import http as http_probe
-from checks import tls as tls_probe
+from checks.http import probes as http_probe
+from checks.tls import probes as tls_probe
 from lab.run import RunningLab, start_lab
 
 RESULTS = ROOT / "benchmarks" / "results" / "tls_http.json"

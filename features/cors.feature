@@ -30,3 +30,8 @@ Feature: CORS: only the allowed origins, never a wildcard with credentials
   Scenario: The null origin is not allowed
     When the origin null sends a preflight and a simple request
     Then the null origin is not allowed
+
+  @critical
+  Scenario: Origins that only look allowed are refused
+    When attack origins derived from each allowed origin send a preflight and a simple request
+    Then none of them is allowed, reflections vary on Origin and the preflight reflects no method or header

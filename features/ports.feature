@@ -23,3 +23,8 @@ Feature: Ports: public entrypoints open, internal services closed
   Scenario: Internal services listen on loopback only
     When the listening addresses of the internal services are read on their hosts
     Then each internal service listens on loopback addresses only
+
+  @high
+  Scenario: Every listener on a host is accounted for
+    When every TCP and UDP listener on each host is read with its owning process
+    Then each one on a non-loopback address is in the target's declared list

@@ -5,7 +5,8 @@ Feature: TLS: protocol versions, cipher suites, certificate and known vulnerabil
   scan.  Obsolete protocol versions are refused, the oldest version offered meets the
   profile's minimum, TLS 1.3 is offered where the tier asks for it, no weak cipher suite is
   accepted, the certificate chains to a trusted root, names the host, is valid long enough
-  and has a strong key, and no known TLS vulnerability is present.
+  and has a strong key, the ephemeral key exchange (DHE group, ECDHE curve) is strong enough,
+  and no known TLS vulnerability is present.
 
   @critical
   Scenario: Obsolete protocol versions are refused
@@ -51,3 +52,13 @@ Feature: TLS: protocol versions, cipher suites, certificate and known vulnerabil
   Scenario: No known TLS vulnerability
     When the TLS endpoints of the target are scanned
     Then no known TLS vulnerability is found
+
+  @high
+  Scenario: The ephemeral key exchange is strong enough
+    When the TLS endpoints of the target are scanned
+    Then every DHE group and ECDHE curve offered is at least the profile's minimum size
+
+  @high
+  Scenario: The endpoint follows the Mozilla server-side TLS configuration
+    When the TLS endpoints of the target are scanned with sslyze's Mozilla checker
+    Then every rule of the configuration the profile names holds

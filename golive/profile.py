@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -23,47 +23,6 @@ from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-class TlsReq(Block):
-    min_version: Literal["1.2", "1.3"] = "1.2"
-    require_tls13: bool = False
-    forbid: list[Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"]] = Field(
-        default_factory=lambda: ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"])
-    forbid_weak_ciphers: bool = True
-    require_aead: bool = False
-    require_forward_secrecy: bool = Field(default=False, description="TLS 1.2 and below: (EC)DHE key exchange only")
-    cert_min_days_left: int = Field(default=14, ge=0)
-    min_rsa_bits: int = 2048
-    min_ec_bits: int = 256
-    vulnerabilities: bool = True
-
-
-class HttpReq(Block):
-    redirect_to_https: bool = True
-    allow_temporary_redirect: bool = Field(default=False, description="accept 302/307 for the HTTP->HTTPS redirect")
-    hsts_min_age: Duration | None = None
-    hsts_include_subdomains: bool = False
-    security_headers: list[str] = Field(default_factory=list)
-    health_status: int = 200
-
-
-class CorsReq(Block):
-    forbid_wildcard_with_credentials: bool = True
-    forbid_origin_reflection: bool = True
-    forbid_null_origin: bool = True
-    methods: list[str] = Field(default_factory=list)
-    headers: list[str] = Field(default_factory=list)
-
-
-class RateLimitReq(Strict):
-    burst: int = Field(ge=1, le=10000)
-    expect_status: int = 429
-
-
-class AuthReq(Block):
-    protected_paths: list[str] = Field(default_factory=list)
-    rate_limit: RateLimitReq | None = None
 
 
 class ThroughputReq(Block):
@@ -80,10 +39,6 @@ class ThroughputReq(Block):
 
 
 class Requirements(Strict):
-    tls: TlsReq | None = None
-    http: HttpReq | None = None
-    cors: CorsReq | None = None
-    auth: AuthReq | None = None
     throughput: ThroughputReq | None = None
 
 

@@ -71,6 +71,21 @@ class Endpoints(Strict):
     server_name: str | None = None
     tls: list[str] = Field(default_factory=list,
                            description="more TLS endpoints (host:port or https URL) for the TLS checks")
+    resolve: dict[str, str] = Field(default_factory=dict, description=(
+        "name -> IP address to connect to instead of asking DNS (like curl --resolve): validate a deployment "
+        "under its real name before DNS points at it"))
+
+    @field_validator("resolve")
+    @classmethod
+    def _addresses(cls, v: dict[str, str]) -> dict[str, str]:
+        import ipaddress
+
+        for name, address in v.items():
+            try:
+                ipaddress.ip_address(address.strip("[]"))
+            except ValueError:
+                raise ValueError(f"resolve: '{address}' (for {name}) is not an IP address") from None
+        return {name.lower(): address.strip("[]") for name, address in v.items()}
 
     @field_validator("tls")
     @classmethod
@@ -124,35 +139,6 @@ class ServiceSpec(Strict):
         if len(chosen) > 1:
             raise ValueError(f"service '{self.name}': give one of pidfile, unit, process (got {', '.join(chosen)})")
         return self
-
-
-class CorsSpec(Strict):
-    allowed_origins: list[str] = Field(default_factory=list)
-    path: str = "/"
-    disallowed_origins: list[str] = Field(default_factory=lambda: ["https://evil.golive.test"],
-                                          description="origins that must NOT be allowed (probe origins)")
-
-
-class RateLimitSpec(Strict):
-    """The rate limit the deployment declares for one path: ``requests_per_s`` sustained,
-    plus ``burst`` requests of allowance (nginx ``limit_req rate=... burst=...``)."""
-
-    path: str
-    method: Literal["GET", "POST", "HEAD"] = "GET"
-    requests_per_s: float = Field(gt=0)
-    burst: int = Field(default=0, ge=0)
-
-
-class AuthSpec(Strict):
-    """How the API authenticates: paths that must refuse anonymous requests, the bearer
-    token golive may use (``${ENV}`` or ``token_file``; never literal) and the declared rate
-    limit."""
-
-    protected_paths: list[str] = Field(default_factory=list, description="'/v1/x' or 'POST /v1/x'")
-    token: str | None = None
-    token_file: str | None = None
-    scheme: str = "Bearer"
-    rate_limit: RateLimitSpec | None = None
 
 
 class InferenceSpec(Strict):
@@ -239,8 +225,6 @@ class Target(Strict):
     hosts: list[HostSpec] = Field(default_factory=list)
     endpoints: Endpoints = Endpoints()
     services: list[ServiceSpec] = Field(default_factory=list)
-    cors: CorsSpec | None = None
-    auth: AuthSpec | None = None
     inference: InferenceSpec | None = None
     inventory: list[InventorySpec] = Field(default_factory=list,
                                            description="host sources, resolved into hosts when the target is loaded")

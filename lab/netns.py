@@ -234,6 +234,7 @@ class FleetHost:
         self.config_file = self.dir / "sshd_config"
         self.log_file = self.dir / "sshd.log"
         self.proc: ManagedProcess | None = None
+        self.extra: list[ManagedProcess] = []  # services started beside sshd (start_stray_service)
         self.state = "created"
 
     @property
@@ -329,6 +330,34 @@ class FleetHost:
         self._spawn_sshd()
         self.fleet._wait_listening([self], timeout_s)
         self.state = "up"
+
+    def start_stray_service(self, tcp_port: int, udp_port: int) -> ManagedProcess:
+        """A service nobody declared: a Python process, run as the probe user inside this
+        host's namespace, listening on TCP ``[::]:tcp_port`` (dual stack) and UDP
+        ``0.0.0.0:udp_port`` -- and, harmlessly, on TCP ``127.0.0.1:tcp_port + 1`` -- until it is
+        stopped (it dies with the fleet's namespaces)."""
+        code = ("import socket, time\n"
+                "t = socket.socket(socket.AF_INET6)\n"
+                "t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+                f"t.bind(('::', {int(tcp_port)})); t.listen(8)\n"
+                "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                f"u.bind(('0.0.0.0', {int(udp_port)}))\n"
+                "lo = socket.socket()\n"
+                f"lo.bind(('127.0.0.1', {int(tcp_port) + 1})); lo.listen(8)\n"
+                "time.sleep(3600)\n")
+        user = self.fleet.user
+        proc = spawn(f"stray[{self.name}]", ["ip", "netns", "exec", self.netns, "setpriv", f"--reuid={user}",
+                                             f"--regid={user}", "--init-groups", sys.executable, "-c", code],
+                     self.dir / "stray.log", cwd=self.dir)
+        self.extra.append(proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = subprocess.run(["ip", "netns", "exec", self.netns, "ss", "-H", "-l", "-t", "-n", f"sport = :{tcp_port}"],
+                                 check=False, capture_output=True, text=True).stdout
+            if out.strip():
+                return proc
+            time.sleep(0.1)
+        raise LabError(f"the stray service on {self.name} did not listen on {tcp_port} within 10 s")
 
     def power_off(self) -> None:
         """Take the host's link down: nothing answers, not even ARP (connections time out)."""
@@ -556,7 +585,7 @@ class NetnsFleet(StopsOnExit):
         if self._stopped:
             return
         self._stopped = True
-        procs = [h.proc for h in self.hosts if h.proc is not None]
+        procs = [h.proc for h in self.hosts if h.proc is not None] + [e for h in self.hosts for e in h.extra]
         extra = [p for proc in procs for p in descendants(proc.pid)]
         if procs:
             stop_processes(procs, extra_pids=extra)

@@ -86,11 +86,23 @@ def _cors_maps(knobs: Knobs) -> str:
     origins" is expressed without ``if`` blocks (which would break header inheritance).
     """
     origin = f'"{ALLOWED_ORIGIN}"'
+    if knobs.cors_preflight == "reflect":  # whatever the preflight asks for is allowed
+        allowed_methods, allowed_headers = "$http_access_control_request_method", "$http_access_control_request_headers"
+    else:
+        allowed_methods, allowed_headers = f'"{CORS_METHODS}"', f'"{CORS_HEADERS}"'
     if knobs.cors == "allowlist":
         allow_origin = f'default ""; {origin} "{ALLOWED_ORIGIN}";'
         credentials = f'default ""; {origin} "true";'
-        methods = f'default ""; {origin} "{CORS_METHODS}";'
-        headers = f'default ""; {origin} "{CORS_HEADERS}";'
+        methods = f'default ""; {origin} {allowed_methods};'
+        headers = f'default ""; {origin} {allowed_headers};'
+    elif knobs.cors == "regex":
+        # The classic mistake: dots unescaped, no end anchor, any subdomain, http or https.
+        host = ALLOWED_ORIGIN.split("://", 1)[1]
+        pattern = f'"~^https?://([a-z0-9.-]*\\.)?{host}"'
+        allow_origin = f'default ""; {pattern} $http_origin;'
+        credentials = f'default ""; {pattern} "true";'
+        methods = f'default ""; {pattern} {allowed_methods};'
+        headers = f'default ""; {pattern} {allowed_headers};'
     elif knobs.cors == "wildcard_credentials":
         allow_origin = 'default "*";'
         credentials = 'default "true";'
@@ -153,10 +165,22 @@ def _auth_maps(knobs: Knobs, api_token: str | None) -> str:
     return out
 
 
+def _health_location(knobs: Knobs | None) -> str:
+    """``location = /health``: proxied to the instances, or (``health_body`` knob) answered
+    by nginx itself with 200 and a fixed body -- a health URL that says "up" whatever."""
+    if knobs is not None and knobs.health_body:
+        body = knobs.health_body.replace("\\", "\\\\").replace("'", "\\'")
+        return ("        location = /health {\n"
+                "            default_type application/json;\n"
+                f"            return 200 '{body}';\n"
+                "        }\n")
+    return f"        location = /health {{\n{_PROXY}        }}\n"
+
+
 def _app_locations(knobs: Knobs | None = None) -> str:
     return (
         f"        location /v1/ {{\n{_api_guard(knobs)}{_PROXY}        }}\n"
-        f"        location = /health {{\n{_PROXY}        }}\n"
+        f"{_health_location(knobs)}"
         "        location / { return 404; }\n"
     )
 
@@ -171,6 +195,7 @@ def render_config(
     key_file: Path,
     knobs: Knobs,
     api_token: str | None = None,
+    dhparam_file: Path | None = None,
 ) -> str:
     """The nginx.conf text for one lab (see the module docstring for what it asserts)."""
     if not upstreams:
@@ -182,9 +207,10 @@ def render_config(
     servers = "".join(
         f"        server {host}:{port} max_fails=1 fail_timeout=2s;\n" for host, port in upstreams
     )
+    dhparam = f"        ssl_dhparam {dhparam_file};\n" if dhparam_file else ""
     headers = ""
     if knobs.hsts:
-        headers += f'        add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n'
+        headers += f'        add_header Strict-Transport-Security "{knobs.hsts_value or HSTS_VALUE}" always;\n'
     for name, value in SECURITY_HEADERS:
         headers += f'        add_header {name} "{value}" always;\n'
     headers += (
@@ -192,15 +218,17 @@ def render_config(
         "        add_header Access-Control-Allow-Credentials $cors_allow_credentials always;\n"
         "        add_header Access-Control-Allow-Methods $cors_allow_methods always;\n"
         "        add_header Access-Control-Allow-Headers $cors_allow_headers always;\n"
-        '        add_header Vary "Origin" always;\n'
     )
+    if knobs.cors_vary:
+        headers += '        add_header Vary "Origin" always;\n'
 
     if knobs.http_mode == "redirect":
         http_servers = (
             "    server {\n"
             f"        listen 127.0.0.1:{http_port} default_server;\n"
             "        server_name localhost;\n"
-            f"        return 301 https://localhost:{https_port}$request_uri;\n"
+            # $host: the name the client asked for (localhost, or a pinned name such as api.golive.test)
+            f"        return 301 https://$host:{https_port}$request_uri;\n"
             "    }\n"
         )
     elif knobs.http_mode == "plain":
@@ -269,7 +297,7 @@ http {{
         ssl_protocols {knobs.tls_protocols};
         ssl_ciphers {knobs.tls_ciphers};
         ssl_ecdh_curve {TLS_CURVES};
-        ssl_prefer_server_ciphers off;
+{dhparam}        ssl_prefer_server_ciphers off;
         ssl_session_cache shared:golive_lab_tls:1m;
         ssl_session_tickets off;
 

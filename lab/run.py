@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -186,11 +187,13 @@ class RunningLab(StopsOnExit):
                 "http": f"http://localhost:{self.ports['http']}",
                 "health": f"https://localhost:{https}/health",
                 "internal": [f"127.0.0.2:{self.ports['internal']}"],
-                "ca_file": str(self.ca_file),
+                # untrusted_cert: the target does not name the lab's private CA (clients would not know it)
+                **({"ca_file": str(self.ca_file)} if self.knobs.declare_ca else {}),
             },
             "services": [{"name": "internal-api", "host": "lab-host",
                           "port": self.ports["internal"], "bind": "loopback"}],
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
+            "http": {"health_body": {"json_field": "status", "equals": "ok"}},
             **self._auth_overrides(),
             "inference": {
                 "url": f"https://localhost:{https}/v1/analyze",
@@ -213,6 +216,16 @@ class RunningLab(StopsOnExit):
             return list(self.pg.target_backups())
         return [{"kind": "sqlite", "location": str(self.backup_dir), "database": str(self.db_path),
                  "scratch": str(self.workdir / "restore-scratch")}]
+
+    def _dhparam(self, folder: Path) -> Path | None:
+        """Finite-field DH parameters of the ``dhparam_bits`` knob (``openssl dhparam``), or
+        None when the variant offers no DHE suites."""
+        if not self.knobs.dhparam_bits:
+            return None
+        out = folder / f"dhparam-{self.knobs.dhparam_bits}.pem"
+        subprocess.run(["openssl", "dhparam", "-out", str(out), str(self.knobs.dhparam_bits)], check=True,
+                       capture_output=True, timeout=120)
+        return out
 
     def _auth_overrides(self) -> dict[str, Any]:
         """The target's ``auth`` section for variants that declare it: the protected path,
@@ -393,7 +406,7 @@ class RunningLab(StopsOnExit):
             layout, https_port=self.ports["https"], http_port=self.ports["http"],
             upstreams=[("127.0.0.1", self.ports["haproxy"])],
             chain_file=self.tls.chain_file, key_file=self.tls.key_file, knobs=self.knobs,
-            api_token=self.api_token,
+            api_token=self.api_token, dhparam_file=self._dhparam(layout.run_dir),
         ))
         nginx_bin = nginx.find_nginx()
         # nginx writes its own errors to error.log; its stdout/stderr go to the same file.

@@ -24,11 +24,13 @@ LEGACY_CIPHERS = "DEFAULT:@SECLEVEL=0"
 # Modern suites plus a NULL-encryption and an anonymous (no certificate) suite.
 WEAK_CIPHER_LIST = f"{MODERN_CIPHERS}:NULL-SHA256:AECDH-AES128-SHA:@SECLEVEL=0"
 
-LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2")
+#: api.golive.test never resolves (.test): it is the name the pinning self-test validates the lab under.
+PINNED_NAME = "api.golive.test"
+LAB_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1", "127.0.0.2", PINNED_NAME)
 ALLOWED_ORIGIN = "https://app.golive.test"
 
 HttpMode = Literal["redirect", "plain", "redirect_to_http"]
-CorsMode = Literal["allowlist", "wildcard_credentials", "reflect", "null_origin"]
+CorsMode = Literal["allowlist", "wildcard_credentials", "reflect", "null_origin", "regex"]
 ApiAuthMode = Literal["none", "bearer"]
 BackupMode = Literal["job", "stale", "corrupt"]
 InferenceMode = Literal["ok", "error-body", "fail-5pct"]
@@ -52,7 +54,10 @@ class Knobs:
       content), ``redirect_to_http`` (301 to an http:// URL that serves the content).
     - ``cors``: ``allowlist`` (only the allowed origin), ``wildcard_credentials``
       (``*`` with credentials), ``reflect`` (echo any Origin, with credentials),
-      ``null_origin`` (the allowed origin and ``null``, with credentials).
+      ``null_origin`` (the allowed origin and ``null``, with credentials), ``regex`` (a
+      regular expression with unescaped dots, no end anchor, any subdomain and http or https).
+    - ``cors_vary``: send ``Vary: Origin``; ``cors_preflight``: ``fixed`` Allow-Methods and
+      Allow-Headers lists, or ``reflect`` whatever the preflight asks for.
     - ``backups``: ``job`` (fresh backup at start, then periodic), ``stale`` (newest is 3
       days old, no job), ``corrupt`` (newest is truncated, no job).
     - ``cost_factor``: multiplies the inference cost (slow inference).
@@ -69,8 +74,11 @@ class Knobs:
     cert_hostnames: tuple[str, ...] = LAB_HOSTNAMES
     cert_days: tuple[float, float] = (-1.0, 364.0)  # 365-day life span (Mozilla: < 366)
     hsts: bool = True
+    hsts_value: str = ""  # "" = lab.nginx.HSTS_VALUE
     http_mode: HttpMode = "redirect"
     cors: CorsMode = "allowlist"
+    cors_vary: bool = True
+    cors_preflight: Literal["fixed", "reflect"] = "fixed"
     backups: BackupMode = "job"
     cost_factor: float = 1.0
     inference_mode: InferenceMode = "ok"
@@ -89,6 +97,14 @@ class Knobs:
     rate_limit: str = ""
     rate_limit_burst: int = 5
     declare_auth: bool = False
+    # ``health_body``: nginx answers /health itself, HTTP 200 with this body, instead of
+    # proxying to the instances ("" = proxy: the instances say {"status": "ok"}).
+    health_body: str = ""
+    # ``declare_ca``: the target names the lab CA in endpoints.ca_file (False: the chain is
+    # untrusted for golive, as a private CA is for every client that was not given it).
+    declare_ca: bool = True
+    # ``dhparam_bits``: finite-field DH group for DHE suites (nginx ssl_dhparam; 0 = none).
+    dhparam_bits: int = 0
 
 
 class Variant(enum.Enum):
@@ -102,17 +118,29 @@ class Variant(enum.Enum):
     EXPIRED_CERT = Knobs("server certificate expired 30 days ago", cert_days=(-395.0, -30.0))
     WRONG_HOSTNAME = Knobs("certificate issued for other.golive.test only",
                            cert_hostnames=("other.golive.test",))
+    UNTRUSTED_CERT = Knobs("certificate from a private CA the clients (and the target) do not know", declare_ca=False)
     SHORT_CERT = Knobs("server certificate expires in 5 days", cert_days=(-1.0, 5.0))
     NO_HSTS = Knobs("no Strict-Transport-Security header", hsts=False)
+    HSTS_INVALID = Knobs("HSTS header with includeSubDomains given twice (RFC 6797: browsers ignore it)",
+                         hsts_value="max-age=31536000; includeSubDomains; includeSubDomains")
     PLAIN_HTTP = Knobs("HTTP listener serves content (200) instead of redirecting", http_mode="plain")
     REDIRECT_TO_HTTP = Knobs("HTTP listener redirects to another http:// URL", http_mode="redirect_to_http")
     CORS_WILDCARD_CREDENTIALS = Knobs("CORS: Allow-Origin * together with Allow-Credentials true",
                                       cors="wildcard_credentials")
     CORS_REFLECT = Knobs("CORS: any Origin reflected, with credentials", cors="reflect")
     CORS_NULL_ORIGIN = Knobs("CORS: Origin null allowed (with credentials) besides the allowed origin", cors="null_origin")
+    CORS_REGEX = Knobs("CORS: allowlist as an unanchored regex with unescaped dots (any subdomain, http too)",
+                       cors="regex")
+    CORS_NO_VARY = Knobs("CORS: the allowed origin is echoed without Vary: Origin", cors_vary=False)
+    CORS_REFLECT_PREFLIGHT = Knobs("CORS: the preflight allows whatever method and headers it is asked for",
+                                   cors_preflight="reflect")
+    WEAK_DH = Knobs("TLS 1.2 also accepts DHE with a 1024-bit group (SECLEVEL=0)",
+                    tls_ciphers=f"{MODERN_CIPHERS}:DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0", dhparam_bits=1024)
     WEAK_CIPHERS = Knobs("TLS 1.2 also accepts a NULL-encryption and an anonymous suite", tls_ciphers=WEAK_CIPHER_LIST)
     API_AUTH = Knobs("bearer token required on /v1/ and /v1/ rate-limited (5 r/s, burst 5)", api_auth="bearer", rate_limit="5r/s", declare_auth=True)
     NO_AUTH = Knobs("auth declared in the target, but /v1/ served anonymously and without rate limit", declare_auth=True)
+    DEGRADED_HEALTH = Knobs("health answers HTTP 200 with {\"status\": \"degraded\"} (database unreachable)",
+                            health_body='{"status": "degraded", "checks": {"database": "unreachable"}}')
     STALE_BACKUP = Knobs("newest backup is 3 days old (name and mtime); no backup job", backups="stale")
     CORRUPT_BACKUP = Knobs("newest backup is truncated; no backup job", backups="corrupt")
     SLOW_INFERENCE = Knobs("inference 20x slower than the reference (capacity / 20)", cost_factor=20.0)

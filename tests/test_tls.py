@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from checks import tls
+from checks.tls import probes as tls
 from conftest import PYTEST, ROOT, GoliveRun
 from lab import certs
 from lab.procs import free_port
 from lab.run import RunningLab, start_lab
 
-ZOO_VARIANTS = ("compliant", "legacy_tls", "weak_ciphers", "expired_cert", "wrong_hostname", "short_cert")
+ZOO_VARIANTS = ("compliant", "legacy_tls", "weak_ciphers", "expired_cert", "wrong_hostname", "short_cert", "weak_dh")
 CHECKS = ("protocols_forbidden", "min_version", "tls13", "weak_ciphers", "cert_trusted", "hostname",
-          "cert_days_left", "key_size", "vulnerabilities")
+          "cert_days_left", "key_size", "vulnerabilities", "key_exchange")
 
 # poc plus everything the TLS family can ask for, and an EC floor the renegotiating server's P-256 key misses.
 ZOO_PROFILE = f"""name: tls-zoo
@@ -136,12 +136,14 @@ def test_the_zoo_is_one_run_with_every_check_for_every_endpoint(zoo: dict[str, A
     run: GoliveRun = zoo["run"]
     assert run.report, run.out[-3000:]
     assert run.rc == 1 and run.report["verdict"]["decision"] == "NO-GO"
-    assert len(run.results("tls.")) == len(CHECKS) * len(zoo["ports"])
+    measured = {rid: r for rid, r in run.results("tls.").items() if r["status"] != "skip"}
+    assert len(measured) == len(CHECKS) * len(zoo["ports"])
+    assert run.one("tls.mozilla")["status"] == "skip"  # the zoo's profile names no Mozilla configuration
     # one Scanner, one scan: every result of an endpoint quotes the same scan time
     for endpoint in zoo["ports"]:
         times = {result(zoo, c, endpoint)["evidence"][0]["measured_at"] for c in CHECKS}
         assert len(times) == 1, (endpoint, times)
-    every = {r["evidence"][0]["measured_at"] for r in run.results("tls.").values()}
+    every = {r["evidence"][0]["measured_at"] for r in measured.values()}
     assert len(every) == 1
     assert result(zoo, "min_version", "compliant")["evidence"][0]["tool"].startswith("sslyze 6.")
 
@@ -214,6 +216,18 @@ def test_client_renegotiation_and_a_small_ec_key_fail(zoo: dict[str, Any]) -> No
     assert [c for c, st in statuses(zoo, "reneg_ec").items() if st != "pass"] == ["key_size", "vulnerabilities"]
 
 
+def test_a_1024_bit_dhe_group_fails_only_the_key_exchange(zoo: dict[str, Any]) -> None:
+    kx = result(zoo, "key_exchange", "weak_dh")
+    assert kx["status"] == "fail", kx
+    assert kx["measured"].startswith("DHE 1024 bits (TLS_DHE_RSA_WITH_AES_128_GCM_SHA256)"), kx["measured"]
+    assert kx["expected"] == "DHE groups >= 2048 bits, ECDHE curves >= 256 bits"
+    assert kx["evidence"][0]["data"]["min_dh_bits"] == 1024
+    assert [c for c, st in statuses(zoo, "weak_dh").items() if st != "pass"] == ["key_exchange"]
+    ok = result(zoo, "key_exchange", "compliant")
+    assert ok["status"] == "pass" and "ECDHE X25519 (256 bits)" in ok["measured"] and "DHE " not in \
+        ok["measured"].replace("ECDHE", "")
+
+
 def test_closed_port_is_error_for_every_check(zoo: dict[str, Any]) -> None:
     assert statuses(zoo, "closed") == {c: "error" for c in CHECKS}
     r = result(zoo, "cert_trusted", "closed")
@@ -261,3 +275,43 @@ def test_plain_http_public_endpoint_is_not_scanned_but_named() -> None:
         tls.endpoint_from("http://localhost:80")
     ep = tls.endpoint_from("https://[::1]:8443/x", server_name="api.example.com")
     assert ep.key == "[::1]:8443" and ep.server_name == "api.example.com"
+
+
+def _cert(subject: str, issuer: str | None = None, *, key: Any = None, issuer_key: Any = None) -> tuple[Any, Any]:
+    """A real X.509 certificate (cryptography); self-signed when ``issuer`` is None."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    iname = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]) if issuer else name
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(iname).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .sign(issuer_key or key, hashes.SHA256()))
+    return cert, key
+
+
+def test_trust_failures_are_named_the_way_an_operator_fixes_them() -> None:
+    root, root_key = _cert("Corp Root")
+    leaf, _ = _cert("api.example.com", "Corp Root", issuer_key=root_key)
+    selfsigned, _ = _cert("api.example.com")
+    from cryptography.hazmat.primitives import hashes
+
+    class SignedWithSha1:  # this OpenSSL refuses to sign with SHA-1: the same leaf, reporting it
+        signature_hash_algorithm = hashes.SHA1()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(leaf, name)
+
+    old = SignedWithSha1()
+    assert tls.trust_failure([selfsigned]) == "self-signed leaf certificate (no CA vouches for it)"
+    assert tls.trust_failure([leaf, root]) == "untrusted root CN=Corp Root (sent by the server, in no trust store)"
+    assert tls.trust_failure([leaf]).startswith("incomplete chain: the issuer CN=Corp Root of CN=api.example.com "
+                                                "was not sent")
+    assert tls.trust_failure([old, root]).startswith("forbidden signature algorithm SHA1 on CN=api.example.com")

@@ -6,12 +6,16 @@ Reads ``requirements.ports`` (which of the four checks the tier asks for) and th
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import re
 import urllib.parse
 from typing import Any
 
-from golive.blocks import Block
-from golive.checkdef import Check, CheckContext, Family
+from pydantic import Field, field_validator
+
+from golive.blocks import Block, Strict
+from golive.checkdef import Check, CheckContext, Family, NotApplicable
 from golive.model import Evidence, Measurement, Severity
 
 
@@ -22,6 +26,37 @@ class PortsReq(Block):
     http_answers: bool = True
     internal_closed: bool = True
     internal_bind_loopback: bool = True
+    listeners_declared: bool = True
+
+
+_LISTENER = re.compile(r"^(?:(?P<addr>\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+):)?(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp))?$")
+
+
+class PortsSpec(Strict):
+    """The listeners a host may have on non-loopback addresses (target: ports).  An entry is
+    ``ADDRESS:PORT[/tcp|/udp]`` or ``PORT[/proto]`` (any address); ADDRESS is an IPv4
+    address, ``[IPv6]`` or ``*`` (every address); without ``/proto`` both TCP and UDP match.
+    ``listeners`` holds for every host, ``host_listeners`` adds per host name."""
+
+    listeners: list[str] = Field(default_factory=list, description="e.g. ['*:443/tcp', '[::]:443/tcp', '10.0.0.5:5432']")
+    host_listeners: dict[str, list[str]] = Field(default_factory=dict, description="host name -> more listeners")
+
+    @field_validator("listeners")
+    @classmethod
+    def _entries(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            m = _LISTENER.match(entry.strip())
+            if not m or not 0 < int(m["port"]) < 65536:
+                raise ValueError(f"'{entry}' is not a listener (ADDRESS:PORT[/tcp|/udp] or PORT, e.g. "
+                                 "'*:443/tcp', '[::]:443', '10.0.0.5:5432/tcp')")
+        return v
+
+    @field_validator("host_listeners")
+    @classmethod
+    def _host_entries(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for entries in v.values():
+            cls._entries(entries)
+        return v
 
 
 def _hostport(url_or_hp: str) -> tuple[str, int]:
@@ -71,6 +106,66 @@ def _listeners(ctx: CheckContext) -> dict[str, Measurement]:
             for s in ctx.target.services if s.bind == "loopback"}
 
 
+def _declared(entries: list[str], proto: str, address: str, port: int) -> bool:
+    """Whether one listener matches one of the declared entries."""
+    for entry in entries:
+        m = _LISTENER.match(entry.strip())
+        if not m or int(m["port"]) != port or (m["proto"] and m["proto"] != proto):
+            continue
+        want = (m["addr"] or "*").strip("[]")
+        if want == "*" or want == address or (address == "*" and want == "::"):
+            return True
+        try:
+            if ipaddress.ip_address(want) == ipaddress.ip_address(address):
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:  # "*" and anything unparsable
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def undeclared_listeners(listeners: list[dict[str, Any]], entries: list[str]) -> list[dict[str, Any]]:
+    """The listeners that are neither on a loopback address nor declared."""
+    return [x for x in listeners if not _is_loopback(x["address"])
+            and not _declared(entries, x["proto"], x["address"], x["port"])]
+
+
+def _who(x: dict[str, Any]) -> str:
+    return f"{x['process']}, pid {x['pid']}" if x["process"] else "process not visible (sudo: true shows it)"
+
+
+def _listeners_of_hosts(ctx: CheckContext) -> dict[str, Measurement]:
+    from checks.ports import probes
+
+    spec: PortsSpec | None = ctx.spec
+    if spec is None or not (spec.listeners or spec.host_listeners):
+        raise NotApplicable("the target declares no listeners (ports.listeners): nothing to account for")
+    out: dict[str, Measurement] = {}
+    for host in ctx.host_specs:
+        m = ctx.on_host(host, probes.host_listeners)
+        if not m.ok:
+            out[host.name] = m
+            continue
+        entries = list(spec.listeners) + list(spec.host_listeners.get(host.name, []))
+        stray = undeclared_listeners(m.value, entries)
+        public = [x for x in m.value if not _is_loopback(x["address"])]
+        value = {"undeclared": [f"{x['label']} ({_who(x)})" for x in stray],
+                 "non_loopback": [x["label"] for x in public], "declared": entries}
+        display = ("undeclared: " + "; ".join(value["undeclared"]) if stray else
+                   f"every non-loopback listener declared ({', '.join(value['non_loopback']) or 'none'})")
+        ev = dataclasses.replace(m.evidence, data={**m.evidence.data, **value})
+        out[host.name] = Measurement(value, display, ev)
+    return out
+
+
 def all_loopback(addresses: list[str]) -> bool:
     """True when something listens and every listening address is a loopback address
     (``*``, ``0.0.0.0``, ``::`` and anything unparsable are not)."""
@@ -90,6 +185,7 @@ FAMILY = Family(
     title="open and closed ports, listen addresses",
     feature="ports.feature",
     profile_block=PortsReq,
+    target_block=PortsSpec,
     checks=(
         Check(
             id="ports.public_open",
@@ -143,6 +239,23 @@ FAMILY = Family(
             expected="listening, on loopback addresses only (127.0.0.0/8, ::1)",
             passes=lambda req, addresses: all_loopback(addresses),
             remediation="configure the service to listen on 127.0.0.1 (not 0.0.0.0 or ::)",
+        ),
+        Check(
+            id="ports.listeners_declared",
+            title="Every listener on a host is accounted for",
+            severity=Severity.HIGH,
+            refs=("AW-NET-01", "AW-NET-05"),
+            measures="every TCP and UDP listener (IPv4 and IPv6) on each target host with its owning process "
+                     "(ss -H -l -t -u -n -p), against the target's ports.listeners",
+            applies=_required("listeners_declared"),
+            measure=_listeners_of_hosts,
+            empty="the target has no hosts",
+            expected="every listener on a non-loopback address is declared in ports.listeners",
+            passes=lambda req, v: not v["undeclared"],
+            remediation=lambda req, m: ("stop the undeclared services, bind them to 127.0.0.1, or declare them in "
+                                        "ports.listeners if they are meant to be reachable"),
+            verify_hint="make the host reachable (hosts[].connection); with sudo: true ss also names other users' "
+                        "processes",
         ),
     ),
 )

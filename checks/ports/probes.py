@@ -191,3 +191,63 @@ def _http_reason(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"CA file not found: {exc.filename}"
     return f"{type(exc).__name__}: {text}"
+
+
+# ----------------------------------------------------------------------------- listeners on a host
+
+LISTENERS_COMMAND = "ss -H -l -t -u -n -p"
+_SS_LINE = re.compile(r"^(?P<proto>tcp|udp)\s+\S+\s+\d+\s+\d+\s+(?P<local>\S+)\s+\S+(?:\s+(?P<proc>users:\(.*\)))?\s*$")
+_SS_USER = re.compile(r'\("(?P<name>[^"]*)",pid=(?P<pid>\d+)')
+
+
+def listener_label(proto: str, address: str, port: int) -> str:
+    """``0.0.0.0:443/tcp``, ``[::]:53/udp`` (IPv6 in brackets; ss's ``*``, an IPv6 socket
+    on every address that also takes IPv4, is shown as ``[::]`` too)."""
+    address = "::" if address == "*" else address
+    shown = f"[{address}]" if ":" in address else address
+    return f"{shown}:{port}/{proto}"
+
+
+def parse_ss_listeners(text: str) -> list[dict[str, Any]]:
+    """Every listener of ``ss -H -l -t -u -n -p`` output: ``{"proto", "address", "port",
+    "dual_stack", "process", "pid", "label"}`` (``process`` None when ss may not show it: another user's
+    socket without sudo; ``dual_stack`` for ss's ``*``).  ``%iface`` scopes are dropped."""
+    out: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        m = _SS_LINE.match(line.strip())
+        if not m:
+            continue
+        local = re.fullmatch(r"\[?(?P<addr>.+?)(?:%[\w.-]+)?\]?:(?P<port>\d+|\*)", m["local"])
+        if not local or local["port"] == "*":
+            continue
+        procs = [(u["name"], int(u["pid"])) for u in _SS_USER.finditer(m["proc"] or "")]
+        addr, port = local["addr"], int(local["port"])
+        out.append({"proto": m["proto"], "address": addr, "port": port, "dual_stack": addr == "*",
+                    "process": procs[0][0] if procs else None, "pid": procs[0][1] if procs else None,
+                    "label": listener_label(m["proto"], addr, port)})
+    return out
+
+
+def host_listeners(host: Any, *, subject: str | None = None, timeout_s: float = 10) -> Measurement:
+    """Every TCP and UDP listener on a target host, IPv4 and IPv6, with its owning process
+    (``ss -H -l -t -u -n -p`` over the host's connection; processes of other users show
+    only with ``sudo: true``).  Value: the list of :func:`parse_ss_listeners` dicts."""
+    from checks.connection import ProbeError, describe, run, tool
+
+    started = time.monotonic()
+    who = subject or describe(host)
+
+    def evidence(raw: str = "", data: dict[str, Any] | None = None) -> Evidence:
+        return Evidence(probe="ports.host_listeners", subject=who, method=LISTENERS_COMMAND, tool=tool(host),
+                        raw=redact(raw)[:4000], data=data or {}, duration_s=round(time.monotonic() - started, 3))
+
+    try:
+        result = run(host, LISTENERS_COMMAND, timeout_s)
+    except ProbeError as exc:
+        return Measurement.failed(exc.reason, evidence())
+    if result.rc != 0:
+        why = "ss is not installed (iproute2)" if result.rc == 127 else \
+            f"ss exited {result.rc}: {result.stderr.strip()[:200]}"
+        return Measurement.failed(why, evidence(result.stdout + result.stderr))
+    found = parse_ss_listeners(result.stdout)
+    return Measurement(found, f"{len(found)} listeners", evidence(result.stdout, {"listeners": found}))

@@ -2,7 +2,7 @@
 
 Every TLS endpoint of the target is scanned by ONE sslyze :class:`~sslyze.Scanner` (the
 servers are scanned concurrently), once per process: :func:`scan` caches the result by the
-set of endpoints, so the nine TLS checks of a run share a single scan.  The scan runs these
+set of endpoints, so the TLS checks of a run share a single scan.  The scan runs these
 sslyze commands: the six per-version cipher-suite scans (SSL 2.0 to TLS 1.3),
 ``certificate_info`` (with the target's CA file, or the system CA bundle, as an extra trust
 store next to sslyze's own), ``heartbleed``, ``robot``, ``openssl_ccs_injection``,
@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class TlsEndpoint:
     port: int
     server_name: str
     ca_file: str = ""
+    address: str = ""  # pinned (endpoints.resolve): connect here instead of resolving host
 
     @property
     def key(self) -> str:
@@ -101,7 +102,7 @@ class TlsEndpoint:
 
 
 def endpoint_from(url_or_hostport: str, *, ca_file: str | None = None,
-                  server_name: str | None = None) -> TlsEndpoint:
+                  server_name: str | None = None, resolve: Mapping[str, str] | None = None) -> TlsEndpoint:
     """A :class:`TlsEndpoint` from ``https://host[:port]/...`` or ``host:port``; ValueError
     for a plain http URL or a malformed value."""
     if "://" in url_or_hostport:
@@ -116,7 +117,8 @@ def endpoint_from(url_or_hostport: str, *, ca_file: str | None = None,
         host, port = h.strip("[]"), int(p)
     if not host:
         raise ValueError(f"no host in '{url_or_hostport}'")
-    return TlsEndpoint(host=host, port=port, server_name=server_name or host, ca_file=ca_file or "")
+    return TlsEndpoint(host=host, port=port, server_name=server_name or host, ca_file=ca_file or "",
+                       address=(resolve or {}).get(host.lower(), ""))
 
 
 def system_ca_file() -> str:
@@ -155,6 +157,8 @@ class TlsScan:
     def evidence(self, probe: str, raw: str, data: dict[str, Any]) -> Evidence:
         ep = self.endpoint
         address = self.facts.get("address") or "unresolved"
+        if ep.address:
+            address += " pinned in endpoints.resolve"
         ca = ep.ca_file or "system CA bundle"
         return Evidence(
             probe=probe, subject=ep.key, tool=self.tool, raw=raw, measured_at=self.started_at,
@@ -163,7 +167,7 @@ class TlsScan:
                     f"commands: {', '.join(self.commands)}; one scan shared by every TLS check of the run"))
 
 
-_CACHE: dict[tuple[TlsEndpoint, ...], dict[str, TlsScan]] = {}
+_CACHE: dict[tuple[tuple[TlsEndpoint, ...], str | None], dict[str, TlsScan]] = {}
 _CACHE_LOCK = threading.Lock()
 SCAN_STATS: dict[str, int] = {"scans": 0}
 
@@ -173,7 +177,15 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def scan(endpoints: Sequence[TlsEndpoint], *, timeout_s: int = 5) -> dict[str, TlsScan]:
+MOZILLA_RULES: tuple[str, ...] = (
+    "certificate_path_validation", "certificate_types", "certificate_curves", "certificate_signatures",
+    "rsa_key_size", "maximum_certificate_lifespan", "tls_versions", "ciphersuites", "ciphers", "ecdh_param_size",
+    "dh_param_size", "tls_curves", "tls_vulnerability_compression", "tls_vulnerability_ccs_injection",
+    "tls_vulnerability_fallback_scsv", "tls_vulnerability_heartbleed", "tls_vulnerability_robot",
+    "tls_vulnerability_renegotiation", "tls_vulnerability_extended_master_secret")
+
+
+def scan(endpoints: Sequence[TlsEndpoint], *, timeout_s: int = 5, mozilla: str | None = None) -> dict[str, TlsScan]:
     """Scan every endpoint with one sslyze Scanner; cached per set of endpoints.
 
     Returns ``{endpoint.key: TlsScan}``.  Never raises for an endpoint that cannot be
@@ -184,10 +196,10 @@ def scan(endpoints: Sequence[TlsEndpoint], *, timeout_s: int = 5) -> dict[str, T
     if not key:
         return {}
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _scan_uncached(key, timeout_s)
+        if (key, mozilla) not in _CACHE:
+            _CACHE[(key, mozilla)] = _scan_uncached(key, timeout_s, mozilla)
             SCAN_STATS["scans"] += 1
-        return _CACHE[key]
+        return _CACHE[(key, mozilla)]
 
 
 def _resolve(host: str, port: int) -> str:
@@ -209,7 +221,8 @@ def _trace_text(trace: Any) -> str:
     return f"{name}: {trace}"[:500] if name else str(trace)[:500]
 
 
-def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int) -> dict[str, TlsScan]:
+def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
+                   mozilla: str | None = None) -> dict[str, TlsScan]:
     from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
     from sslyze.plugins.scan_commands import ScanCommand
     from sslyze.scanner.models import ScanCommandsExtraArguments, ServerConnectivityStatusEnum, ServerScanRequest
@@ -221,6 +234,8 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int) -> dict[s
                 ScanCommand.TLS_1_2_CIPHER_SUITES, ScanCommand.TLS_1_3_CIPHER_SUITES, ScanCommand.HEARTBLEED,
                 ScanCommand.ROBOT, ScanCommand.OPENSSL_CCS_INJECTION, ScanCommand.SESSION_RENEGOTIATION,
                 ScanCommand.TLS_COMPRESSION}
+    if mozilla:  # what sslyze's Mozilla checker needs besides
+        commands |= {ScanCommand.ELLIPTIC_CURVES, ScanCommand.TLS_FALLBACK_SCSV, ScanCommand.TLS_EXTENDED_MASTER_SECRET}
     names = tuple(sorted(c.value for c in commands))
     tool = _tool()
     started_at, started = utcnow(), time.monotonic()
@@ -234,7 +249,7 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int) -> dict[s
 
     for ep in endpoints:
         try:
-            address = _resolve(ep.host, ep.port)
+            address = ep.address or _resolve(ep.host, ep.port)
         except ValueError as exc:
             out[ep.key] = failed(ep, str(exc))
             continue
@@ -271,8 +286,30 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int) -> dict[s
                 continue
             facts = _facts(result.scan_result, ep)
             facts["address"] = address
+            if mozilla:
+                facts["mozilla"] = _mozilla(result, mozilla)
             out[ep.key] = TlsScan(ep, None, facts, started_at, elapsed, tool, names)
     return out
+
+
+def _mozilla(result: Any, config: str) -> dict[str, Any]:
+    """sslyze's own Mozilla checker over one server's scan: ``{"config", "issues": {rule:
+    text}}`` or ``{"config", "error"}`` when the scan lacks what it needs."""
+    from sslyze.mozilla_tls_profile.tls_config_checker import (
+        MozillaTlsConfiguration,
+        ServerNotCompliantWithTlsConfiguration,
+        ServerScanResultIncomplete,
+        TlsConfigurationEnum,
+        check_server_against_tls_configuration,
+    )
+
+    try:
+        check_server_against_tls_configuration(result, MozillaTlsConfiguration.get(TlsConfigurationEnum(config)))
+    except ServerNotCompliantWithTlsConfiguration as exc:
+        return {"config": config, "issues": dict(exc.issues)}
+    except ServerScanResultIncomplete as exc:
+        return {"config": config, "error": str(exc)}
+    return {"config": config, "issues": {}}
 
 
 def _facts(result: Any, ep: TlsEndpoint) -> dict[str, Any]:
@@ -294,7 +331,8 @@ def _facts(result: Any, ep: TlsEndpoint) -> dict[str, Any]:
             cs = acc.cipher_suite
             names.append(cs.name)
             suites.append({"version": label, "name": cs.name, "openssl_name": cs.openssl_name,
-                           "anonymous": bool(cs.is_anonymous), "key_size": int(cs.key_size)})
+                           "anonymous": bool(cs.is_anonymous), "key_size": int(cs.key_size),
+                           "kx": _kx_facts(acc.ephemeral_key)})
         if names:
             accepted[label] = names
 
@@ -327,6 +365,15 @@ def _facts(result: Any, ep: TlsEndpoint) -> dict[str, Any]:
             vulns["compression"] = bool(r.supports_compression)
     return {"accepted": accepted, "suites": suites, "command_errors": errors, "certificates": certificates,
             "vulnerabilities": vulns}
+
+
+def _kx_facts(key: Any) -> dict[str, Any] | None:
+    """The ephemeral key the server sent for one accepted suite: ``{"type": "DH"|"ECDH",
+    "bits", "curve"}`` (None: no ephemeral key exchange, e.g. RSA key transport)."""
+    if key is None:
+        return None
+    curve = getattr(key, "curve_name", None)
+    return {"type": "ECDH" if curve else "DH", "bits": int(key.size), "curve": curve}
 
 
 # ----------------------------------------------------------------------------- certificates
@@ -393,6 +440,26 @@ def _key_facts(cert: Any) -> dict[str, Any]:
     return {"type": type(key).__name__, "bits": 0}
 
 
+def trust_failure(chain: Sequence[Any]) -> str:
+    """Why a chain that no trust store accepts fails, named as an operator fixes it: a
+    forbidden signature algorithm (MD5 or SHA-1 below the root), a self-signed leaf, a root
+    the server sends but nobody trusts, or an incomplete chain (the top certificate's issuer
+    was not sent: a missing intermediate, or a private CA the client was not given)."""
+    below_root = [c for c in chain if c.subject != c.issuer] or list(chain[:1])
+    for c in below_root:
+        algo = c.signature_hash_algorithm
+        if algo is not None and algo.name in ("md5", "sha1"):
+            return (f"forbidden signature algorithm {algo.name.upper()} on {c.subject.rfc4514_string()} "
+                    "(browsers refuse MD5 and SHA-1 signatures)")
+    top = chain[-1]
+    if top.subject == top.issuer:
+        if len(chain) == 1:
+            return "self-signed leaf certificate (no CA vouches for it)"
+        return f"untrusted root {top.subject.rfc4514_string()} (sent by the server, in no trust store)"
+    return (f"incomplete chain: the issuer {top.issuer.rfc4514_string()} of {top.subject.rfc4514_string()} was "
+            "not sent and is in no trust store (a missing intermediate, or a private CA the client does not have)")
+
+
 def _analyze_deployment(deployment: Any, ep: TlsEndpoint) -> dict[str, Any]:
     from cryptography.hazmat.primitives import hashes
 
@@ -439,6 +506,7 @@ def _analyze_deployment(deployment: Any, ep: TlsEndpoint) -> dict[str, Any]:
         "chain": [{"subject": c.subject.rfc4514_string(), "issuer": c.issuer.rfc4514_string(), **_key_facts(c)}
                   for c in chain],
         "trusted_by": trusted_by,
+        "trust_failure": "" if trusted_by else trust_failure(chain),
         "chain_errors": {k: v for k, v in chain_errors.items() if k == "Supplied CA file"}
         | ({"other stores": f"{len(chain_errors)} stores do not trust it"} if chain_errors else {}),
         "sslyze_path_validation": {k: v for k, v in sslyze_validation.items()
@@ -590,9 +658,11 @@ def cert_trusted(s: TlsScan) -> Measurement:
         if c["trusted_by"]:
             parts.append(f"trusted by {', '.join(c['trusted_by'][:3])} (issuer {c['issuer']})")
         else:
-            why = c["chain_errors"].get("Supplied CA file") or next(iter(c["chain_errors"].values()), "")
-            parts.append(f"not trusted: {why} (issuer {c['issuer']})")
+            why = c.get("trust_failure") or c["chain_errors"].get("Supplied CA file") \
+                or next(iter(c["chain_errors"].values()), "")
+            parts.append(f"not trusted: {why}")
     data = {"deployments": [{**_cert_data(c), "trusted_by": c["trusted_by"], "chain": c["chain"],
+                             "trust_failure": c.get("trust_failure", ""),
                              "chain_errors": c["chain_errors"], "sslyze_path_validation": c["sslyze_path_validation"]}
                             for c in certs]}
     return Measurement(trusted, "; ".join(parts), s.evidence("tls.certificate", _cert_raw(certs[0]), data))
@@ -637,6 +707,57 @@ def key_size(s: TlsScan) -> Measurement:
     display = f"{k['type']} {k['bits']} bits" + (f" ({k['curve']})" if k.get("curve") else "")
     return Measurement(dict(k), display, s.evidence("tls.certificate", _cert_raw(c), {"keys": [
         {"subject": x["subject"], **x["key"]} for x in certs], "chain": c["chain"]}))
+
+
+#: Security-equivalent size of curves whose OpenSSL key size understates it (X25519: 253 bits).
+CURVE_BITS = {"X25519": 256, "X448": 448}
+
+
+def key_exchange(s: TlsScan) -> Measurement:
+    """The ephemeral key exchanges the server offers, from the key it sent with each accepted
+    suite: finite-field DH group sizes and ECDH curves.  Value: ``{"dh_bits": [...],
+    "curves": {name: bits}, "min_dh_bits", "min_ecdh_bits"}`` (None where that kind is not
+    offered; curve bits security-equivalent, X25519 counted as 256)."""
+    err = _check_error(s, "tls.key_exchange", *VERSION_ORDER)
+    if err is not None:
+        return err
+    dh: dict[int, list[str]] = {}
+    curves: dict[str, int] = {}
+    for suite in s.facts["suites"]:
+        kx = suite.get("kx")
+        if kx is None:
+            continue
+        if kx["type"] == "DH":
+            dh.setdefault(int(kx["bits"]), []).append(suite["name"])
+        else:
+            name = kx["curve"] or "unknown curve"
+            curves[name] = CURVE_BITS.get(name, int(kx["bits"]))
+    value = {"dh_bits": sorted(dh), "curves": dict(sorted(curves.items())),
+             "min_dh_bits": min(dh) if dh else None, "min_ecdh_bits": min(curves.values()) if curves else None}
+    parts = [f"DHE {bits} bits ({', '.join(names)})" for bits, names in sorted(dh.items())]
+    parts += [f"ECDHE {name} ({bits} bits)" for name, bits in sorted(curves.items())]
+    display = "; ".join(parts) or "no ephemeral key exchange offered"
+    raw = "\n".join(f"{x['version']} {x['name']}: {x['kx']}" for x in s.facts["suites"] if x.get("kx"))
+    return Measurement(value, display, s.evidence("tls.key_exchange", raw, value))
+
+
+def mozilla_rules(s: TlsScan) -> dict[str, Measurement]:
+    """One measurement per rule of sslyze's Mozilla checker (the scan ran it with the
+    profile's configuration): value None when the rule holds, else sslyze's finding."""
+    if s.error is not None:
+        return {rule: Measurement.failed(s.error, s.evidence("tls.mozilla", s.error, {})) for rule in MOZILLA_RULES}
+    moz = s.facts.get("mozilla") or {}
+    if "error" in moz or "issues" not in moz:
+        why = f"sslyze's Mozilla checker could not run: {moz.get('error', 'not part of this scan')}"
+        return {rule: Measurement.failed(why, s.evidence("tls.mozilla", why, {})) for rule in MOZILLA_RULES}
+    out = {}
+    for rule in MOZILLA_RULES:
+        issue = moz["issues"].get(rule)
+        display = f"{rule}: {issue}" if issue else f"{rule}: as Mozilla '{moz['config']}' asks"
+        out[rule] = Measurement(issue, display, s.evidence("tls.mozilla", issue or "", {"config": moz["config"],
+                                                                                         "rule": rule,
+                                                                                         "issue": issue}))
+    return out
 
 
 def vulnerabilities(s: TlsScan) -> Measurement:

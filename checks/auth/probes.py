@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from checks.http import TOOL, HttpFailure, failure_reason, send, ssl_context
+from checks.http.probes import TOOL, HttpFailure, failure_reason, route, send, ssl_context
 from golive.model import Evidence, Measurement
 from golive.redact import redact, register_secret
 
@@ -96,6 +96,7 @@ def burst(url: str, *, count: int, method: str = "GET", headers: Mapping[str, st
                         duration_s=round(time.monotonic() - started, 3))
 
     completion: list[int | str] = []
+    target_url, target_headers, extensions, _address = route(url, hdrs)
 
     async def run() -> None:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -106,7 +107,7 @@ def burst(url: str, *, count: int, method: str = "GET", headers: Mapping[str, st
             async def one() -> None:
                 async with gate:
                     try:
-                        r = await client.request(method, url, headers=hdrs)
+                        r = await client.request(method, target_url, headers=target_headers, extensions=extensions)
                         completion.append(r.status_code)
                     except (httpx.HTTPError, OSError) as exc:
                         completion.append(failure_reason(exc, timeout_s))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from checks.http import TOOL, Exchange, HttpFailure, send
+from checks.http.probes import TOOL, UNVERIFIED_NOTE, Exchange, HttpFailure, send_despite_trust
 from golive.model import Evidence, Measurement
 from golive.redact import redact
 
@@ -70,15 +70,18 @@ def probe_origin(url: str, origin: str, *, method: str = "GET", request_headers:
                         data=data or {}, duration_s=round(time.monotonic() - started, 3))
 
     try:
-        pre = send(url, method="OPTIONS", headers=pre_headers, ca_file=ca_file, timeout_s=timeout_s)
-        simple = send(url, method="GET", headers={"Origin": origin}, ca_file=ca_file, timeout_s=timeout_s)
+        pre = send_despite_trust(url, method="OPTIONS", headers=pre_headers, ca_file=ca_file, timeout_s=timeout_s)
+        simple = send_despite_trust(url, method="GET", headers={"Origin": origin}, ca_file=ca_file,
+                                    timeout_s=timeout_s)
     except HttpFailure as exc:
         return Measurement.failed(str(exc), evidence())
     value: dict[str, Any] = {"origin": origin, "preflight": _answer("preflight", pre),
                              "simple": _answer("simple", simple)}
     display = f"{describe(value['preflight'])}; {describe(value['simple'])}"
+    if pre.unverified:
+        display += UNVERIFIED_NOTE
     raw = pre.raw(CORS_HEADERS) + "\n\n" + simple.raw(CORS_HEADERS)
-    return Measurement(value, display, evidence(raw, value))
+    return Measurement(value, display, evidence(raw, {**value, "tls_unverified": pre.unverified}))
 
 
 def answers(value: dict[str, Any]) -> list[dict[str, Any]]:
