@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import shlex
 import signal
 import ssl
@@ -54,6 +53,7 @@ from typing import Any
 import httpx
 
 from checks import connection
+from checks import request as request_rule
 from checks.connection import ProbeError, redact
 from checks.ha.spec import HaAction, HaInstance
 from golive.model import Evidence, Measurement, utcnow
@@ -278,19 +278,11 @@ class RequestSpec:
     success_value: Any = None
 
     def judge(self, status: int, content: bytes) -> str | None:
-        """None when the answer is a success, else why not."""
-        if self.expect_status is not None and status != self.expect_status:
-            return f"HTTP {status} (expected {self.expect_status})"
-        if self.expect_status is None and not 200 <= status < 300:
-            return f"HTTP {status}"
-        if self.success_field:
-            try:
-                value = json.loads(content).get(self.success_field)
-            except (ValueError, AttributeError):
-                return f"HTTP {status}, body is not a JSON object"
-            if self.success_value is not None and value != self.success_value:
-                return f"HTTP {status}, {self.success_field}={value!r}"
-        return None
+        """None when the answer is a success, else why not -- the throughput generator's rule
+        (checks.request.judge): a set ``success_field`` must be present and equal to
+        ``success_value``, or truthy when no value is given."""
+        return request_rule.judge(status, content, expect_status=self.expect_status,
+                                  success_field=self.success_field, success_value=self.success_value)
 
 
 @dataclasses.dataclass(frozen=True)
