@@ -31,13 +31,36 @@ def test_schedule_has_warmup_ramp_and_exact_steady_spacing() -> None:
     ramp = [o for o, p in zip(s.offsets, s.phases) if p == "ramp"]
     steady = [o for o, p in zip(s.offsets, s.phases) if p == "steady"]
     assert warm == pytest.approx([0.0, 0.4, 0.8])  # 2.5 req/s
-    assert len(ramp) == 7 and 1.0 <= ramp[0] and ramp[-1] < 2.0  # (2.5 + 10) / 2 x 1 s = 6.25 arrivals
+    # cumulative count 2.5 after the warm-up, 2.5 + (2.5 + 10) / 2 = 8.75 after the ramp
+    assert len(ramp) == 6 and 1.0 <= ramp[0] and ramp[-1] < 2.0
     gaps = [b - a for a, b in itertools.pairwise(ramp)]
     assert all(g2 < g1 for g1, g2 in itertools.pairwise(gaps)), gaps  # the rate rises steadily
-    assert 0.1 < min(gaps) and max(gaps) < 0.4
-    assert s.steady_start == 2.0 and s.steady_count == 20 and s.steady_s == 2.0
-    assert steady == pytest.approx([2.0 + i / 10 for i in range(20)])
+    assert s.steady_count == 20 and s.steady_s == 2.0
+    # the steady phase continues the sequence: its first arrival is where N(t) = 9
+    assert s.steady_start == pytest.approx(2.0 + 0.25 / 10)
+    assert steady == pytest.approx([s.steady_start + i / 10 for i in range(20)])
     assert s.offsets == sorted(s.offsets) and not s.truncated
+
+
+@pytest.mark.parametrize(("rate", "warmup", "ramp", "fraction"), [
+    (1.0, 2.0, 2.0, 0.25), (1.0, 1.3, 0.7, 0.5), (10.0, 1.0, 1.0, 0.25), (0.1, 5, 5, 0.25), (97.0, 0.33, 0.77, 0.1),
+    (5.0, 0.0, 3.0, 0.25), (5.0, 3.0, 0.0, 0.25), (5.0, 0.0, 0.0, 1.0),
+])
+def test_one_continuous_schedule_has_no_burst_at_any_phase_boundary(
+        rate: float, warmup: float, ramp: float, fraction: float) -> None:
+    """Issue #16: the steady phase used to restart at warm-up + ramp (at 1 arrival/s the gap
+    there was 0.11-0.29 s).  No gap is shorter than 1 / rate, and each gap is what the rate
+    at that moment allows (no gap longer than 1 / the warm-up rate)."""
+    s = build_schedule(LoadPlan(rate=rate, steady_s=10 / rate, warmup_s=warmup, ramp_s=ramp,
+                                warmup_fraction=fraction))
+    gaps = [b - a for a, b in itertools.pairwise(s.offsets)]
+    assert min(gaps) >= 1 / rate - 1e-9, (min(gaps), 1 / rate)
+    assert max(gaps) <= 1 / (rate * fraction) + 1e-9
+    i = s.first_steady
+    assert s.phases[i] == "steady" and (i == 0 or s.phases[i - 1] != "steady")
+    if i:  # the boundary itself: exactly one steady interval or more, never a burst
+        assert s.offsets[i] - s.offsets[i - 1] >= 1 / rate - 1e-9
+        assert s.offsets[i] >= warmup + ramp - 1e-9
 
 
 def test_request_bound_shortens_the_steady_phase() -> None:
@@ -47,7 +70,7 @@ def test_request_bound_shortens_the_steady_phase() -> None:
         LoadPlan(rate=0, steady_s=1)
 
 
-def test_pool_is_sized_by_littles_law_unless_given() -> None:
+def test_pool_cap_is_littles_law_unless_given() -> None:
     assert LoadPlan(rate=40, steady_s=1, latency_bound_s=0.5).pool_size == 22
     assert LoadPlan(rate=0.1, steady_s=1).pool_size == 4
     assert LoadPlan(rate=40, steady_s=1, connections=3).pool_size == 3

@@ -1,0 +1,250 @@
+"""Issue #16: throughput you can defend -- against a real server that serves ONE request at
+a time (a fixed service time; HTTP 503 when a request arrives while it is busy), run as its
+own process so the generator and the server do not share an interpreter.
+
+- pacing: one continuous arrival schedule, so below capacity there is never an overlap
+  (zero 503s) across warm-up, ramp and steady phases;
+- capacity: the search finds the server's knee (1 / service time) within 10 %;
+- samples: a percentile from too few requests is an error, with (n, needed);
+- histograms: two worker processes' merged result equals one process's at the same rate;
+- the workload as data: a request mix counts analyses, not requests;
+- one success rule for the throughput generator and the HA drill.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from checks import ha, load
+from checks import request as request_rule
+from checks.load import LoadPlan, RequestSpec, Template, Workload, run_load
+from lab.procs import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_S = 0.040  # the one-at-a-time server's service time: capacity 25 requests/s = 1500 APM
+
+SERVER = textwrap.dedent("""
+    import asyncio, json, sys
+    from aiohttp import web
+
+    service_s = float(sys.argv[2])
+    state = {"busy": False, "served": 0, "rejected": 0, "fast": 0}
+
+    async def one(request):
+        await request.read()
+        if state["busy"]:
+            state["rejected"] += 1
+            return web.json_response({"status": "busy"}, status=503)
+        state["busy"] = True
+        try:
+            await asyncio.sleep(service_s)
+        finally:
+            state["busy"] = False
+        state["served"] += 1
+        return web.json_response({"status": "ok", "ok": True})
+
+    async def fast(request):
+        body = await request.read()
+        state["fast"] += 1
+        await asyncio.sleep(0.002)
+        kind = json.loads(body).get("kind", "") if body else ""
+        return web.json_response({"status": "ok", "kind": kind})
+
+    async def stats(_):
+        return web.json_response(state)
+
+    app = web.Application()
+    app.router.add_post("/one", one)
+    app.router.add_post("/fast", fast)
+    app.router.add_get("/stats", stats)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+""")
+
+
+class OneAtATime:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.url}/stats", timeout=5) as resp:  # noqa: S310 -- loopback
+            data: dict[str, int] = json.loads(resp.read())
+        return data
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneAtATime]:
+    script = tmp_path_factory.mktemp("one-at-a-time") / "server.py"
+    script.write_text(SERVER)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(script), str(port), str(SERVICE_S)])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                OneAtATime(url).stats()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the one-at-a-time server did not start") from None
+                time.sleep(0.1)
+        yield OneAtATime(url)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _one(server: OneAtATime) -> RequestSpec:
+    return RequestSpec(url=f"{server.url}/one", body=b"{}", headers={"Content-Type": "application/json"},
+                       success_field="status", success_value="ok", timeout_s=10)
+
+
+# ----------------------------------------------------------------------------- pacing
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.75])
+def test_below_capacity_a_one_at_a_time_server_sees_no_overlap(server: OneAtATime, fraction: float) -> None:
+    """Every phase and every boundary: warm-up, ramp and steady are one sequence, so at
+    75 % of capacity the next request arrives 13 ms after the previous one was served."""
+    rate = fraction / SERVICE_S
+    before = server.stats()
+    run = run_load(_one(server), LoadPlan(rate=rate, steady_s=60 / rate, warmup_s=1.0, ramp_s=1.0))
+    after = server.stats()
+    assert run.error is None, run.raw()
+    assert run.errors == {} and run.ok == run.steady == 60, run.raw()
+    assert after["rejected"] == before["rejected"], (before, after)  # not one 503 in any phase
+    assert after["served"] - before["served"] == run.total_completed + 1  # + the preflight
+    assert run.achieved_rate == pytest.approx(rate, rel=0.05)
+    assert run.connections_opened <= 6  # the pool opens what the load needs, not rate x 2 s
+
+
+# ----------------------------------------------------------------------------- the knee
+
+
+def test_capacity_search_finds_the_knee_of_a_one_at_a_time_server(server: OneAtATime) -> None:
+    knee = 60 / SERVICE_S  # 1500 APM
+    slo = load.Slo(p95_ms=4 * SERVICE_S * 1000, error_rate_max=0.02)
+    result = load.search_capacity(_one(server), start_apm=knee * 0.3, max_apm=knee * 3, slo=slo, step_s=1.0,
+                                  warmup_s=0.5, ramp_s=0.5, time_budget_s=75, precision=0.05)
+    assert result.error is None, result.to_dict()
+    assert result.capacity_apm == pytest.approx(knee, rel=0.10), result.to_dict()
+    assert result.failed_apm is not None and result.failed_apm <= result.capacity_apm * 1.06, result.to_dict()
+    assert "errors" in result.failed_why  # the criterion that failed: 503s past the knee
+    # every step had the samples its p95 needs
+    assert all(s["requests"] >= load.samples_needed(95) for s in result.to_dict()["steps"])
+    assert "the knee" in result.display()
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+def test_samples_needed_and_order_statistic_intervals() -> None:
+    assert load.samples_needed(95, 0.95) == 59 and load.samples_needed(99, 0.95) == 299
+    assert load.samples_needed(95, 0.99) == 90
+    lo, hi = load.quantile_ranks(100, 50, 0.95)
+    assert (lo, hi) == (40, 61)  # the textbook interval for the median of 100
+    assert load.quantile_ranks(10, 95, 0.95) == (None, None)  # 10 samples bound no p95
+    # coverage: the interval holds the true quantile of an exponential in >= 95 % of runs
+    rng = random.Random(16)
+    true_p95 = -math.log(0.05)
+    hits = 0
+    for _ in range(300):
+        values = sorted(rng.expovariate(1.0) for _ in range(200))
+        lo, hi = load.quantile_ranks(200, 95, 0.95)
+        assert lo is not None and hi is not None
+        hits += values[lo - 1] <= true_p95 <= values[hi - 1]
+    assert hits >= 0.93 * 300
+
+
+def test_a_p95_from_too_few_samples_is_an_error(server: OneAtATime) -> None:
+    run = run_load(_one(server), LoadPlan(rate=5, steady_s=1.2, warmup_s=0, ramp_s=0))
+    assert run.error is None and run.steady == 6
+    m = load.measurements(run, percentiles=(95,))
+    assert m.p95.error is not None and m.p95.error.startswith("too few samples (6, needed 59)"), m.p95
+    assert m.apm.error is None and m.error_rate.error is None  # the rate and errors are still measured
+    q = run.quantiles["p95"]
+    assert q.n == 6 and not q.enough and q.high is None
+    assert run.summary()["percentiles"]["p95"]["needed"] == 59
+
+
+# ----------------------------------------------------------------------------- histograms merge
+
+
+def test_two_workers_merged_equal_one_worker_at_the_same_rate(server: OneAtATime) -> None:
+    spec = RequestSpec(url=f"{server.url}/fast", body=b"{}", headers={"Content-Type": "application/json"},
+                       success_field="status", success_value="ok")
+    plan = LoadPlan(rate=100, steady_s=3, warmup_s=0.5, ramp_s=0.5)
+    one = load.run_distributed(spec, plan, [load.local_worker()], lead_s=2.5, cwd=str(ROOT))
+    two = load.run_distributed(spec, plan, [load.local_worker()] * 2, lead_s=2.5, cwd=str(ROOT))
+    assert one.error is None and two.error is None, (one.raw(), two.raw())
+    assert two.workers == 2 and one.workers == 1
+    # the same schedule: the two slices together dispatched exactly what one process did
+    assert two.steady == one.steady == 300 and two.ok == one.ok == 300
+    assert two.achieved_rate == pytest.approx(one.achieved_rate, rel=0.05)
+    assert two.corrected.count == one.corrected.count == 300
+    # latencies within noise (a few ms of service on a loopback server)
+    assert two.corrected.p50 == pytest.approx(one.corrected.p50, abs=10)
+    # the stored, encoded histograms merge exactly: the merged run's own from its slices
+    merged = load.merge_runs([one, two])
+    assert merged["count"] == 600
+
+
+def test_encoded_histograms_merge_exactly() -> None:
+    a, b, both = load.Tally(), load.Tally(), load.Tally()
+    rng = random.Random(3)
+    for i in range(2000):
+        v = rng.expovariate(20)
+        load._record((a if i % 2 else b).corrected, v)
+        load._record(both.corrected, v)
+    merged = load.Tally.merge([load.Tally.from_dict(json.loads(json.dumps(a.to_dict()))),
+                               load.Tally.from_dict(json.loads(json.dumps(b.to_dict())))])
+    for p in (50, 95, 99, 99.9):
+        assert merged.corrected.get_value_at_percentile(p) == both.corrected.get_value_at_percentile(p)
+    assert merged.corrected.get_total_count() == 2000
+
+
+# ----------------------------------------------------------------------------- the workload as data
+
+
+def test_a_request_mix_counts_analyses_not_requests(server: OneAtATime) -> None:
+    def template(kind: str, weight: float, analyses: int) -> Template:
+        return Template(RequestSpec(url=f"{server.url}/fast", body=json.dumps({"kind": kind}).encode(),
+                                    headers={"Content-Type": "application/json"}, success_field="kind",
+                                    success_value=kind), kind, weight, analyses)
+
+    mix = Workload((template("photo", 3, 1), template("video", 1, 3)))
+    assert mix.sequence(8) == [0, 0, 1, 0, 0, 0, 1, 0] or sorted(mix.sequence(8)) == [0] * 6 + [1] * 2
+    assert mix.mean_analyses == pytest.approx(1.5)
+    run = run_load(mix, LoadPlan(rate=40, steady_s=2, warmup_s=0.2, ramp_s=0.2))
+    assert run.error is None and run.ok == 80, run.raw()
+    assert run.per_template == {"photo": {"steady": 60, "ok": 60, "analyses_ok": 60},
+                                "video": {"steady": 20, "ok": 20, "analyses_ok": 60}}
+    assert run.ok_analyses == 120
+    assert run.offered_apm == pytest.approx(40 * 60 * 1.5)
+    assert run.achieved_apm == pytest.approx(3600, rel=0.05)  # analyses per minute, not 2400 requests
+
+
+# ----------------------------------------------------------------------------- one success rule
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (200, b'{"ok": false}'), (200, b'{"ok": true}'), (200, b'{"ok": 0}'), (200, b'{"ok": "yes"}'),
+    (200, b'{"other": 1}'), (200, b"not json"), (200, b"[1, 2]"), (500, b'{"ok": true}'), (200, b'{"ok": null}'),
+])
+def test_throughput_and_the_ha_drill_judge_a_body_the_same_way(status: int, body: bytes) -> None:
+    """Issue #12 item 5: ``success_field: ok`` with ``{"ok": false}`` is a failure in both."""
+    generator = RequestSpec(url="http://127.0.0.1:1/x", success_field="ok")
+    drill = ha.RequestSpec(url="http://127.0.0.1:1/x", expect_status=200, success_field="ok")
+    assert load.judge_response(generator, status, body) == drill.judge(status, body)
+    assert (drill.judge(status, body) is None) == (status == 200 and body in (b'{"ok": true}', b'{"ok": "yes"}'))
+    assert request_rule.judge(200, b'{"ok": false}', expect_status=None, success_field="ok") == "body ok=false"
