@@ -118,7 +118,7 @@ def measure(tool: str, cmd: list[str], lab: RunningLab, window_s: float, run_s: 
 
 
 def golive_cmd(lab: RunningLab, rate: float, seconds: float) -> list[str]:
-    return [sys.executable, "-m", "checks.load", f"{lab.https_url}/v1/analyze", "--rate", f"{rate:g}",
+    return [sys.executable, "-m", "checks.throughput.load", f"{lab.https_url}/v1/analyze", "--rate", f"{rate:g}",
             "--duration", f"{seconds:g}", "--warmup", "1", "--ramp", "1", "--ca-file", str(lab.ca_file),
             "--body", BODY, "--success-field", "status", "--success-value", "ok"]
 

@@ -1,5 +1,5 @@
 """The one success rule for an inference request, shared by the throughput generator
-(checks/load.py) and the HA drill's request stream (checks/ha.py).
+(checks/throughput/load.py) and the HA drill's request stream (checks/ha.py).
 
 A response is a success when its HTTP status is ``expect_status`` (any 2xx when that is
 None) and, when ``success_field`` is set, the JSON body holds that field (a dotted path,

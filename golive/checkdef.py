@@ -148,7 +148,8 @@ class CheckContext:
     def __init__(self, *, req: Any, spec: Any, target: Any, profile_name: str = "", allow_disruptive: bool = False,
                  host_runner: HostRunner | None = None, memo: dict[Any, Any] | None = None,
                  memo_lock: threading.Lock | None = None,
-                 fanout: Callable[[Sequence[Any], Callable[[Any], Any]], dict[str, Any]] | None = None) -> None:
+                 fanout: Callable[[Sequence[Any], Callable[[Any], Any]], dict[str, Any]] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.req = req
         self.spec = spec
         self.target = target
@@ -160,6 +161,7 @@ class CheckContext:
         self._fanout = fanout
         self._cleanups: list[Callable[[], None]] = []
         self.stop_reason: str | None = None
+        self._progress = progress
 
     def add_cleanup(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` when the scenario ends, on every exit path (a disruptive check's
@@ -174,6 +176,15 @@ class CheckContext:
         """Ask the runner to stop after this scenario (e.g. a drill interrupted by SIGTERM:
         its results are recorded, then the run ends as for Ctrl-C)."""
         self.stop_reason = reason
+
+    def progress(self, line: str) -> None:
+        """Show a progress line on the operator's terminal while a long probe runs (a load
+        test, a drill); silent where the run has no terminal.  Never fails the check."""
+        if self._progress is not None:
+            try:
+                self._progress(line)
+            except Exception:  # noqa: BLE001, S110 -- a broken display never stops a measurement
+                pass
 
     @classmethod
     def for_test(cls, *, req: Any = None, spec: Any = None, target: Any = None, allow_disruptive: bool = False,

@@ -383,6 +383,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _scenario_id(info: ScenarioInfo, item: pytest.Item) -> str:
+    """The id a result of this scenario carries when no step recorded one (a skip or a
+    set-up failure): its declared check's id, else one derived from the scenario's name."""
+    if info.feature_file and info.scenario:
+        from golive import registry
+
+        family = registry.family_for_feature(info.feature_file)
+        check = family.by_title(info.scenario) if family is not None else None
+        if check is not None:
+            return check.id
     base = Path(info.feature_file).stem if info.feature_file else item.module.__name__.rsplit(".", 1)[-1]  # type: ignore[attr-defined]
     return f"{base.removeprefix('test_')}.{(info.scenario or item.name).lower().replace(' ', '_')}"
 

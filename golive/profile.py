@@ -17,29 +17,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from golive.blocks import Block, OneOrMany, Strict
-from golive.units import Duration
+from golive.blocks import OneOrMany, Strict
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
-class ThroughputReq(Block):
-    apm_min: float | None = Field(default=None, gt=0, description="analyses per minute; none = baseline mode")
-    p95: Duration | None = None
-    error_rate_max: float = Field(default=0.01, ge=0, le=1)
-    duration: Duration = 60.0
-    regression_max_pct: float = Field(default=20, ge=0)
-    capacity_max_apm: float | None = Field(
-        default=None, gt=0, description="search the capacity up to this rate; none = no capacity search")
-    headroom_min: float = Field(default=1.0, gt=0, description="capacity must be >= headroom_min x apm_min")
-    capacity_step: Duration = Field(default=10.0, description="steady time of each capacity-search step")
-    capacity_time_max: Duration = Field(default=300.0, description="time budget of the whole capacity search")
-
-
 class Requirements(Strict):
-    throughput: ThroughputReq | None = None
+    """The core's requirement blocks: none -- every family adds its own (profile_model)."""
 
 
 class WaiverPolicy(Strict):

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from golive import catalogue
+from golive.blocks import Block
 from golive.model import CheckResult, Evidence, Measurement, Severity, Status, jsonable, utcnow
-from golive.profile import Block
 from golive.redact import redact, redact_obj
 from golive.waivers import Waivers
 

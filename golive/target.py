@@ -141,11 +141,28 @@ class ServiceSpec(Strict):
         return self
 
 
+class RequestTemplateSpec(Strict):
+    """One request of the inference workload mix (docs/throughput.md, "The workload as
+    data"): its share of the arrivals and how many analyses one success counts for.  The
+    url, method, headers and success rule default to the inference endpoint's."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    weight: float = Field(default=1.0, gt=0)
+    analyses: int = Field(default=1, ge=1, description="analyses one successful request counts for (OZ-PERF-00)")
+    url: str | None = None
+    method: Literal["GET", "POST", "PUT"] | None = None
+    body: dict[str, Any] | list[Any] | None = None
+    body_file: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
 class InferenceSpec(Strict):
-    """The inference endpoint the throughput checks load (docs/throughput.md).
+    """The inference endpoint the throughput checks load (docs/throughput.md) -- and the
+    HA drill's request when ``ha.request: inference``.
 
     A success is ``expect_status`` and, when ``success_field`` is set, that JSON field
-    (dotted path) equal to ``success_value`` (truthy when ``success_value`` is unset).
+    (dotted path) equal to ``success_value`` (truthy when ``success_value`` is unset):
+    checks.request.judge, one rule for both families.
     """
 
     url: str
@@ -167,6 +184,15 @@ class InferenceSpec(Strict):
     baseline_apm: float | None = Field(
         default=None, gt=0, description="rate offered when the profile sets no apm_min (default 60 APM)")
     baseline_dir: str | None = Field(default=None, description="latency baselines (default reports/baselines/)")
+    analyses: int = Field(default=1, ge=1, description="analyses one successful request counts for (no mix)")
+    requests: list[RequestTemplateSpec] = Field(
+        default_factory=list, description="request mix: templates with weights and analyses (default: the one request)")
+    workers: list[str] = Field(default_factory=list, description=(
+        "worker commands that load slices of the schedule when the rate exceeds pacing_ceiling_rps: 'local' (a "
+        "process on the checking host) or a command line starting `python -m checks.throughput.load --worker` "
+        "on a worker host (ssh ..., ip netns exec ...)"))
+    pacing_ceiling_rps: float = Field(default=2500, gt=0, description=(
+        "requests per second one generator process is trusted to pace (measured: docs/throughput.md)"))
 
 
 class HostDefaults(Strict):

@@ -203,6 +203,11 @@ class RunningLab(StopsOnExit):
                 "success_field": "status",
                 "success_value": "ok",
                 "capacity_apm": round(self.capacity_apm, 3),
+                # The embedded lab is a demonstration: its load runs are short (the profile's
+                # duration capped, brief warm-up and ramp).  Lab knowledge lives in the lab.
+                "max_duration_s": 60.0,
+                "warmup_s": 1.0,
+                "ramp_s": 1.0,
             },
             "backups": self._backup_overrides(),
             "ha": self.ha_overrides(),

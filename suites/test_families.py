@@ -8,6 +8,9 @@ here: what is measured, expected and passed is the check's declaration.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +45,31 @@ def _fanout(specs: Any, fn: Any) -> dict[str, Any]:
     return HostSet(list(specs)).measure_each(fn)
 
 
-def _context(golive: StepContext, family: checkdef.Family) -> checkdef.CheckContext:
+def _printer(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Progress lines on the terminal while a long probe runs (through pytest's terminal
+    reporter with capture suspended; stderr when there is none, e.g. an xdist worker)."""
+    config = request.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def show(line: str) -> None:
+        suspend = capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
+        with suspend:
+            if reporter is not None:
+                reporter.write_line(line)
+            else:
+                sys.stderr.write(line + "\n")
+
+    return show
+
+
+def _context(golive: StepContext, family: checkdef.Family, request: pytest.FixtureRequest) -> checkdef.CheckContext:
     env = golive.env
     return checkdef.CheckContext(req=_req(env, family), spec=getattr(env.target, family.name, None),
                                  target=env.target, profile_name=env.profile.name if env.profile else "",
                                  allow_disruptive=env.allow_disruptive, host_runner=probe_host,
-                                 memo=env.memo, memo_lock=env.memo_lock, fanout=_fanout)
+                                 memo=env.memo, memo_lock=env.memo_lock, fanout=_fanout,
+                                 progress=_printer(request))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -79,7 +101,7 @@ def _measure(golive: StepContext, request: pytest.FixtureRequest) -> list[tuple[
     one shared measurement get it once through ctx.memo)."""
     if _MEASURED not in request.node.stash:
         family, checks = _checks_of(request)
-        ctx = _context(golive, family)
+        ctx = _context(golive, family, request)
         request.addfinalizer(ctx.run_cleanups)
         measured = [(c, ctx, checkdef.measure(c, ctx)) for c in checks]
         request.node.stash[_MEASURED] = measured

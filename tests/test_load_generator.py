@@ -1,4 +1,4 @@
-"""The open-loop load generator (checks/load.py) on its own: schedule and statistics, the
+"""The open-loop load generator (checks/throughput/load.py) on its own: schedule and statistics, the
 success predicate, its own failure modes, and ground truth against the lab, whose capacity
 is known (instances x 1000 / cost_ms analyses per second) and whose instances count the
 analyses they served."""
@@ -16,8 +16,8 @@ from typing import Any, Self
 import pytest
 from aiohttp import web
 
-from checks import load
-from checks.load import LoadPlan, RequestSpec, build_schedule, run_load
+from checks.throughput import load
+from checks.throughput.load import LoadPlan, RequestSpec, build_schedule, run_load
 from golive.target import InferenceSpec
 from lab.procs import free_port
 from lab.run import RunningLab, start_lab

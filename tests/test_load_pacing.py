@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from checks import ha, load
+from checks import ha
 from checks import request as request_rule
-from checks.load import LoadPlan, RequestSpec, Template, Workload, run_load
+from checks.throughput import load
+from checks.throughput.load import LoadPlan, RequestSpec, Template, Workload, run_load
 from lab.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,7 @@ class OneAtATime:
         self.url = url
 
     def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.url}/stats", timeout=5) as resp:  # noqa: S310 -- loopback
+        with urllib.request.urlopen(f"{self.url}/stats", timeout=5) as resp:
             data: dict[str, int] = json.loads(resp.read())
         return data
 
@@ -149,11 +150,14 @@ def test_capacity_search_finds_the_knee_of_a_one_at_a_time_server(server: OneAtA
 
 
 def test_samples_needed_and_order_statistic_intervals() -> None:
-    assert load.samples_needed(95, 0.95) == 59 and load.samples_needed(99, 0.95) == 299
-    assert load.samples_needed(95, 0.99) == 90
+    assert load.samples_needed(95, 0.95) == 72 and load.samples_needed(99, 0.95) == 368
+    assert load.samples_needed(95, 0.99) == 104
+    for p in (95, 99):  # exactly enough: the interval has both ends; one fewer: no upper end
+        n = load.samples_needed(p)
+        assert None not in load.quantile_ranks(n, p, 0.95) and load.quantile_ranks(n - 1, p, 0.95)[1] is None
     lo, hi = load.quantile_ranks(100, 50, 0.95)
     assert (lo, hi) == (40, 61)  # the textbook interval for the median of 100
-    assert load.quantile_ranks(10, 95, 0.95) == (None, None)  # 10 samples bound no p95
+    assert load.quantile_ranks(10, 95, 0.95) == (8, None)  # 10 samples: a lower bound, no upper one
     # coverage: the interval holds the true quantile of an exponential in >= 95 % of runs
     rng = random.Random(16)
     true_p95 = -math.log(0.05)
@@ -170,11 +174,11 @@ def test_a_p95_from_too_few_samples_is_an_error(server: OneAtATime) -> None:
     run = run_load(_one(server), LoadPlan(rate=5, steady_s=1.2, warmup_s=0, ramp_s=0))
     assert run.error is None and run.steady == 6
     m = load.measurements(run, percentiles=(95,))
-    assert m.p95.error is not None and m.p95.error.startswith("too few samples (6, needed 59)"), m.p95
+    assert m.p95.error is not None and m.p95.error.startswith("too few samples (6, needed 72)"), m.p95
     assert m.apm.error is None and m.error_rate.error is None  # the rate and errors are still measured
     q = run.quantiles["p95"]
     assert q.n == 6 and not q.enough and q.high is None
-    assert run.summary()["percentiles"]["p95"]["needed"] == 59
+    assert run.summary()["percentiles"]["p95"]["needed"] == 72
 
 
 # ----------------------------------------------------------------------------- histograms merge

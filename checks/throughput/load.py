@@ -45,8 +45,8 @@ and analysis type); APM counts analyses, not HTTP requests.
 
 aiohttp, not httpx: on these machines httpx cannot hold an open-loop rate (see
 docs/throughput.md).  No pytest imports and no pass/fail thresholds here.  Run
-``python -m checks.load --help`` for the CLI used by ``benchmarks/bench_load.py``;
-``python -m checks.load --worker`` is the worker process of :func:`run_distributed`.
+``python -m checks.throughput.load --help`` for the CLI used by ``benchmarks/bench_load.py``;
+``python -m checks.throughput.load --worker`` is the worker process of :func:`run_distributed`.
 """
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ import dataclasses
 import gc
 import json
 import math
+import os
 import re
 import ssl
 import subprocess
@@ -355,14 +356,15 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
 
 
 def samples_needed(p: float, confidence: float = DEFAULT_CONFIDENCE) -> int:
-    """Requests needed before the p-th percentile has a distribution-free upper confidence
-    bound at ``confidence``: the largest of n samples exceeds the true p-quantile with
-    probability 1 - (p/100)^n, so n >= ln(1 - confidence) / ln(p/100) (59 for p95 at 95 %,
-    299 for p99)."""
+    """Requests needed before the p-th percentile has a two-sided distribution-free
+    confidence interval at ``confidence`` (:func:`quantile_ranks`): its upper end is the
+    largest sample at the least, which lies above the true p-quantile with probability
+    1 - (p/100)^n, so n >= ln((1 - confidence) / 2) / ln(p/100) -- 72 for p95 at 95 %, 368
+    for p99.  Fewer samples cannot bound the percentile from above: no measurement."""
     q = p / 100.0
     if not 0 < q < 1:
         raise ValueError("percentile must be in (0, 100)")
-    return math.ceil(math.log(1 - confidence) / math.log(q) - 1e-9)
+    return math.ceil(math.log((1 - confidence) / 2) / math.log(q) - 1e-9)
 
 
 def _binomial_cdf(n: int, q: float) -> list[float]:
@@ -390,7 +392,7 @@ def quantile_ranks(n: int, p: float, confidence: float) -> tuple[int | None, int
     # P(X_(u) >= q_p) = P(Bin(n, q) <= u - 1)
     upper = next((u for u in range(1, n + 1) if cdf[u - 1] >= tail), None)
     # P(X_(l) <= q_p) = P(Bin(n, q) >= l) = 1 - cdf[l - 1]
-    lower = next((lo for lo in range(n, 0, -1) if 1 - (cdf[lo - 2] if lo >= 2 else 0.0) >= tail), None)
+    lower = next((lo for lo in range(n, 0, -1) if 1 - cdf[lo - 1] >= tail), None)
     return lower, upper
 
 
@@ -590,29 +592,42 @@ def _client_error(exc: BaseException, timeout_s: float) -> str:
 class _Fit:
     """Streaming least-squares slope of event times (seconds after t0, fed in time order)
     against their rank: 1 / slope is the rate at which the events happened, every event
-    weighing in (one slow first or last answer barely moves it)."""
+    weighing in (one slow first or last answer barely moves it).  The residuals give the
+    rate's standard error, so a judgement can tell a short fall from counting noise."""
 
-    __slots__ = ("n", "sit", "st")
+    __slots__ = ("n", "sit", "st", "stt")
 
     def __init__(self) -> None:
         self.n = 0
         self.st = 0.0
         self.sit = 0.0
+        self.stt = 0.0
 
     def add(self, t: float) -> None:
         self.sit += self.n * t
         self.st += t
+        self.stt += t * t
         self.n += 1
 
     def rate(self, fallback_s: float) -> float:
+        return self.rate_se(fallback_s)[0]
+
+    def rate_se(self, fallback_s: float) -> tuple[float, float]:
+        """(rate, its standard error); the error is 0 for fewer than four events."""
         n = self.n
         if n >= 3:
             si = n * (n - 1) / 2
-            sii = (n - 1) * n * (2 * n - 1) / 6
-            slope = (self.sit - si * self.st / n) / (sii - si * si / n)
+            sxx = (n - 1) * n * (2 * n - 1) / 6 - si * si / n
+            sxy = self.sit - si * self.st / n
+            slope = sxy / sxx
             if slope > 0:
-                return 1 / slope
-        return n / fallback_s if fallback_s > 0 else 0.0
+                se = 0.0
+                if n >= 4:
+                    syy = self.stt - self.st * self.st / n
+                    ssr = max(0.0, syy - slope * sxy)
+                    se = math.sqrt(ssr / (n - 2) / sxx) / (slope * slope)
+                return 1 / slope, se
+        return (n / fallback_s if fallback_s > 0 else 0.0), 0.0
 
 
 @dataclasses.dataclass
@@ -631,6 +646,7 @@ class Tally:
     late: int = 0
     completed_in_window: int = 0
     achieved_rate: float = 0.0
+    achieved_rate_se: float = 0.0
     dispatched_rate: float = 0.0
     first_ok_done: float = math.inf
     last_ok_done: float = -math.inf
@@ -680,6 +696,7 @@ class Tally:
                          "total_completed", "late", "completed_in_window", "achieved_rate", "dispatched_rate",
                          "connections_opened", "cpu_s", "workers"):
                 setattr(out, name, getattr(out, name) + getattr(p, name))
+            out.achieved_rate_se = math.hypot(out.achieved_rate_se, p.achieved_rate_se)
             out.first_ok_done = min(out.first_ok_done, p.first_ok_done)
             out.last_ok_done = max(out.last_ok_done, p.last_ok_done)
             out.preflight_ms = p.preflight_ms if math.isnan(out.preflight_ms) else out.preflight_ms
@@ -758,6 +775,8 @@ class LoadRun:
     total_completed: int = 0
     errors: dict[str, int] = dataclasses.field(default_factory=dict)
     achieved_rate: float = 0.0
+    #: Standard error of achieved_rate (the completion-time fit's residuals).
+    achieved_rate_se: float = 0.0
     completed_in_window_rate: float = 0.0
     dispatched_rate: float = 0.0
     corrected: LatencySummary = NO_SAMPLES
@@ -830,6 +849,7 @@ class LoadRun:
             "connections_opened": self.connections_opened, "workers": self.workers,
             "offered_apm": round(self.offered_apm, 4), "achieved_apm": round(self.achieved_apm, 4),
             "offered_rps": round(self.offered_rate, 4), "achieved_rps": round(self.achieved_rate, 4),
+            "achieved_rps_se": round(self.achieved_rate_se, 4),
             "analyses_per_request": round(self.analyses_per_request, 4),
             "completed_in_window_apm": round(self.completed_in_window_rate * 60 * self.analyses_per_request, 4),
             "dispatched_apm": round(self.dispatched_rate * 60 * self.analyses_per_request, 4),
@@ -894,6 +914,7 @@ def finish_run(run: LoadRun, tally: Tally, schedule: Schedule) -> LoadRun:
     run.total_sent, run.total_completed = tally.total_sent, tally.total_completed
     run.errors = dict(tally.errors.most_common(MAX_ERROR_KINDS))
     run.achieved_rate = min(tally.achieved_rate, run.ok / schedule.steady_s)
+    run.achieved_rate_se = tally.achieved_rate_se
     run.dispatched_rate = tally.dispatched_rate
     run.completed_in_window_rate = tally.completed_in_window / schedule.steady_s
     run.completion_window = ((tally.first_ok_done, tally.last_ok_done) if tally.ok
@@ -1148,7 +1169,7 @@ class _Engine:
                 self._outcome(k, due, issued, sent, end, f"not completed within the drain ({end - t0 - schedule.end:.1f} s)",
                               False)
             self._close_second()
-        self.tally.achieved_rate = self.done_fit.rate(schedule.steady_s)
+        self.tally.achieved_rate, self.tally.achieved_rate_se = self.done_fit.rate_se(schedule.steady_s)
         self.tally.dispatched_rate = self.issue_fit.rate(schedule.steady_s)
         self.tally.cpu_s = time.process_time() - cpu0
         return self.tally
@@ -1251,9 +1272,17 @@ def run_load(spec: RequestSpec | Workload, plan: LoadPlan, progress: ProgressFn 
 WORKER_LEAD_S = 3.0
 
 
+def progress_every_s() -> float:
+    """Seconds between progress lines during a run (GOLIVE_PROGRESS_EVERY_S; 0 = none)."""
+    try:
+        return max(0.0, float(os.environ.get("GOLIVE_PROGRESS_EVERY_S", "5")))
+    except ValueError:
+        return 5.0
+
+
 def local_worker() -> list[str]:
     """The command of a worker process on this host."""
-    return [sys.executable, "-m", "checks.load", "--worker"]
+    return [sys.executable, "-m", "checks.throughput.load", "--worker"]
 
 
 def run_distributed(spec: RequestSpec | Workload, plan: LoadPlan, workers: Sequence[Sequence[str]], *,
@@ -1263,8 +1292,8 @@ def run_distributed(spec: RequestSpec | Workload, plan: LoadPlan, workers: Seque
     the schedule), all from the same t0 (wall clock, ``lead_s`` after the start); each
     returns its tally with encoded HdrHistograms, and the merged tally is judged once.
 
-    ``workers`` are commands that start ``python -m checks.load --worker`` on a host
-    (:func:`local_worker`; ``["ssh", host, "cd /opt/golive && python3 -m checks.load
+    ``workers`` are commands that start ``python -m checks.throughput.load --worker`` on a host
+    (:func:`local_worker`; ``["ssh", host, "cd /opt/golive && python3 -m checks.throughput.load
     --worker"]``; ``["ip", "netns", "exec", ns, ...]``): the job goes in as JSON on stdin,
     the tally comes out as JSON on stdout.  Hosts' clocks must agree to well under the
     lag limit (NTP)."""
@@ -1286,6 +1315,7 @@ def run_distributed(spec: RequestSpec | Workload, plan: LoadPlan, workers: Seque
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(job).encode())
         proc.stdin.close()
+        proc.stdin = None  # written and closed: communicate() below only reads
         procs.append(proc)
     tallies: list[Tally] = []
     problems: list[str] = []
@@ -1317,7 +1347,7 @@ def run_distributed(spec: RequestSpec | Workload, plan: LoadPlan, workers: Seque
 
 
 def _worker_main() -> int:
-    """``python -m checks.load --worker``: one slice of a schedule, job on stdin, tally out."""
+    """``python -m checks.throughput.load --worker``: one slice of a schedule, job on stdin, tally out."""
     job = json.loads(sys.stdin.read())
     plan = LoadPlan(**job["plan"])
     run, tally = asyncio.run(run_slice_async(Workload.from_list(job["workload"]), plan, index=int(job["index"]),
@@ -1450,7 +1480,8 @@ class Slo:
             why.append(f"errors {run.error_rate * 100:.1f}% > {self.error_rate_max * 100:g}%")
         if self.p95_ms is not None and run.corrected.p95 > self.p95_ms:
             why.append(f"p95 {fmt_ms(run.corrected.p95)} > {fmt_ms(self.p95_ms)}")
-        if run.achieved_rate < self.min_achieved_ratio * run.plan.rate:
+        # Short of the rate beyond counting noise: two standard errors of the completion fit.
+        if run.achieved_rate + 2 * run.achieved_rate_se < self.min_achieved_ratio * run.plan.rate:
             why.append(f"achieved {fmt_apm(run.achieved_apm)} < {self.min_achieved_ratio:.0%} of offered")
         return (not why, "; ".join(why) or "within the SLO")
 
@@ -1534,14 +1565,11 @@ class CapacityResult:
 
 def step_seconds(rate_rps: float, step_s: float, slo: Slo, confidence: float = DEFAULT_CONFIDENCE) -> float:
     """A capacity step's steady time: ``step_s``, lengthened until the step has the samples
-    its judgement needs (a p95 bound at ``confidence``: 59 requests at 95 %; otherwise
-    MIN_STEP_SAMPLES for the error rate)."""
-    needed = samples_needed(95, confidence) if slo.p95_ms is not None else MIN_STEP_SAMPLES
-    return max(step_s, needed / rate_rps)
-
-
-#: Requests a capacity step needs at least when no percentile is judged (error rate only).
-MIN_STEP_SAMPLES = 30
+    its p95 judgement needs (72 requests at 95 % confidence).  An SLO without a latency
+    limit judges the error rate from what ``step_s`` gives."""
+    if slo.p95_ms is None:
+        return step_s
+    return max(step_s, samples_needed(95, confidence) / rate_rps)
 
 
 def search_capacity(spec: RequestSpec | Workload, *, start_apm: float, max_apm: float, slo: Slo, step_s: float,
@@ -1706,7 +1734,7 @@ def write_baseline(path: Path, run: LoadRun, *, target: str, profile: str) -> di
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and sys.argv[1:] == ["--worker"]:
         return _worker_main()
-    parser = argparse.ArgumentParser(prog="python -m checks.load",
+    parser = argparse.ArgumentParser(prog="python -m checks.throughput.load",
                                      description="golive's open-loop load generator (one bounded run; JSON out)")
     parser.add_argument("url")
     parser.add_argument("--rate", type=float, required=True, help="requests per second in the steady phase")
