@@ -174,7 +174,7 @@ def _apm(ctx: CheckContext) -> Measurement:
     per_node = round(run.achieved_apm / nodes, 4) if nodes else None
     if m.error is None:
         m = dataclasses.replace(m, display=f"{m.display}{tl.note}"
-                                + (f"; {load.fmt_apm(per_node)} APM per inference host ({nodes})" if nodes else ""))
+                                + (f"; {load.fmt_apm(per_node or 0.0)} APM per inference host ({nodes})" if nodes else ""))
     return _with_data(m, inference_hosts=nodes, per_inference_host_apm=per_node, **run.chart_data())
 
 
