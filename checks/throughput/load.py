@@ -1269,7 +1269,7 @@ def run_load(spec: RequestSpec | Workload, plan: LoadPlan, progress: ProgressFn 
 
 
 #: How long before t0 the worker processes are started (interpreter start, preflight).
-WORKER_LEAD_S = 3.0
+WORKER_LEAD_S = 5.0
 
 
 def progress_every_s() -> float:
