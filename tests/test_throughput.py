@@ -126,7 +126,7 @@ def test_without_allow_disruptive_nothing_is_sent(tmp_path, golive_run, lab_ligh
     assert set(results) == {"throughput.apm", "throughput.p95", "throughput.error_rate", "throughput.capacity",
                             "throughput.regression"}
     assert {r["status"] for r in results.values()} == {"skip"}, [(k, r["status"], r.get("reason")) for k, r in results.items() if r["status"] != "skip"]
-    assert {r["reason"] for r in results.values()} == {"disruptive, not allowed (run with --allow-disruptive)"}
+    assert {r["reason"] for r in results.values()} == {"disruptive, not allowed"}
     assert run.report["verdict"]["decision"] == "NO-GO"  # nothing was verified
     assert lab_light.analyses_served() == before  # not one analysis was requested
 
