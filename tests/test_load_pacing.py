@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from checks import ha
 from checks import request as request_rule
+from checks.ha import probes as ha
 from checks.throughput import load
 from checks.throughput.load import LoadPlan, RequestSpec, Template, Workload, run_load
 from lab.netns import netns_available, start_fleet
