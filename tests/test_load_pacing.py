@@ -345,3 +345,17 @@ def test_throughput_and_the_ha_drill_judge_a_body_the_same_way(status: int, body
     assert load.judge_response(generator, status, body) == drill.judge(status, body)
     assert (drill.judge(status, body) is None) == (status == 200 and body in (b'{"ok": true}', b'{"ok": "yes"}'))
     assert request_rule.judge(200, b'{"ok": false}', expect_status=None, success_field="ok") == "body ok=false"
+
+
+def test_the_steady_phase_is_lengthened_within_the_profiles_bounds() -> None:
+    from checks.throughput.family import ThroughputReq, steady_duration
+
+    # 0.1 req/s (6 APM, the PoC tier) for 60 s is 6 requests: a p95 needs 72
+    short = ThroughputReq(apm_min=6, p95="2 s", duration="60 s")
+    assert steady_duration(short, 0.1, None)[0] == 60  # no duration_max: not lengthened (p95 -> error)
+    assert "too short for the 72 samples" in steady_duration(short, 0.1, None)[1]
+    room = ThroughputReq(apm_min=6, p95="2 s", duration="60 s", duration_max="15 min")
+    assert steady_duration(room, 0.1, None) == (720, steady_duration(room, 0.1, None)[1])
+    # the target's max_duration_s still caps it: 300 s would be 30 samples, still too few
+    assert steady_duration(room, 0.1, 300)[0] == 60 and "too short" in steady_duration(room, 0.1, 300)[1]
+    assert steady_duration(ThroughputReq(apm_min=6, duration="60 s"), 0.1, None)[0] == 60  # no percentile judged
