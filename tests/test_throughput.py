@@ -241,3 +241,21 @@ def test_a_p95_from_too_few_requests_is_an_error_not_a_pass(tmp_path, golive_run
     assert run.one("throughput.apm")["status"] == "pass"  # the rate and the errors are still judged
     assert run.one("throughput.error_rate")["status"] == "pass"
     assert run.report["verdict"]["decision"] == "NO-GO"
+
+
+def test_above_the_pacing_ceiling_the_schedule_is_split_over_workers(  # type: ignore[no-untyped-def]
+        tmp_path, golive_run, lab_light) -> None:
+    """The target declares two local worker processes and a (deliberately low) pacing
+    ceiling of 1 req/s: the tier's 5.1 req/s are loaded as one schedule from both, merged
+    into one verdict."""
+    profile = _profile(tmp_path, "tp-workers", apm_min=300, error_rate_max=0.01, duration="4 s")
+    target = _target(tmp_path, lab_light, workers=["local", "local"], pacing_ceiling_rps=1)
+    before = lab_light.analyses_served()
+    run = golive_run(f"--profile={profile}", f"--target={target}", "--allow-disruptive", SUITE, *ONLY)
+    assert run.rc == 0, run.out
+    apm = run.one("throughput.apm")
+    assert apm["status"] == "pass", apm
+    assert data(apm)["workers"] == 2 and data(apm)["requests"]["steady"] == 20 == data(apm)["requests"]["ok"]
+    assert data(apm)["hdr_us"]["corrected"]
+    assert lab_light.analyses_served() - before == data(apm)["requests"]["completed_all_phases"] + 2  # + 2 preflights
+    assert "worker processes" in run.out  # the progress line says why
