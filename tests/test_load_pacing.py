@@ -188,8 +188,11 @@ def test_capacity_search_finds_the_knee_of_a_one_at_a_time_server(server: OneAtA
     first makes two arrivals overlap (test_below_capacity_... uses the strict server)."""
     knee = 60 / SERVICE_S  # 1500 APM
     slo = load.Slo(p95_ms=4 * SERVICE_S * 1000, error_rate_max=0.02)
-    result = load.search_capacity(_one(server, "/one-slot"), start_apm=knee * 0.5, max_apm=knee * 3, slo=slo, step_s=1.0,
-                                  warmup_s=0.5, ramp_s=0.5, time_budget_s=75, precision=0.05)
+    for _ in range(2):  # again only when the generator reports its own schedule error (a busy shared machine)
+        result = load.search_capacity(_one(server, "/one-slot"), start_apm=knee * 0.5, max_apm=knee * 3, slo=slo,
+                                      step_s=1.0, warmup_s=0.5, ramp_s=0.5, time_budget_s=75, precision=0.05)
+        if result.error is None or SCHEDULE_ERROR_TEXT not in result.error:
+            break
     assert result.error is None, result.to_dict()
     assert result.capacity_apm == pytest.approx(knee, rel=0.10), result.to_dict()
     assert result.failed_apm is not None and result.failed_apm <= result.capacity_apm * 1.06, result.to_dict()
