@@ -196,7 +196,8 @@ def test_capacity_search_finds_the_knee_of_a_one_at_a_time_server(server: OneAtA
     assert result.error is None, result.to_dict()
     assert result.capacity_apm == pytest.approx(knee, rel=0.10), result.to_dict()
     assert result.failed_apm is not None and result.failed_apm <= result.capacity_apm * 1.06, result.to_dict()
-    assert "errors" in result.failed_why  # the criterion that failed: 503s past the knee
+    # the criterion that failed past the knee: 503s, or fewer completions than offered
+    assert "errors" in result.failed_why or "achieved" in result.failed_why, result.failed_why
     # every step had the samples its p95 needs
     assert all(s["requests"] >= load.samples_needed(95) for s in result.to_dict()["steps"])
     assert "the knee" in result.display()
