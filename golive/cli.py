@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from golive.manifest import MANIFEST, check_input, report_path
 from golive.profile import list_profiles
@@ -186,14 +187,14 @@ def _list_checks(names: list[str], *, as_json: bool) -> int:
     except registry.RegistryError as exc:
         _err(f"checks: {exc}")
         return 4
-    rows = [{"id": c.id, "family": f.name, "title": c.title, "severity": c.severity.value, "refs": list(c.refs),
+    rows: list[dict[str, Any]] = [{"id": c.id, "family": f.name, "title": c.title, "severity": c.severity.value, "refs": list(c.refs),
              "measures": c.measures, "disruptive": c.disruptive, "feature": f"features/{f.feature}"}
             for f in fams for c in f.checks]
     if as_json:
         print(json.dumps({"schema": "golive-checks/1", "checks": rows}, indent=2))
         return 0
     for r in rows:
-        refs = ",".join(r["refs"]) or "-"
+        refs = ",".join(str(x) for x in r["refs"]) or "-"
         print(f"{r['id']:<34} {r['severity']:<8} {refs:<28} {r['measures']}" + ("  [disruptive]" if r["disruptive"] else ""))
     return 0
 

@@ -24,5 +24,5 @@ class StartedTarget(Protocol):
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_golive_start_target(config: pytest.Config, target: Any) -> StartedTarget | None:  # type: ignore[empty-body]
+def pytest_golive_start_target(config: pytest.Config, target: Any) -> StartedTarget | None:
     """Start the deployment ``target`` describes, if this plugin provides it; else None."""

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -353,7 +353,8 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
 # ----------------------------------------------------------------------------- collection of results
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     run = item.config.stash[RUN_KEY]
     if not run.active or not _is_golive_item(item):
@@ -417,7 +418,7 @@ class ResultCollector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
-            if name == "golive_results":
+            if name == "golive_results" and isinstance(value, list):
                 self.run.results.extend(value)
 
 

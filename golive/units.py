@@ -6,6 +6,7 @@ size is ambiguous (the seeds mix GB and GiB), so it is rejected with the fix spe
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -19,7 +20,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 8640
 _QTY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*$")
 
 
-def _parse(value: Any, units: dict[str, float], kind: str, example: str) -> float:
+def _parse(value: Any, units: Mapping[str, float], kind: str, example: str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a {kind} like '{example}', got a boolean")  # noqa: TRY004 - pydantic reports ValueError, not TypeError
     if isinstance(value, (int, float)):
@@ -59,7 +60,7 @@ def fmt_bytes(n: float | None, binary: bool = True) -> str:
             if n >= f:
                 return f"{n / f:.1f} {unit}"
     else:
-        for unit, f in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        for unit, f in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
             if n >= f:
                 return f"{n / f:.1f} {unit}"
     return f"{int(n)} B"
