@@ -107,8 +107,12 @@ def burst(url: str, *, count: int, method: str = "GET", headers: Mapping[str, st
             async def one() -> None:
                 async with gate:
                     try:
-                        r = await client.request(method, target_url, headers=target_headers, extensions=extensions)
+                        # wait_for: httpx's timeout is per read; the whole request gets timeout_s
+                        r = await asyncio.wait_for(client.request(method, target_url, headers=target_headers,
+                                                                  extensions=extensions), timeout_s)
                         completion.append(r.status_code)
+                    except TimeoutError:
+                        completion.append(f"no complete answer within {timeout_s:g} s")
                     except (httpx.HTTPError, OSError) as exc:
                         completion.append(failure_reason(exc, timeout_s))
 

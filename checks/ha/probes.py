@@ -56,6 +56,7 @@ from checks import connection
 from checks import request as request_rule
 from checks.connection import ProbeError, redact
 from checks.ha.spec import HaAction, HaInstance
+from golive.deadline import http_client
 from golive.model import Evidence, Measurement, utcnow
 
 POLL_S = 0.1  # instance health polling while an instance is stopped
@@ -105,21 +106,25 @@ def instance_health(url: str, *, ca_file: str | None = None, timeout_s: float = 
 
     def evidence(raw: str = "") -> Evidence:
         return Evidence(probe="ha.instance_health", subject=shown,
-                        method=f"GET {shown} directly, not through the load balancer (timeout {timeout_s:g} s)",
+                        method=f"GET {shown} directly, not through the load balancer (whole request bounded by {timeout_s:g} s)",
                         tool=f"httpx {httpx.__version__}", raw=raw, duration_s=round(time.monotonic() - started, 3))
 
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return Measurement.failed(f"not an http(s) URL: {shown}", evidence())
+    client = None
     try:
-        with httpx.Client(verify=_ssl_context(ca_file), timeout=timeout_s, trust_env=False) as client:
+        # the whole request, body included, is bounded by timeout_s (golive.deadline)
+        with http_client(timeout_s, verify=_ssl_context(ca_file)) as client:
             resp = client.get(url)
-    except httpx.ConnectError as exc:
+    except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+        if client is not None and client.deadline.expired:
+            return Measurement.failed(client.deadline.message(), evidence())
+        if not isinstance(exc, httpx.ConnectError):
+            return Measurement.failed(_short_error(exc), evidence())
         reason = _short_error(exc)
         if reason == "connection refused":
             return Measurement(False, "down (connection refused)", evidence(reason))
         return Measurement.failed(reason, evidence(reason))
-    except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-        return Measurement.failed(_short_error(exc), evidence())
     ok = 200 <= resp.status_code < 300
     elapsed = round(resp.elapsed.total_seconds() * 1000, 1)
     return Measurement(ok, f"{'healthy' if ok else 'unhealthy'} (HTTP {resp.status_code}, {elapsed:g} ms)",
@@ -380,10 +385,13 @@ class Stream(threading.Thread):
             self._pending[i] = due
         status: int | None = None
         try:
-            resp = await client.request(self.spec.method, self.spec.url, content=self.spec.body,
-                                        headers=dict(self.spec.headers))
+            # wait_for: httpx's timeout is per read; the whole request gets timeout_s
+            resp = await asyncio.wait_for(client.request(self.spec.method, self.spec.url, content=self.spec.body,
+                                                         headers=dict(self.spec.headers)), self.timeout_s)
             status = resp.status_code
             error = self.spec.judge(resp.status_code, resp.content)
+        except TimeoutError:
+            error = f"no complete answer within {self.timeout_s:g} s"
         except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
             error = _short_error(exc)
         latency = (time.monotonic() - self.t0 - due) * 1000
@@ -551,8 +559,7 @@ class Drill:
         if not inst.url:
             return None
         try:
-            with httpx.Client(verify=_ssl_context(self.plan.ca_file), timeout=HEALTH_TIMEOUT_S,
-                              trust_env=False) as client:
+            with http_client(HEALTH_TIMEOUT_S, verify=_ssl_context(self.plan.ca_file)) as client:
                 return 200 <= client.get(inst.url).status_code < 300
         except (httpx.HTTPError, ssl.SSLError, OSError):
             return False

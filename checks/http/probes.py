@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from golive.deadline import http_client
 from golive.model import Evidence, Measurement
 from golive.redact import redact
 
@@ -125,18 +126,23 @@ def failure_reason(exc: BaseException, timeout_s: float) -> str:
 def send(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, ca_file: str | None = None,
          timeout_s: float = 5.0, verify: bool = True) -> Exchange:
     """One request, no redirects followed; :class:`HttpFailure` when nothing answered.
-    ``verify=False`` skips certificate verification (see :func:`send_despite_trust`)."""
+    ``verify=False`` skips certificate verification (see :func:`send_despite_trust`).
+
+    ``timeout_s`` bounds the whole exchange -- connect, TLS handshake and the complete
+    response -- not each read (a server that dribbles bytes cannot hold the probe)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise HttpFailure(f"not an http(s) URL: {redact(url)}")
     target_url, hdrs, extensions, address = route(url, headers or {})
+    client = None
     try:
-        client = httpx.Client(verify=ssl_context(ca_file) if verify else False, timeout=timeout_s, trust_env=False,
-                              follow_redirects=False)
+        client = http_client(timeout_s, verify=ssl_context(ca_file) if verify else False)
         with client, client.stream(method, target_url, headers=hdrs, extensions=extensions) as response:
             stream = response.extensions.get("network_stream")
             server = stream.get_extra_info("server_addr") if stream is not None else None
             response.read()
     except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError, ValueError) as exc:
+        if client is not None and client.deadline.expired:
+            raise HttpFailure(client.deadline.message()) from None
         raise HttpFailure(failure_reason(exc, timeout_s)) from None
     lists: dict[str, list[str]] = {}
     for k, v in response.headers.multi_items():

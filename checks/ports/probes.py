@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from checks.connection import redact
+from golive.deadline import http_client
 from golive.model import Evidence, Measurement
 
 _TOOL = f"Python {platform.python_version()} socket"
@@ -144,6 +145,9 @@ def http_answers(url: str, timeout_s: float = 5, ca_file: str | None = None, *,
                  method: str = "GET") -> Measurement:
     """The HTTP status code ``url`` answers with (redirects not followed).
 
+    ``timeout_s`` bounds the whole request: connect, TLS handshake and the status line and
+    headers (a server that sends bytes slowly cannot hold the probe past it).
+
     TLS is verified against the system store, or ``ca_file`` when given.  Error when
     there is no HTTP answer: refused, timeout, TLS failure, invalid URL.  Proxy settings
     from the environment are ignored: the request goes straight to the URL's host.
@@ -155,24 +159,25 @@ def http_answers(url: str, timeout_s: float = 5, ca_file: str | None = None, *,
 
     def evidence(raw: str = "") -> Evidence:
         return Evidence(probe="ports.http_answers", subject=shown,
-                        method=f"{method} {shown} (no redirects, timeout {timeout_s:g} s)",
+                        method=f"{method} {shown} (no redirects, whole request bounded by {timeout_s:g} s)",
                         tool=f"httpx {httpx.__version__}", raw=raw,
                         duration_s=round(time.monotonic() - started, 3), data=data)
 
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return Measurement.failed(f"not an http(s) URL: {shown}", evidence())
+    client = None
     try:
         verify = ssl.create_default_context(cafile=ca_file)
-        client = httpx.Client(verify=verify, timeout=timeout_s, trust_env=False,
-                              follow_redirects=False)
+        client = http_client(timeout_s, verify=verify)
         # Streamed so the peer address can be read while the socket is still open.
         with client, client.stream(method, url) as response:
             stream = response.extensions.get("network_stream")
             server = stream.get_extra_info("server_addr") if stream is not None else None
-    except httpx.TimeoutException as exc:
-        return Measurement.failed(f"timed out after {timeout_s:g} s ({type(exc).__name__})",
-                                  evidence())
     except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError) as exc:
+        if client is not None and client.deadline.expired:
+            return Measurement.failed(client.deadline.message(), evidence())
+        if isinstance(exc, httpx.TimeoutException):
+            return Measurement.failed(f"timed out after {timeout_s:g} s ({type(exc).__name__})", evidence())
         return Measurement.failed(redact(_http_reason(exc)), evidence())
     data.update(server_addr=f"{server[0]}:{server[1]}" if server else None,
                 http_version=response.http_version,

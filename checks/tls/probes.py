@@ -24,13 +24,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import json
+import os
+import signal
 import socket
 import ssl
 import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,22 +187,123 @@ MOZILLA_RULES: tuple[str, ...] = (
     "tls_vulnerability_fallback_scsv", "tls_vulnerability_heartbleed", "tls_vulnerability_robot",
     "tls_vulnerability_renegotiation", "tls_vulnerability_extended_master_secret")
 
+#: bound on one whole scan (every endpoint, every command): sslyze's own timeout is per
+#: network operation, and a server that dribbles bytes keeps a scan going for minutes.
+SCAN_DEADLINE_S = 120.0
 
-def scan(endpoints: Sequence[TlsEndpoint], *, timeout_s: int = 5, mozilla: str | None = None) -> dict[str, TlsScan]:
+
+def scan(endpoints: Sequence[TlsEndpoint], *, timeout_s: int = 5, mozilla: str | None = None,
+         deadline_s: float = SCAN_DEADLINE_S) -> dict[str, TlsScan]:
     """Scan every endpoint with one sslyze Scanner; cached per set of endpoints.
 
     Returns ``{endpoint.key: TlsScan}``.  Never raises for an endpoint that cannot be
     scanned: its ``TlsScan.error`` says why.  ``timeout_s`` bounds each network operation
-    (sslyze retries a failed connection once).
+    (sslyze retries a failed connection once); ``deadline_s`` bounds the whole scan: it runs
+    in a child process that is killed at the deadline (sslyze's threads cannot be
+    interrupted), and an endpoint whose result had not come by then is an error that says
+    so with the elapsed time.
     """
     key = tuple(sorted(set(endpoints)))
     if not key:
         return {}
     with _CACHE_LOCK:
         if (key, mozilla) not in _CACHE:
-            _CACHE[(key, mozilla)] = _scan_uncached(key, timeout_s, mozilla)
+            _CACHE[(key, mozilla)] = _scan_bounded(key, timeout_s, deadline_s, mozilla)
             SCAN_STATS["scans"] += 1
         return _CACHE[(key, mozilla)]
+
+
+def _scan_to_json(s: TlsScan) -> str:
+    d = dataclasses.asdict(s)
+    d["commands"] = list(s.commands)
+    return json.dumps(d, default=str)
+
+
+def _scan_from_json(line: str) -> TlsScan:
+    d = json.loads(line)
+    return TlsScan(TlsEndpoint(**d["endpoint"]), d["error"], d["facts"], d["started_at"], d["duration_s"],
+                   d["tool"], tuple(d["commands"]))
+
+
+def _scan_bounded(endpoints: tuple[TlsEndpoint, ...], timeout_s: int, deadline_s: float,
+                  mozilla: str | None = None) -> dict[str, TlsScan]:
+    """:func:`_scan_uncached` in a child process (``python -m checks.tls.probes``) that streams one
+    JSON line per finished endpoint and is killed at ``deadline_s``."""
+    import selectors
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])  # the checkout: checks/tls/probes.py
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    started_at, started = utcnow(), time.monotonic()
+    request = json.dumps({"timeout_s": timeout_s, "mozilla": mozilla,
+                          "endpoints": [dataclasses.asdict(e) for e in endpoints]})
+    proc = subprocess.Popen([sys.executable, "-m", "checks.tls.probes"], cwd=root, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    out: dict[str, TlsScan] = {}
+    buf = b""
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(request.encode())
+        proc.stdin.close()
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while len(out) < len(endpoints):
+            left = deadline_s - (time.monotonic() - started)
+            if left <= 0 or not sel.select(timeout=left):
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    s = _scan_from_json(line.decode())
+                    out[s.key] = s
+        sel.close()
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+    elapsed = round(time.monotonic() - started, 3)
+    names = tuple(sorted(_COMMANDS))
+    for ep in endpoints:
+        if ep.key in out:
+            continue
+        if elapsed >= deadline_s:
+            reason = (f"sslyze scan of {ep.key} did not finish within the {deadline_s:g} s deadline "
+                      f"(gave up after {elapsed:.2f} s)")
+        else:
+            reason = f"sslyze scan of {ep.key} ended without a result: {stderr.strip()[-300:] or 'no output'}"
+        out[ep.key] = TlsScan(ep, reason, {"address": None}, started_at, elapsed, _tool(), names)
+    return out
+
+
+_COMMANDS = ("certificate_info", "heartbleed", "openssl_ccs_injection", "robot", "session_renegotiation",
+             "ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites", "tls_1_1_cipher_suites",
+             "tls_1_2_cipher_suites", "tls_1_3_cipher_suites", "tls_compression")
+
+
+def _worker_main() -> None:
+    """The child side of :func:`_scan_bounded`: request on stdin, one JSON line per result."""
+    import sys
+
+    req = json.loads(sys.stdin.read())
+    endpoints = tuple(TlsEndpoint(**e) for e in req["endpoints"])
+
+    def emit(s: TlsScan) -> None:
+        sys.stdout.write(_scan_to_json(s) + "\n")
+        sys.stdout.flush()
+
+    _scan_uncached(endpoints, int(req["timeout_s"]), req.get("mozilla"), emit)
 
 
 def _resolve(host: str, port: int) -> str:
@@ -222,7 +326,9 @@ def _trace_text(trace: Any) -> str:
 
 
 def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
-                   mozilla: str | None = None) -> dict[str, TlsScan]:
+                   mozilla: str | None = None,
+                   emit: Callable[[TlsScan], None] | None = None) -> dict[str, TlsScan]:
+    """One sslyze Scanner over ``endpoints``; ``emit`` gets each result as it is known."""
     from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
     from sslyze.plugins.scan_commands import ScanCommand
     from sslyze.scanner.models import ScanCommandsExtraArguments, ServerConnectivityStatusEnum, ServerScanRequest
@@ -269,26 +375,30 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
         requests[request.uuid] = (ep, address)
         to_queue.append(request)
 
+    if emit is not None:  # the endpoints that could not even be set up
+        for failed_scan in list(out.values()):
+            emit(failed_scan)
     if requests:
         scanner = Scanner()
         with warnings.catch_warnings():
             # sslyze's bundled trust stores hold a root with a negative serial number.
             warnings.filterwarnings("ignore", message=".*serial number which wasn't positive.*")
             scanner.queue_scans(to_queue)
-            results = list(scanner.get_results())
-        elapsed = round(time.monotonic() - started, 3)
-        for result in results:
-            ep, address = requests[result.uuid]
-            if result.connectivity_status == ServerConnectivityStatusEnum.ERROR or result.scan_result is None:
-                reason = _trace_text(result.connectivity_error_trace)
-                out[ep.key] = TlsScan(ep, f"no TLS connection to {ep.key} ({address}): {reason}",
-                                      {"address": address}, started_at, elapsed, tool, names)
-                continue
-            facts = _facts(result.scan_result, ep)
-            facts["address"] = address
-            if mozilla:
-                facts["mozilla"] = _mozilla(result, mozilla)
-            out[ep.key] = TlsScan(ep, None, facts, started_at, elapsed, tool, names)
+            for result in scanner.get_results():
+                elapsed = round(time.monotonic() - started, 3)
+                ep, address = requests[result.uuid]
+                if result.connectivity_status == ServerConnectivityStatusEnum.ERROR or result.scan_result is None:
+                    reason = _trace_text(result.connectivity_error_trace)
+                    out[ep.key] = TlsScan(ep, f"no TLS connection to {ep.key} ({address}): {reason}",
+                                          {"address": address}, started_at, elapsed, tool, names)
+                else:
+                    facts = _facts(result.scan_result, ep)
+                    facts["address"] = address
+                    if mozilla:
+                        facts["mozilla"] = _mozilla(result, mozilla)
+                    out[ep.key] = TlsScan(ep, None, facts, started_at, elapsed, tool, names)
+                if emit is not None:
+                    emit(out[ep.key])
     return out
 
 
@@ -785,3 +895,7 @@ def vulnerabilities(s: TlsScan) -> Measurement:
         display = ("none found (Heartbleed, ROBOT, CCS injection, insecure and client-initiated renegotiation, "
                    "compression)")
     return Measurement(labels, display, ev)
+
+
+if __name__ == "__main__":
+    _worker_main()
