@@ -116,7 +116,7 @@ def test_http_probe_families_end_within_their_deadline(
     url, surl = f"http://127.0.0.1:{plain.port}/", f"https://127.0.0.1:{tls.port}/"
     # the CORS probe sends two requests, each bounded
     bound = TIMEOUT_S * (2 if family.startswith("cors") else 1)
-    m, elapsed = _bounded(lambda: FAMILIES[family](url, surl), bound)
+    m, _elapsed = _bounded(lambda: FAMILIES[family](url, surl), bound)
     if kind == "slow-byte":
         # the server kept sending: only the overall deadline can have stopped the probe
         assert "deadline" in (m.error or ""), m.error
@@ -125,7 +125,7 @@ def test_http_probe_families_end_within_their_deadline(
 
 
 def test_a_rate_limit_burst_is_bounded_per_request(hostile: tuple[str, HostileServer, HostileServer]) -> None:
-    kind, plain, _ = hostile
+    _kind, plain, _ = hostile
     m, _ = _bounded(lambda: auth.burst(f"http://127.0.0.1:{plain.port}/", count=4, concurrency=4,
                                        timeout_s=TIMEOUT_S, deadline_s=30), TIMEOUT_S)
     assert "no request of the burst was answered" in (m.error or "")
