@@ -160,7 +160,7 @@ class DeadlineClient(httpx.Client):
         verify = kwargs.pop("verify", True)
         transport = httpx.HTTPTransport(verify=verify, trust_env=False)
         self.watchdog = _Watchdog(deadline)
-        transport._pool._network_backend = _Backend(self.watchdog)  # type: ignore[union-attr]
+        transport._pool._network_backend = _Backend(self.watchdog)
         self.deadline = deadline
         super().__init__(transport=transport, trust_env=False, **kwargs)
 
