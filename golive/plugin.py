@@ -178,6 +178,16 @@ def pytest_configure(config: pytest.Config) -> None:
     run.profile, run.target, run.target_path = rc.profile, rc.target, rc.target_path
     run.waivers, run.attestations = rc.waivers, rc.attestations
     _load_compare_and_key(run, config)
+    if not hasattr(config, "workerinput"):
+        from golive import signals
+
+        signals.install()  # SIGTERM/SIGHUP end the run like Ctrl-C (golive/signals.py)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from golive import signals
+
+    signals.uninstall()
 
 
 def _load_compare_and_key(run: GoliveRun, config: pytest.Config) -> None:
@@ -352,6 +362,26 @@ def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scen
 
 # ----------------------------------------------------------------------------- collection of results
 
+EMITTED_KEY = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """A scenario cut short by SIGINT/SIGTERM/SIGHUP has no report of its own (pytest
+    re-raises the KeyboardInterrupt): record it here as ``error: interrupted``."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as exc:
+        run = item.config.stash[RUN_KEY]
+        if run.active and _is_golive_item(item) and not item.stash.get(EMITTED_KEY, False):
+            from golive.signals import describe
+
+            info = item.stash.get(INFO_KEY, None) or ScenarioInfo(nodeid=item.nodeid, scenario=item.name)
+            checks = item.stash.get(CHECKS_KEY, None) or Checks(info, run.waivers)
+            checks.error(_scenario_id(info, item), describe(exc))
+            run.results.extend(r.to_dict() for r in checks.results)
+        raise
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                                ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
@@ -380,6 +410,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         emit = True
     if emit:
         report.user_properties.append(("golive_results", [r.to_dict() for r in checks.results]))
+        item.stash[EMITTED_KEY] = True
     return report
 
 

@@ -7,7 +7,7 @@ Safety (architecture.md, "restore what they changed on every exit path"):
 - golive only removes what it created: a PostgreSQL scratch database that already exists is
   refused (the drill is an error, nothing is dropped); a SQLite drill works in a fresh
   ``golive-restore-*`` folder inside the scratch folder.
-- Cleanup runs in ``finally``.  While the drill runs (main thread), SIGINT and SIGTERM raise
+- Cleanup runs in ``finally``.  While the drill runs (main thread), SIGINT, SIGTERM and SIGHUP raise
   :class:`DrillInterrupted` (a KeyboardInterrupt) instead of killing the process; during the
   cleanup they are held back; afterwards the signal is delivered again to whatever handled
   it before, so Ctrl-C still stops the run and SIGTERM still terminates it -- after the
@@ -42,11 +42,11 @@ from checks.connection import ProbeError, redact
 from golive.model import Evidence, Measurement
 
 Stage = Callable[[str], None]
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class DrillInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived during a drill (raised so ``finally`` cleans up)."""
+    """SIGINT, SIGTERM or SIGHUP arrived during a drill (raised so ``finally`` cleans up)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(f"restore drill interrupted by {signal.Signals(signum).name}")

@@ -608,7 +608,7 @@ class Drill:
             yield  # only the main thread gets signals; KeyboardInterrupt still reaches `finally`
             return
         previous: dict[int, Any] = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._on_signal)
         try:
