@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
-import shutil
 import sys
 import tempfile
 import time
