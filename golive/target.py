@@ -23,12 +23,14 @@ from pydantic import (
 
 from golive.blocks import Strict
 from golive.redact import register_secret
+from golive.urls import connection_uri, http_url, literal_url_credentials
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api_key|apikey|authorization|cookie)$")
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api[_-]?key|authorization|cookie|credentials?)$")
+_LITERAL_AUTH_VALUE = re.compile(r"(?i)^\s*(bearer|basic|token|apikey)\s+\S")
 _URI_USERINFO_PW = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:([^@/\s]+)@")
 CONNECTION_SCHEMES = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "ansible", "openshift", "lxc", "salt", "winrm")
 
@@ -51,7 +53,7 @@ class HostSpec(Strict):
         if scheme not in CONNECTION_SCHEMES:
             raise ValueError(f"connection '{v}' is not a testinfra URI; use one of "
                              + ", ".join(f"{s}://" for s in CONNECTION_SCHEMES))
-        return v
+        return connection_uri(v)
 
 
 def _hostport(v: str) -> str:
@@ -90,7 +92,7 @@ class Endpoints(Strict):
     @field_validator("tls")
     @classmethod
     def _tls_endpoints(cls, v: list[str]) -> list[str]:
-        return [x if x.startswith("https://") else _hostport(x) for x in v]
+        return [http_url(x, ("https",)) if x.startswith("https://") else _hostport(x) for x in v]
 
     @field_validator("internal", "public_ports")
     @classmethod
@@ -100,16 +102,14 @@ class Endpoints(Strict):
     @field_validator("public", "health")
     @classmethod
     def _https(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("https://", "http://")):
-            raise ValueError(f"'{v}' is not an http(s) URL")
-        return v
+        return None if v is None else http_url(v)
 
     @field_validator("http")
     @classmethod
     def _http(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("http://"):
             raise ValueError(f"'{v}' must be a plain http:// URL (it is checked for the redirect to https)")
-        return v
+        return None if v is None else http_url(v, ("http",))
 
 
 class ServiceSpec(Strict):
@@ -193,6 +193,11 @@ class InferenceSpec(Strict):
         "on a worker host (ssh ..., ip netns exec ...)"))
     pacing_ceiling_rps: float = Field(default=2500, gt=0, description=(
         "requests per second one generator process is trusted to pace (measured: docs/throughput.md)"))
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return http_url(v)
 
 
 class HostDefaults(Strict):
@@ -323,6 +328,13 @@ def _expand(doc: PositionedYaml, value: Any, loc: tuple[Any, ...], env: dict[str
     if m and not _ENV.fullmatch(m.group(1)):
         raise ConfigError(doc.path, line, "a URI holds a literal password",
                           "replace the password with ${ENV_VAR}, e.g. postgresql://app:${PGPASSWORD}@db:5432/app")
+    creds = literal_url_credentials(value)
+    if creds:
+        raise ConfigError(doc.path, line, f"a URL holds a literal credential in its query ('{creds[0]}=')",
+                          f"write it as {creds[0]}=${{ENV_VAR}}; secrets never go in target files")
+    if "headers" in loc[:-1] and _LITERAL_AUTH_VALUE.match(value) and not _ENV.search(value):
+        raise ConfigError(doc.path, line, f"'{key}' holds a literal credential",
+                          "write the credential part as ${ENV_VAR}, e.g. 'Bearer ${API_TOKEN}'")
 
     def sub(mm: re.Match[str]) -> str:
         var = mm.group(1)

@@ -17,6 +17,8 @@ _SIZE_UNITS = {
 }
 _RATE_UNITS = {"bps": 1e-6, "kbps": 1e-3, "mbps": 1.0, "gbps": 1e3, "tbps": 1e6}
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+# upper bounds, in the parsed unit: a value above is a typo, not a requirement
+_MAX = {"size": 2.0**70, "link rate": 1e9, "duration": 10 * 366 * 86400.0}
 _QTY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*$")
 
 
@@ -34,7 +36,12 @@ def _parse(value: Any, units: Mapping[str, float], kind: str, example: str) -> f
     if unit not in units:
         allowed = ", ".join(sorted({u for u in units}))
         raise ValueError(f"unknown {kind} unit '{m.group(2)}' in {value!r}; use one of: {allowed}")
-    return number * units[unit]
+    out = number * units[unit]
+    if out <= 0:
+        raise ValueError(f"the {kind} {value!r} is zero; write a positive {kind}, e.g. '{example}'")
+    if out > _MAX[kind]:
+        raise ValueError(f"the {kind} {value!r} is beyond any real deployment; write e.g. '{example}'")
+    return out
 
 
 def parse_size(value: Any) -> int:

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from golive.blocks import Block, Strict
 from golive.units import Duration
+from golive.urls import connection_uri
 
 BackupContent = Literal["database", "config", "keys", "code", "features"]
 
@@ -28,7 +29,7 @@ class BackupsReq(Block):
     """What the tier requires of its backups (docs/backups.md)."""
 
     max_age: BackupAge | None = None
-    retention_full_min: int | None = Field(default=None, ge=1)
+    retention_full_min: int | None = Field(default=None, ge=1, le=100000)
     contents: list[BackupContent] = Field(default_factory=list)
     integrity: bool = True
     encryption: bool = False
@@ -70,6 +71,11 @@ class BackupSpec(Strict):
     ssh_identity_file: str | None = None
     timeout_s: float = Field(default=30, gt=0, le=3600, description="bound on each command on a location's host")
     restore_timeout_s: float = Field(default=1800, gt=0, le=86400, description="bound on the restore drill")
+
+    @field_validator("location", "offsite")
+    @classmethod
+    def _location(cls, v: str | None) -> str | None:
+        return None if v is None else connection_uri(v)
 
     @field_validator("decrypt_command")
     @classmethod

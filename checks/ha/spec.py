@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from golive.blocks import Block, Strict, also_accepts
 from golive.units import Duration
+from golive.urls import http_url
 
 
 class HaReq(Block):
@@ -25,7 +26,7 @@ class HaReq(Block):
     ``max_requests`` for the whole drill, and ``drill_instances`` (how many instances are
     stopped, one at a time, in the target's order; default every one)."""
 
-    min_instances: int = Field(default=2, ge=1)
+    min_instances: int = Field(default=2, ge=1, le=10000)
     failover_max: Duration = 30.0
     error_rate_max: float = Field(default=0.05, ge=0, le=1)
     auto_restart: bool = False
@@ -35,8 +36,8 @@ class HaReq(Block):
     stable: Duration = Field(default=3.0, description="consecutive full success that counts as recovered")
     steady: Duration = Field(default=2.0, description="length of each steady-state window")
     max_duration: Duration = Field(default=300.0, description="hard bound on the whole drill")
-    max_requests: int = Field(default=5000, ge=10, description="hard bound on the drill's requests")
-    drill_instances: int | None = Field(default=None, ge=1, description="instances stopped (default: each)")
+    max_requests: int = Field(default=5000, ge=10, le=1_000_000, description="hard bound on the drill's requests")
+    drill_instances: int | None = Field(default=None, ge=1, le=10000, description="instances stopped (default: each)")
 
 
 class HaAction(Strict):
@@ -86,6 +87,11 @@ class HaInstance(Strict):
     start: HaAction | None = None
     host: str | None = Field(default=None, description="target host the actions run on (default: the checking host)")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else http_url(v)
+
 
 class HaSpec(Strict):
     """The load-balanced service: ``entrypoint`` (a URL through the load balancer, GET, 2xx)
@@ -103,6 +109,4 @@ class HaSpec(Strict):
     @field_validator("entrypoint")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("https://", "http://")):
-            raise ValueError(f"'{v}' is not an http(s) URL")
-        return v
+        return http_url(v)

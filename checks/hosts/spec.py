@@ -16,7 +16,7 @@ from golive.units import Rate, Size
 
 
 class GpuReq(Strict):
-    count: int = Field(ge=0)
+    count: int = Field(ge=0, le=256)
     memory: Size | None = None
 
 
@@ -30,7 +30,7 @@ class DiskReq(Strict):
 class Sizing(Block):
     """Hardware of one host (or every host of a role)."""
 
-    cpu_cores: int | None = Field(default=None, ge=1)
+    cpu_cores: int | None = Field(default=None, ge=1, le=65536)
     memory: Size | None = None
     disk: DiskReq | None = None
     nic_speed: Rate | None = None
@@ -38,8 +38,8 @@ class Sizing(Block):
 
 
 class NodeCount(Block):
-    min: int = Field(ge=0)
-    max: int | None = Field(default=None, ge=1)
+    min: int = Field(ge=0, le=100000)
+    max: int | None = Field(default=None, ge=1, le=100000)
 
 
 class OsReq(Block):

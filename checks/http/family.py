@@ -28,7 +28,7 @@ class HttpReq(Block):
     hsts_preload: bool = Field(default=False, description="the HSTS preload list's rules: max-age >= 1 year, "
                                                           "includeSubDomains and preload")
     security_headers: list[str] = Field(default_factory=list)
-    health_status: int = 200
+    health_status: int = Field(default=200, ge=100, le=599)
 
 
 class HealthBody(Strict):

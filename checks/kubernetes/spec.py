@@ -21,12 +21,12 @@ class KubernetesReq(Block):
     min_version: str = "1.25"
     components: list[Component] = Field(default_factory=list)
     storage_rwx: bool = False
-    min_replicas: int = Field(default=1, ge=1)
+    min_replicas: int = Field(default=1, ge=1, le=10000)
     pdb: bool = False
     hpa: bool = False
     probes: bool = False
     resources: bool = False
-    zones_min: int = Field(default=1, ge=1)
+    zones_min: int = Field(default=1, ge=1, le=100)
 
 
 class KubernetesSpec(Strict):

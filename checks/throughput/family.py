@@ -42,7 +42,7 @@ class ThroughputReq(Block):
     enough samples for a bound at ``confidence`` (the steady phase is lengthened up to
     ``duration_max`` to get them); the capacity search and the regression limit."""
 
-    apm_min: float | None = Field(default=None, gt=0, description="analyses per minute; none = baseline mode")
+    apm_min: float | None = Field(default=None, gt=0, le=1e9, description="analyses per minute; none = baseline mode")
     p95: Duration | None = None
     error_rate_max: float = Field(default=0.01, ge=0, le=1)
     duration: Duration = 60.0
@@ -51,10 +51,10 @@ class ThroughputReq(Block):
         "(default: duration; too few samples is then an error)"))
     confidence: float = Field(default=0.95, gt=0, lt=1, description=(
         "confidence level of the percentiles' intervals and of the samples they need (p95 at 0.95: 72 requests)"))
-    regression_max_pct: float = Field(default=20, ge=0)
+    regression_max_pct: float = Field(default=20, ge=0, le=10000)
     capacity_max_apm: float | None = Field(
-        default=None, gt=0, description="search the capacity up to this rate; none = no capacity search")
-    headroom_min: float = Field(default=1.0, gt=0, description="capacity must be >= headroom_min x apm_min")
+        default=None, gt=0, le=1e9, description="search the capacity up to this rate; none = no capacity search")
+    headroom_min: float = Field(default=1.0, gt=0, le=1000, description="capacity must be >= headroom_min x apm_min")
     capacity_step: Duration = Field(default=10.0, description="steady time of each capacity-search step (at least)")
     capacity_time_max: Duration = Field(default=300.0, description="time budget of the whole capacity search")
 

@@ -35,9 +35,9 @@ class TlsReq(Block):
     forbid_weak_ciphers: bool = True
     require_aead: bool = False
     require_forward_secrecy: bool = Field(default=False, description="TLS 1.2 and below: (EC)DHE key exchange only")
-    cert_min_days_left: int = Field(default=14, ge=0)
-    min_rsa_bits: int = 2048
-    min_ec_bits: int = 256
+    cert_min_days_left: int = Field(default=14, ge=0, le=3650)
+    min_rsa_bits: int = Field(default=2048, ge=512, le=16384)
+    min_ec_bits: int = Field(default=256, ge=128, le=1024)
     vulnerabilities: bool = True
     min_dh_bits: int = Field(default=2048, ge=0, description="smallest finite-field DHE group offered")
     min_ecdh_bits: int = Field(default=256, ge=0, description="smallest ECDHE curve offered (X25519 counts as 256)")

@@ -1,0 +1,58 @@
+"""Load-time checks of the URLs and URIs a target gives (issue #14): a value that can only
+fail later -- ``https://`` with no host, a port above 65535, ``ssh://`` with no host, a
+token written into a URL -- is refused when the file is read, with its line.
+
+Each function returns the value or raises ``ValueError`` (pydantic turns it into a config
+error at the key's line); the message's ``; `` part is the fix.
+"""
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+#: URL query parameters that carry credentials (``?access_token=...``, ``&api_key=...``)
+CREDENTIAL_PARAM = re.compile(
+    r"(?i)^(access[_-]?token|token|auth|auth[_-]?token|api[_-]?key|apikey|key|secret|client[_-]?secret|"
+    r"password|passwd|pwd|sig|signature|x-amz-signature|session|sessionid|jwt)$")
+_ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+def _port(u: urllib.parse.SplitResult, value: str) -> None:
+    try:
+        port = u.port
+    except ValueError:
+        raise ValueError(f"'{value}' has an invalid port (1-65535)") from None
+    if port == 0:
+        raise ValueError(f"'{value}' has port 0; use a port from 1 to 65535")
+
+
+def http_url(value: str, schemes: tuple[str, ...] = ("https", "http")) -> str:
+    """An http(s) URL with a host and a valid port."""
+    u = urllib.parse.urlsplit(value)
+    if u.scheme not in schemes:
+        raise ValueError(f"'{value}' is not an {'/'.join(schemes)} URL")
+    if not u.hostname:
+        raise ValueError(f"'{value}' has no host; write e.g. {schemes[0]}://api.example.com/")
+    _port(u, value)
+    return value
+
+
+def connection_uri(value: str) -> str:
+    """ssh:// and paramiko:// name a host (and a valid port when given)."""
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme in ("ssh", "paramiko"):
+        u = urllib.parse.urlsplit(value)
+        if not u.hostname:
+            raise ValueError(f"'{value}' has no host; write e.g. {scheme}://user@host:22")
+        _port(u, value)
+    return value
+
+
+def literal_url_credentials(value: str) -> list[str]:
+    """Names of query parameters of a URL that hold a literal credential (a value that is
+    not a whole ``${ENV}`` reference)."""
+    if "://" not in value or "?" not in value:
+        return []
+    query = urllib.parse.urlsplit(value).query
+    return [k for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+            if CREDENTIAL_PARAM.match(k) and v and not _ENV_ONLY.match(v)]
