@@ -31,7 +31,8 @@ TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|api[_-]?key|authorization|cookie|credentials?)$")
 _LITERAL_AUTH_VALUE = re.compile(r"(?i)^\s*(bearer|basic|token|apikey)\s+\S")
-_URI_USERINFO_PW = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:([^@/\s]+)@")
+# user:password@ -- the password may hold '/' (libpq reads it so); "host:8080/path@x" is a port
+_URI_USERINFO_PW = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:(?!\d+(?:/|$))([^@\s]+)@")
 CONNECTION_SCHEMES = ("local", "ssh", "paramiko", "docker", "podman", "kubectl", "ansible", "openshift", "lxc", "salt", "winrm")
 
 
