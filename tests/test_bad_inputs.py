@@ -24,17 +24,17 @@ from golive.yamlpos import MAX_BYTES, ConfigError
 ENV = {"GOLIVE_BAD_TOKEN": "t0ken-value"}
 
 
-def P(body: str) -> str:  # noqa: N802 - reads as a constructor in the table
+def P(body: str) -> str:
     """A profile whose ``requirements:`` body starts at line 4."""
     return "name: p\ndescription: d\nrequirements:\n" + body
 
 
-def T(body: str) -> str:  # noqa: N802
+def T(body: str) -> str:
     """A target whose body starts at line 2."""
     return "name: t\n" + body
 
 
-def W(body: str) -> str:  # noqa: N802
+def W(body: str) -> str:
     """A waiver file whose entries start at line 2."""
     return "waivers:\n" + body
 
