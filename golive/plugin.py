@@ -544,4 +544,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.section("golive verdict", sep="=", bold=True)
     for line, style in summary_lines(run.verdict.to_dict(), run.results, run.run_dir, run.doc):
-        tr.write_line(line, **style)
+        tr.write_line(redact(line), **style)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -14,10 +15,13 @@ _KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key)
 
 
 def register_secret(value: str) -> None:
-    """Remember a secret so that it is masked wherever it would be written."""
+    """Remember a secret so that it is masked wherever it would be written -- as given and
+    as it reads inside a URL (percent-encoded), where libraries and reports show it."""
     if value and len(value) >= 3:
+        forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote(value),
+                 urllib.parse.quote_plus(value)}
         with _lock:
-            _secrets.add(value)
+            _secrets.update(forms)
 
 
 def redact(text: str) -> str:

@@ -343,15 +343,12 @@ def _expand(doc: PositionedYaml, value: Any, loc: tuple[Any, ...], env: dict[str
             raise ConfigError(doc.path, line, f"environment variable {var} is not set (referenced by '{key}')",
                               f"export {var}=... before running golive")
         val = env[var]
-        if _is_secretish(key, value):
-            register_secret(val)
+        # by value, whatever the key: a ${ENV} value is masked wherever it would be written
+        # (a URL query, userinfo, a library's error message), not only under secret-like keys
+        register_secret(val)
         return val
 
     return _ENV.sub(sub, value)
-
-
-def _is_secretish(key: str, raw: str) -> bool:
-    return bool(_SECRET_KEY.search(key) or _URI_USERINFO_PW.match(raw))
 
 
 def _read_secret_files(doc: PositionedYaml, value: Any, loc: tuple[Any, ...]) -> None:

@@ -12,6 +12,7 @@ from html import escape as _escape  # (the name `html` is this package's submodu
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from golive.redact import redact_obj
 from golive.report import atomic_write, build
 from reports.html import render_html
 from reports.junit import render_junit
@@ -30,6 +31,9 @@ def write_run(run_dir: Path, meta: dict[str, Any], verdict: dict[str, Any], resu
     ``sign_key``: the operator's Ed25519 key (``--sign-key``); only the signatures are written;
     ``attestations``: the attestation summary (:meth:`golive.attestations.Attestations.summary`).
     """
+    # the last line of defence: every registered secret value is masked in everything written
+    meta, verdict, results, waivers = (redact_obj(meta), redact_obj(verdict), redact_obj(results),  # type: ignore[assignment]
+                                       redact_obj(waivers))
     comparison = None
     if previous is not None:
         from golive.diff import compare

@@ -69,14 +69,30 @@ class PgConn:
         return env
 
 
+def _encode_password(uri: str) -> str:
+    """``uri`` with the password percent-encoded.  libpq reads ``user:pa/ss@host`` as a
+    password holding '/', urllib as a host ``user`` with the port ``pa`` -- whose parse
+    error would then quote a piece of the password.  The userinfo ends at the last '@'."""
+    scheme, sep, rest = uri.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return uri
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{user}:{urllib.parse.quote(urllib.parse.unquote(password), safe='')}@{hostpart}"
+
+
 def connection(spec: BackupSpec) -> PgConn:
     """The database of a postgres backup entry; ValueError when it is missing or not a
     ``postgresql://`` URI, or the password file cannot be read."""
     if not spec.database:
         raise ValueError("the backup entry names no database (backups[].database: postgresql://user@host:port/db)")
-    parts = urllib.parse.urlsplit(spec.database)
+    parts = urllib.parse.urlsplit(_encode_password(spec.database))
     if parts.scheme not in ("postgresql", "postgres"):
         raise ValueError(f"database '{redact(spec.database)}' is not a postgresql:// URI")
+    try:
+        parts.port  # noqa: B018 - urllib validates the port lazily; its message may quote the netloc
+    except ValueError:
+        raise ValueError(f"database '{redact(spec.database)}' has no valid host:port") from None
     password = urllib.parse.unquote(parts.password) if parts.password else None
     if spec.password_file:
         try:
