@@ -188,9 +188,11 @@ def plan_action(spec: HaAction, verb: str, host: HostRef) -> Action:
         sig = str(spec.signal).removeprefix("SIG")
         pidfile = shlex.quote(str(spec.pidfile))
         # One round trip: read the pid, refuse anything but a number, signal it, say which.
-        cmd = (f"pid=$(cat -- {pidfile}) || exit 3; case \"$pid\" in ''|*[!0-9]*) "
-               f"echo \"no pid in {spec.pidfile}: '$pid'\" >&2; exit 3;; esac; "
-               f"kill -{sig} \"$pid\" && echo \"sent SIG{sig} to pid $pid (from {spec.pidfile})\"")
+        # The path is quoted once, into a variable: it never appears unquoted or inside
+        # double quotes, where $(...) and backticks would run.
+        cmd = (f"f={pidfile}; pid=$(cat -- \"$f\") || exit 3; case \"$pid\" in ''|*[!0-9]*) "
+               f"printf 'no pid in %s: %s\\n' \"$f\" \"$pid\" >&2; exit 3;; esac; "
+               f"kill -{sig} \"$pid\" && printf 'sent SIG{sig} to pid %s (from %s)\\n' \"$pid\" \"$f\"")
         return Action("signal", cmd, host, spec.timeout_s, f"SIG{sig} to the pid in {spec.pidfile}")
     if kind == "systemd":
         unit = shlex.quote(str(spec.systemd))
