@@ -180,14 +180,21 @@ def pytest_configure(config: pytest.Config) -> None:
     _load_compare_and_key(run, config)
     if not hasattr(config, "workerinput"):
         from golive import signals
+        from golive.rundir import RunDirError
 
+        try:  # before any probe runs: made exclusively, proven writable (golive/rundir.py)
+            run.run_dir = _run_dir(run)
+        except RunDirError as exc:
+            raise pytest.UsageError(str(exc)) from None
         signals.install()  # SIGTERM/SIGHUP end the run like Ctrl-C (golive/signals.py)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     from golive import signals
+    from golive.rundir import release_if_empty
 
     signals.uninstall()
+    release_if_empty(config.stash[RUN_KEY].run_dir)  # a run that wrote no report leaves nothing
 
 
 def _load_compare_and_key(run: GoliveRun, config: pytest.Config) -> None:
@@ -494,16 +501,13 @@ def _metadata(run: GoliveRun, finished_at: str, exitstatus: int) -> dict[str, An
 
 
 def _run_dir(run: GoliveRun) -> Path:
+    from golive.rundir import claim
+
     assert run.profile is not None and run.target is not None
     base = run.config.getoption("golive_report_dir")
     root = Path(base) if base else ROOT / "reports" / "runs"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = root / f"{stamp}_{run.profile.name}_{run.target.name}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}_{run.profile.name}_{run.target.name}-{n}"
-    return path
+    return claim(root, f"{stamp}_{run.profile.name}_{run.target.name}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -526,7 +530,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.verdict = decide_dicts(results, run.fail_on, complete=not interrupted, partial=partial)
     finished = utcnow()
     meta = _metadata(run, finished, exitstatus)
-    run.run_dir = _run_dir(run)
+    assert run.run_dir is not None  # claimed in pytest_configure
     run.doc = write_run(run.run_dir, meta, run.verdict.to_dict(), results, run.waivers.summary(),
                         previous=run.previous, previous_path=run.compare_path, sign_key=run.sign_key,
                         attestations=run.attestations.summary() if run.attestations is not None else None)

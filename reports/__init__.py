@@ -10,7 +10,7 @@ import json
 import sys
 from html import escape as _escape  # (the name `html` is this package's submodule)
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from golive.redact import redact_obj
 from golive.report import atomic_write, build
@@ -32,8 +32,8 @@ def write_run(run_dir: Path, meta: dict[str, Any], verdict: dict[str, Any], resu
     ``attestations``: the attestation summary (:meth:`golive.attestations.Attestations.summary`).
     """
     # the last line of defence: every registered secret value is masked in everything written
-    meta, verdict, results, waivers = (redact_obj(meta), redact_obj(verdict), redact_obj(results),  # type: ignore[assignment]
-                                       redact_obj(waivers))
+    meta, verdict, waivers = (cast("dict[str, Any]", redact_obj(x)) for x in (meta, verdict, waivers))
+    results = cast("list[dict[str, Any]]", redact_obj(results))
     comparison = None
     if previous is not None:
         from golive.diff import compare
