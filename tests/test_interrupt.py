@@ -48,14 +48,21 @@ hosts:
     timeout_s: 60
 """)
         report_dir = tmp_path / "reports"
-        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--profile", "poc",
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--profile", "poc",
                                  f"--target={target}", f"--report-dir={report_dir}", "-m", "hosts"],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        # the first scenario (host count) needs no host; the next one hangs on hung-host
-        time.sleep(8)
+        # the first scenario (host count) needs no host; the next one hangs on hung-host.
+        # Wait for the scenarios to start (start-up alone takes seconds on a loaded machine).
+        assert proc.stdout is not None
+        seen = ""
+        for line in proc.stdout:
+            seen += line
+            if "suites/test_hosts.py::" in line:
+                break
+        time.sleep(4)
         assert proc.poll() is None, "the run should still be waiting for the hung host"
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out = seen + proc.communicate(timeout=60)[0]
     finally:
         srv.close()
     assert proc.returncode == 2, out
@@ -65,6 +72,9 @@ hosts:
     assert doc["verdict"]["decision"] == "NO-GO"
     assert doc["verdict"]["complete"] is False
     assert "interrupted" in doc["verdict"]["reason"]
+    # the scenario that was running is in the report, as an error that says so
+    assert any(r["status"] == "error" and r["reason"] == "interrupted (SIGINT)" for r in doc["results"]), \
+        [(r["id"], r["status"], r["reason"]) for r in doc["results"]]
     assert not list(runs[0].parent.glob(".*.part")), "no half-written files"
     verify = subprocess.run([sys.executable, "-m", "golive.cli", "verify", str(runs[0])], cwd=ROOT,
                             capture_output=True, text=True, timeout=60, check=False)
