@@ -39,6 +39,9 @@ def _cmd_variants() -> int:
 def _cmd_start(args: argparse.Namespace) -> int:
     from lab.run import REPO_ROOT, start_lab
 
+    from golive import signals
+
+    signals.install()  # SIGTERM/SIGHUP stop the lab (finally below) like Ctrl-C
     variant = Variant.parse(args.variant)
     workdir = Path(args.workdir) if args.workdir else REPO_ROOT / ".lab" / variant.key
     lab = start_lab(workdir, variant, cost_ms=args.cost_ms, instances=args.instances,

@@ -65,7 +65,7 @@ from lab.procs import (
     stop_processes,
     unregister,
 )
-from lab.sshd import INSTALL_HINT, SSHD, USER, _keygen, _readable_by_others, ensure_user
+from lab.sshd import INSTALL_HINT, SSHD, USER, _keygen, _readable_by_others, ensure_user, release_user
 
 __all__ = [
     "FleetHost",
@@ -562,6 +562,7 @@ class NetnsFleet(StopsOnExit):
             raise LabError(f"host names must be unique and plain: {', '.join(bad)}")
         sweep_stale()
         ensure_user(self.user)
+        self._holds_user = True
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         register(self)
@@ -595,6 +596,9 @@ class NetnsFleet(StopsOnExit):
         for folder in self._scratch:
             shutil.rmtree(folder, ignore_errors=True)
         unregister(self)
+        if getattr(self, "_holds_user", False):
+            self._holds_user = False
+            release_user(self.user)  # the account golive made goes with its last user
 
 
 def start_fleet(run_dir: Path, hosts: Sequence[HostPlan | str] | int, *, user: str = USER,

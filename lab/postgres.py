@@ -395,6 +395,11 @@ class RunningPostgres(StopsOnExit):
         for folder in (self.base, self.offsite_root):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
+        if self.offsite_uid is not None:
+            from lab.sshd import USER, release_user
+
+            self.offsite_uid = None
+            release_user(USER)
         unregister(self)
 
     def __repr__(self) -> str:

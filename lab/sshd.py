@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from lab.procs import (
     LabError,
@@ -57,31 +58,116 @@ def _run(argv: list[str], what: str) -> None:
         raise LabError(f"{what} failed ({' '.join(argv)}): {res.stderr.strip() or res.stdout.strip()}")
 
 
-def ensure_user(user: str = USER) -> pwd.struct_passwd:
-    """Create ``user`` (home, shell /bin/sh) if missing; make sure key logins are allowed.
+# The probe account is golive's own: created when a lab first needs it and removed when the
+# last process using it is done (never a permanent account).  Holders are pid files in a
+# folder on /run (tmpfs: gone at reboot); a holder that died without releasing is ignored.
+# An account that existed before golive created it is used as it is and never changed or
+# removed.
+ACCOUNT_DIR = Path("/run/golive-probe-account")
+_held: dict[str, int] = {}  # user -> references in this process
+_atexit_registered = False
 
-    With ``UsePAM no`` sshd refuses accounts whose password field starts with ``!``
-    (locked); ``usermod -p '*'`` keeps password logins impossible but allows keys.
-    """
+
+def _account_lock() -> Any:
+    import fcntl
+
+    ACCOUNT_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fh = open(ACCOUNT_DIR / "lock", "a+")  # noqa: SIM115 - closed by the caller (unlocks)
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
+
+
+def _live_holders(user: str) -> list[Path]:
+    out = []
+    for f in ACCOUNT_DIR.glob(f"{user}.holder.*"):
+        pid = f.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            out.append(f)
+        else:
+            f.unlink(missing_ok=True)  # a holder that died without releasing
+    return out
+
+
+def ensure_user(user: str = USER) -> pwd.struct_passwd:
+    """The probe account, created if missing (home, shell /bin/sh, key logins only: the
+    password field ``*``, since with ``UsePAM no`` sshd refuses a locked ``!`` account).
+    This process holds it until :func:`release_user` (or exit); the last holder removes an
+    account golive created."""
+    global _atexit_registered
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        if os.geteuid() != 0:
-            raise LabError(f"user {user!r} does not exist and only root can create it")
-        _run(["useradd", "--create-home", "--shell", "/bin/sh", user], f"creating user {user}")
-        entry = pwd.getpwnam(user)
-    locked = True
+        entry = None
+    if entry is not None and not (ACCOUNT_DIR / f"{user}.created").exists():
+        if _shadow_locked(user):
+            raise LabError(f"user {user!r} exists, was not created by golive and is locked (password '!'): "
+                           f"golive does not change accounts it did not create; unlock it (usermod -p '*' {user}) "
+                           "or remove it")
+        return entry  # someone else's account: used as it is, never changed or removed
+    if os.geteuid() != 0:
+        raise LabError(f"user {user!r} does not exist and only root can create it")
+    lock = _account_lock()
+    try:
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            (ACCOUNT_DIR / f"{user}.created").write_text("created by golive's lab; removed by its last user\n")
+            _run(["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", user],
+                 f"creating user {user}")
+            entry = pwd.getpwnam(user)
+        (ACCOUNT_DIR / f"{user}.holder.{os.getpid()}").write_text("")
+        _held[user] = _held.get(user, 0) + 1
+    finally:
+        lock.close()
+    if not _atexit_registered:
+        import atexit
+
+        atexit.register(_release_all)
+        _atexit_registered = True
+    return entry
+
+
+def release_user(user: str = USER) -> None:
+    """Give back one hold on ``user``; the last holder of an account golive created
+    removes it (``userdel --remove``)."""
+    if _held.get(user, 0) <= 0:
+        return
+    _held[user] -= 1
+    if _held[user] > 0:
+        return
+    lock = _account_lock()
+    try:
+        (ACCOUNT_DIR / f"{user}.holder.{os.getpid()}").unlink(missing_ok=True)
+        created = ACCOUNT_DIR / f"{user}.created"
+        if created.exists() and not _live_holders(user):
+            try:
+                pwd.getpwnam(user)
+                subprocess.run(["userdel", "--remove", user], check=False, capture_output=True, timeout=30)
+            except KeyError:
+                pass
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                created.unlink(missing_ok=True)
+    finally:
+        lock.close()
+
+
+def _release_all() -> None:
+    for user in list(_held):
+        _held[user] = min(_held[user], 1)
+        release_user(user)
+
+
+def _shadow_locked(user: str) -> bool:
     try:
         for line in Path("/etc/shadow").read_text().splitlines():
             fields = line.split(":")
             if fields[0] == user:
-                locked = fields[1].startswith("!")
-                break
+                return fields[1].startswith("!")
     except OSError:
         pass
-    if locked and os.geteuid() == 0:
-        _run(["usermod", "-p", "*", user], f"unlocking {user} for key logins")
-    return entry
+    return False
 
 
 def _readable_by_others(path: Path) -> bool:
@@ -126,6 +212,7 @@ class RunningSshd(StopsOnExit):
         self._proc: ManagedProcess | None = None
         self._control_dir = str(run_dir / "cm-")
         self._stopped = False
+        self._holds_user = False
         self.start_duration_s = 0.0
 
     @property
@@ -160,6 +247,9 @@ class RunningSshd(StopsOnExit):
         for folder in self._scratch:
             shutil.rmtree(folder, ignore_errors=True)
         unregister(self)
+        if self._holds_user:
+            self._holds_user = False
+            release_user(self.user)
 
     def _masters(self) -> list[int]:
         """ssh ControlMaster processes of this server's ControlPath (they daemonise, so they
@@ -257,6 +347,7 @@ class RunningSshd(StopsOnExit):
         if os.geteuid() != 0:
             raise LabError("the test sshd needs root (it runs sshd and logs in as another user)")
         ensure_user(self.user)
+        self._holds_user = True
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation
         self.run_dir.mkdir(parents=True, exist_ok=True)
         register(self)
