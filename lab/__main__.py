@@ -37,9 +37,8 @@ def _cmd_variants() -> int:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    from lab.run import REPO_ROOT, start_lab
-
     from golive import signals
+    from lab.run import REPO_ROOT, start_lab
 
     signals.install()  # SIGTERM/SIGHUP stop the lab (finally below) like Ctrl-C
     variant = Variant.parse(args.variant)
