@@ -11,6 +11,7 @@ Feature: Kubernetes platform
   Scenario: Kubernetes server version
     When the API server's version is read
     Then the server version is at least the profile's minimum
+    And the kubeconfig verifies the API server's certificate
 
   @high
   Scenario: ingress-nginx controller serves the namespace's Ingresses

@@ -23,6 +23,7 @@ Traffic goes to 127.0.0.1 only.
 """
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,7 +371,8 @@ def test_compliant_cluster_is_go_with_every_check_passing(api: FakeApiServer, tm
     assert run.report["verdict"]["decision"] == "PASS-PARTIAL"  # GO needs the whole profile; -m ran a part
     results = run.results("kubernetes.")
     assert {r["status"] for r in results.values()} == {"pass"}
-    assert len(results) == 28
+    assert len(results) == 29
+    assert run.one("kubernetes.tls_verify")["measured"].startswith("verified (CA file ")
     assert run.one("kubernetes.version")["measured"] == "v1.29.4-eks-036c24b"
     assert run.one("kubernetes.version")["requirement"]["ids"] == ["OZ-HL-K8S-01"]
     assert run.one("kubernetes.zones[deploy/oz-api]")["measured"].startswith("3 zones: eu-west-1a (1 pod)")
@@ -454,8 +456,10 @@ def test_unreachable_api_server_is_error_not_pass(api: FakeApiServer, tmp_path: 
     assert run.rc == 1
     assert run.report["verdict"]["decision"] == "NO-GO"
     results = run.results("kubernetes.")
-    # 14 scenarios, 15 results: the ingress-nginx scenario judges the controller and the Ingresses
-    assert len(results) == 15 and {r["status"] for r in results.values()} == {"error"}, results
+    # 14 scenarios, 16 results: the ingress-nginx scenario judges the controller and the Ingresses,
+    # the version scenario the version and the kubeconfig's TLS verification (read without a call)
+    assert len(results) == 16 and results.pop("kubernetes.tls_verify")["status"] == "pass"
+    assert {r["status"] for r in results.values()} == {"error"}, results
     assert "cannot reach the API server https://127.0.0.1:" in run.one("kubernetes.version")["reason"]
     _assert_token_absent(run)
 
@@ -464,7 +468,7 @@ def test_target_without_kubernetes_section_is_skipped(api: FakeApiServer, tmp_pa
     profile, target = _files(tmp_path, api, section=False)
     run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "kubernetes")
     results = run.results("kubernetes.")
-    assert len(results) == 15
+    assert len(results) == 16
     assert {(r["status"], r["reason"]) for r in results.values()} == {("skip", "target has no kubernetes section")}
 
 
@@ -474,7 +478,43 @@ def test_profile_without_kubernetes_block_skips_the_family(api: FakeApiServer, t
     api.requests.clear()
     run = golive_run("--profile", "poc", f"--target={target}", "-m", "kubernetes")
     results = run.results("kubernetes.")
-    assert len(results) == 15
+    assert len(results) == 16
     assert {(r["status"], r["reason"]) for r in results.values()} == {
         ("skip", "profile 'poc' does not require kubernetes (no requirements.kubernetes)")}
     assert api.requests == []  # a skipped scenario asks the cluster nothing
+
+
+# ----------------------------------------------------------------------------- TLS verification of the API server
+
+def _insecure_kubeconfig(api: FakeApiServer, path: Path) -> Path:
+    kc = api.kubeconfig(path)
+    doc = json.loads(kc.read_text())
+    doc["clusters"][0]["cluster"] = {"server": api.url, "insecure-skip-tls-verify": True}
+    kc.write_text(json.dumps(doc))
+    return kc
+
+
+def test_a_kubeconfig_that_skips_tls_verification_is_measured_false(api: FakeApiServer, ref: k.ClusterRef,
+                                                                      tmp_path: Path) -> None:
+    good = k.tls_verification(ref)
+    assert good.error is None and good.value is True and good.display.startswith("verified (CA file ")
+    kc = _insecure_kubeconfig(api, tmp_path / "insecure")
+    bad = k.tls_verification(k.ClusterRef(kubeconfig=str(kc), context="fake-cluster", namespace="oz", timeout_s=5))
+    assert bad.error is None and bad.value is False
+    assert "insecure-skip-tls-verify" in bad.display and bad.evidence.data["verify_ssl"] is False
+
+
+def test_insecure_kubeconfig_is_a_failing_finding_end_to_end(api: FakeApiServer, tmp_path: Path,
+                                                             golive_run: Any) -> None:
+    api.behaviour = cluster()
+    kc = _insecure_kubeconfig(api, tmp_path / "insecure-kubeconfig")
+    target = write_target(tmp_path, f"name: fake-k8s\nkubernetes:\n  kubeconfig: {kc}\n  context: fake-cluster\n"
+                                    "  namespace: oz\n  timeout_s: 5\n", "k8s-target.yaml")
+    prof = tmp_path / "k8s-profile.yaml"
+    prof.write_text(ALL_ON_PROFILE)
+    run = golive_run(f"--profile={prof}", f"--target={target}", "-m", "kubernetes", "-k", "version")
+    tls = run.one("kubernetes.tls_verify")
+    assert tls["status"] == "fail" and "insecure-skip-tls-verify" in tls["measured"], tls
+    assert "certificate-authority" in tls["remediation"]
+    assert run.report["verdict"]["decision"] == "NO-GO"
+    _assert_token_absent(run)

@@ -168,6 +168,21 @@ FAMILY = Family(
             verify_hint=VERIFY_HINT,
         ),
         Check(
+            id="kubernetes.tls_verify",
+            title="Kubernetes server version",
+            severity=Severity.CRITICAL,
+            refs=("OZ-HL-K8S-01", "DS-CT-SW-09"),
+            measures="the kubeconfig's cluster entry: an https server whose certificate the client verifies "
+                     "(no insecure-skip-tls-verify); no API call",
+            applies=ALWAYS,
+            measure=_one("tls_verification"),
+            expected=lambda req: "the API server's certificate is verified (no insecure-skip-tls-verify)",
+            passes=lambda req, v: v is True,
+            remediation="remove insecure-skip-tls-verify from the kubeconfig's cluster and give its "
+                        "certificate-authority (or certificate-authority-data)",
+            verify_hint=VERIFY_HINT,
+        ),
+        Check(
             id="kubernetes.component[ingress-nginx]",
             title="ingress-nginx controller serves the namespace's Ingresses",
             severity=Severity.HIGH,

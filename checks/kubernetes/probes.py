@@ -429,6 +429,29 @@ def server_version(ref: ClusterRef) -> Measurement:
     return _run(ref, "kubernetes.version", body)
 
 
+def tls_verification(ref: ClusterRef) -> Measurement:
+    """Whether the client verifies the API server's certificate, as the kubeconfig sets it
+    up (no API call).  False when the cluster entry says ``insecure-skip-tls-verify``:
+    every request -- bearer token included -- then goes to whoever answers at the address,
+    and golive's own readings could come from an impostor.  Evidence names the CA used."""
+    def body(s: Session) -> Measurement:
+        cfg = s._cfg
+        verify = bool(getattr(cfg, "verify_ssl", True))
+        ca = getattr(cfg, "ssl_ca_cert", None)
+        https = str(cfg.host).startswith("https://")
+        if not https:
+            value, display = False, f"plain HTTP to {s.server}: nothing is verified and the token travels in clear"
+        elif verify:
+            value, display = True, f"verified ({'CA file ' + str(ca) if ca else 'system CA store'})"
+        else:
+            value, display = False, "insecure-skip-tls-verify: the API server's certificate is not checked"
+        raw = f"server {s.server}; verify_ssl={verify}; certificate-authority={ca or '(none)'}"
+        return Measurement(value, display, s.evidence(subject=f"kubeconfig context {s.context}", raw=raw,
+                                                      data={"verify_ssl": verify, "ca_file": ca, "https": https}))
+
+    return _run(ref, "kubernetes.tls_verify", body)
+
+
 # ----------------------------------------------------------------------------- ingress-nginx
 
 @dataclasses.dataclass(frozen=True)
