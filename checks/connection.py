@@ -41,6 +41,7 @@ import testinfra
 from testinfra.backend.base import BaseBackend, CommandResult
 from testinfra.host import Host
 
+from checks.hostkeys import KnownHosts, StrictParamikoBackend, known_hosts_file, ssh_options
 from golive.model import utcnow
 from golive.redact import redact  # the one redaction mechanism (registered secrets too)
 
@@ -76,13 +77,19 @@ def _control_path(key: tuple[Any, ...]) -> str:
     ssh's ``%C`` covers user, host and port only; the prefix derived from the whole cache
     key keeps a host built with another key or config from riding on an existing master
     connection (which would hide, say, a refused key)."""
+    tag = hashlib.sha256(repr(key).encode()).hexdigest()[:8]
+    return f"{_private_dir()}/{tag}-%C"
+
+
+def _private_dir() -> str:
+    """This process's private folder (0700) for ssh control sockets and pinned host keys;
+    removed at exit."""
     global _control_dir
     if _control_dir is None:
         _control_dir = tempfile.mkdtemp(prefix="golive-ssh-")
         atexit.register(shutil.rmtree, _control_dir, ignore_errors=True)
         atexit.register(close_masters)  # runs first (atexit is last in, first out)
-    tag = hashlib.sha256(repr(key).encode()).hexdigest()[:8]
-    return f"{_control_dir}/{tag}-%C"
+    return _control_dir
 
 
 def close_masters() -> int:
@@ -120,6 +127,7 @@ def get_host(
     sudo: bool = False,
     timeout_s: float = 10,
     multiplex: bool = True,
+    known_hosts: KnownHosts = None,
 ) -> Host:
     """A testinfra host for a connection URI (``local://``, ``ssh://user@host:port``,
     ``paramiko://``, ``docker://``...), cached per connection and options.
@@ -129,10 +137,14 @@ def get_host(
     after ``timeout_s`` (``ConnectTimeout``), and share one connection per host
     (ControlMaster) unless ``multiplex`` is False -- turn it off for failover drills, where
     a master connection to a moved virtual IP hangs.  Nothing connects until the first
-    command.  Raises :class:`ProbeError` for an unknown connection type.
+    command.  ``known_hosts`` (a file, or pinned ``TYPE BASE64`` keys) is the only trust
+    for ssh:// and paramiko:// host keys when given (:mod:`checks.hostkeys`); paramiko://
+    rejects unknown keys in any case.  Raises :class:`ProbeError` for an unknown connection
+    type.
     """
     uri = connection if "://" in connection else f"ssh://{connection}"
-    key = (uri, ssh_config, ssh_identity_file, sudo, float(timeout_s), multiplex)
+    known = known_hosts if known_hosts is None or isinstance(known_hosts, str) else tuple(known_hosts)
+    key = (uri, ssh_config, ssh_identity_file, sudo, float(timeout_s), multiplex, known)
     with _lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -156,9 +168,18 @@ def get_host(
                 extra.append(f"-o ControlPath={_control_path(key)}")
             else:
                 kwargs["controlpersist"] = 0
-            kwargs["ssh_extra_args"] = " ".join(extra)
         try:
-            host = testinfra.get_host(uri, **kwargs)
+            if scheme in _SSH_SCHEMES:
+                if known is not None:
+                    u = urllib.parse.urlsplit(uri)
+                    path = known_hosts_file(known, u.hostname or "", u.port, _private_dir())
+                    extra.extend(ssh_options(path or ""))
+                kwargs["ssh_extra_args"] = " ".join(extra)
+            if scheme == "paramiko":
+                hostspec = uri.split("://", 1)[1].split("?", 1)[0]
+                host = Host(StrictParamikoBackend(hostspec, known_hosts=known, **kwargs))
+            else:
+                host = testinfra.get_host(uri, **kwargs)
         except Exception as exc:  # noqa: BLE001 - unknown backend, bad URI: a config problem
             raise ProbeError(redact(f"cannot use connection {uri}: {exc}")) from None
         _cache[key] = host

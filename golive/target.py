@@ -45,7 +45,24 @@ class HostSpec(Strict):
     ssh_identity_file: str | None = None
     sudo: bool = False
     timeout_s: float = Field(default=10, gt=0, le=600)
+    known_hosts: str | list[str] | None = Field(default=None, description=(
+        "host-key trust for ssh:// and paramiko://: a known_hosts file, or the host's pinned public keys "
+        "('ssh-ed25519 AAAA...'); only these keys are accepted (docs/targets.md)"))
     source: str | None = Field(default=None, description="where the host came from (inventory file:line); set by golive")
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _known_hosts(cls, v: str | list[str] | None) -> str | list[str] | None:
+        from checks.hostkeys import check_key
+
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("known_hosts lists no key; give the host's public keys (ssh-keyscan HOST)")
+            for k in v:
+                check_key(k)
+        elif isinstance(v, str) and not Path(v).expanduser().is_file():
+            raise ValueError(f"known_hosts file {v} not found; give an existing known_hosts file or the pinned keys")
+        return v
 
     @field_validator("connection")
     @classmethod

@@ -128,7 +128,7 @@ def connect(spec: HostSpec) -> tuple[Reachability, bool]:
         method, used = f"connect to {spec.connection}", "golive"
         try:
             host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
-                            sudo=spec.sudo, timeout_s=spec.timeout_s)
+                            sudo=spec.sudo, timeout_s=spec.timeout_s, known_hosts=spec.known_hosts)
             used = tool(host)
             session = _gather_planned(key, spec, host)
             if session is not None:  # the planned commands' session is the connection check: one session, not two
@@ -179,7 +179,7 @@ def probe_host(spec: HostSpec, probe: Callable[..., Measurement], *args: Any) ->
         return Measurement.failed(f"host unreachable: {reach.reason}", reach.evidence(_probe_name(probe), reused=reused))
     try:
         host = get_host(spec.connection, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
-                        sudo=spec.sudo, timeout_s=spec.timeout_s)
+                        sudo=spec.sudo, timeout_s=spec.timeout_s, known_hosts=spec.known_hosts)
         _gather(spec, host)
         return probe(host, *args, subject=spec.name, timeout_s=spec.timeout_s)
     except Exception as exc:  # noqa: BLE001 - probes should not raise; if one does, only its host is hit

@@ -61,6 +61,7 @@ class Location:
     ssh_identity_file: str | None = None
     sudo: bool = False
     timeout_s: float = 30.0
+    known_hosts: str | tuple[str, ...] | None = None
 
     @property
     def is_local(self) -> bool:
@@ -69,7 +70,7 @@ class Location:
     def host(self) -> Host:
         """The testinfra host (cached by checks.connection); ProbeError for a bad URI."""
         return get_host(self.connection, ssh_config=self.ssh_config, ssh_identity_file=self.ssh_identity_file,
-                        sudo=self.sudo, timeout_s=min(self.timeout_s, 30.0))
+                        sudo=self.sudo, timeout_s=min(self.timeout_s, 30.0), known_hosts=self.known_hosts)
 
     def join(self, name: str) -> str:
         return f"{self.path.rstrip('/')}/{name}"
@@ -110,8 +111,9 @@ def parse_location(text: str, *, hosts: Sequence[HostConn] = (), ssh_config: str
                 inner = parse_location(spec.connection.rstrip("/") + "/", timeout_s=spec.timeout_s) \
                     if "://" in spec.connection else None
                 endpoint = inner.endpoint if inner else spec.connection
+                known_hosts = spec.known_hosts if not isinstance(spec.known_hosts, list) else tuple(spec.known_hosts)
                 return Location(raw, spec.connection, path, raw, endpoint, spec.ssh_config,
-                                spec.ssh_identity_file, spec.sudo, max(timeout_s, spec.timeout_s))
+                                spec.ssh_identity_file, spec.sudo, max(timeout_s, spec.timeout_s), known_hosts)
         known = ", ".join(h.name for h in hosts) or "none"
         raise ValueError(f"location '{raw}' names host '{name}', which is not in hosts (known: {known})")
     raise ValueError(f"location '{redact(raw)}' is not a path, a URI (ssh://user@host/path) or HOST:/path")

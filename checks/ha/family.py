@@ -106,7 +106,8 @@ def plan(ctx: CheckContext) -> Any:
     if len(ha.instances) < 2:
         return NotRun("skip", f"not applicable: {len(ha.instances)} instance declared; stopping the only instance "
                               "would take the service down (ha.instances judges the count)")
-    hosts = {h.name: probes.HostRef(h.connection, h.name, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s)
+    hosts = {h.name: probes.HostRef(h.connection, h.name, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s,
+                                      h.known_hosts if not isinstance(h.known_hosts, list) else tuple(h.known_hosts))
              for h in ctx.host_specs}
     try:
         instances = probes.plan_instances(ha.instances, hosts)

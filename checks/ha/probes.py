@@ -157,6 +157,7 @@ class HostRef:
     ssh_identity_file: str | None = None
     sudo: bool = False
     timeout_s: float = 10
+    known_hosts: str | tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +240,8 @@ class Journal:
             try:
                 host = connection.get_host(action.host.connection, ssh_config=action.host.ssh_config,
                                            ssh_identity_file=action.host.ssh_identity_file, sudo=action.host.sudo,
-                                           timeout_s=action.host.timeout_s, multiplex=False)
+                                           timeout_s=action.host.timeout_s, multiplex=False,
+                                           known_hosts=action.host.known_hosts)
                 result = connection.run(host, action.command, timeout_s=action.timeout_s)
                 output = (result.stdout + ("\n" if result.stdout and result.stderr else "") + result.stderr).strip()
                 entry.update(exit_status=result.rc, output=redact(output)[:OUTPUT_LIMIT], ok=result.rc == 0)
@@ -561,7 +563,9 @@ class Drill:
         if not inst.url:
             return None
         try:
-            with http_client(HEALTH_TIMEOUT_S, verify=_ssl_context(self.plan.ca_file)) as client:
+            # each operation within HEALTH_TIMEOUT_S, the whole poll within three times that
+            with http_client(3 * HEALTH_TIMEOUT_S, timeout_s=HEALTH_TIMEOUT_S,
+                             verify=_ssl_context(self.plan.ca_file)) as client:
                 return 200 <= client.get(inst.url).status_code < 300
         except (httpx.HTTPError, ssl.SSLError, OSError):
             return False
