@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from checks import connection, hosts
-from checks import ha as ha_probe
+from checks import connection
 from checks.backups import inventory, location, probes
-from golive.target import BackupSpec, HaAction
+from checks.ha import probes as ha_probe
+from checks.ha.spec import HaAction
+from checks.hosts import probes as hosts
+from checks.services import probes as services
+from golive.target import BackupSpec
 
 PAYLOADS = ["$(touch pwned)", "`touch pwned`", "x; touch pwned", "x' ; touch pwned; '", 'x" ; touch pwned; "']
 LOCAL = "local://"
@@ -131,3 +134,14 @@ def test_ssh_connection_options(sandbox: Path, payload: str, field: str) -> None
         assert result.rc != 0
     except connection.ProbeError:
         pass
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("field", ["pidfile", "unit", "process"])
+def test_service_process_finders(sandbox: Path, payload: str, field: str) -> None:
+    where = {"pidfile": None, "unit": None, "process": None}
+    where[field] = f"/nonexistent/{payload}" if field == "pidfile" else f"golive-none-{payload}"
+    m = services.process_facts(connection.get_host(LOCAL), **where)  # type: ignore[arg-type]
+    assert m.error is None, m.error
+    if field != "process":  # (pgrep -f also sees the probe's own shell, whose command line names it)
+        assert m.value["pid"] is None and m.value["why"], m.value

@@ -19,8 +19,9 @@ from golive.model import Evidence, Measurement
 # environment.  Exit status 0 whatever it finds; "NOPROC why" when there is no process.
 _FACTS = r"""
 pid=''
+what={what}
 {find}
-case "$pid" in ''|0|*[!0-9]*) echo "NOPROC {what}"; exit 0;; esac
+case "$pid" in ''|0|*[!0-9]*) echo "NOPROC $what"; exit 0;; esac
 kill -0 "$pid" 2>/dev/null || [ -d "/proc/$pid" ] || {{ echo "NOPROC pid $pid is not running"; exit 0; }}
 echo "PID $pid"
 echo "USER $(ps -o user= -p "$pid" | tr -d ' ')"
@@ -54,7 +55,9 @@ def process_facts(host: Any, pidfile: str | None, unit: str | None, process: str
         find, what = _finder(pidfile, unit, process)
     except ValueError as exc:
         return Measurement.failed(str(exc), Evidence(probe="services.process", subject=subject or "", method="-"))
-    script = _FACTS.format(find=find, what=what.replace('"', "'"))
+    # ``what`` names target values: quoted into a variable, never inside double quotes
+    # (where $(...) and backticks would run)
+    script = _FACTS.format(find=find, what=shlex.quote(what))
     ev = Evidence(probe="services.process", subject=subject or "", tool=tool(host),
                   method=f"{find}; ps -o user=; pgrep -P; /proc/PID/cmdline; /proc/PID/environ names only "
                          "(cut -d= -f1 on the host)")
