@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import shlex
 import tempfile
 from collections.abc import Sequence
@@ -27,26 +26,9 @@ from typing import Any
 import paramiko
 from testinfra.backend.paramiko import IgnorePolicy, ParamikoBackend
 
-KEY_LINE = re.compile(r"^(?P<type>ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|"
-                      r"sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\s+"
-                      r"(?P<key>[A-Za-z0-9+/]+={0,3})(?:\s+.*)?$")
+from golive.urls import KEY_LINE
 
 KnownHosts = str | Sequence[str] | None
-
-
-def check_key(line: str) -> None:
-    """ValueError unless ``line`` is ``TYPE BASE64`` of a public key paramiko can read."""
-    m = KEY_LINE.match(line.strip())
-    if not m:
-        raise ValueError(f"'{line[:40]}' is not a public key line; write 'TYPE BASE64', e.g. "
-                         "'ssh-ed25519 AAAAC3Nza...' (ssh-keyscan -t ed25519 HOST prints it)")
-    try:
-        entry = paramiko.hostkeys.HostKeyEntry.from_line(f"host {m.group('type')} {m.group('key')}")
-    except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError) as exc:
-        raise ValueError(f"'{line[:40]}' is not a valid public key ({exc.__class__.__name__}); copy the line "
-                         "ssh-keyscan prints") from None
-    if entry is None or entry.key is None:
-        raise ValueError(f"'{line[:40]}' is not a valid public key; copy the line ssh-keyscan prints")
 
 
 def host_patterns(host: str, port: int | None) -> list[str]:

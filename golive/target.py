@@ -23,7 +23,7 @@ from pydantic import (
 
 from golive.blocks import Strict
 from golive.redact import register_secret
-from golive.urls import connection_uri, http_url, literal_url_credentials
+from golive.urls import check_key, connection_uri, http_url, literal_url_credentials
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
@@ -53,8 +53,6 @@ class HostSpec(Strict):
     @field_validator("known_hosts")
     @classmethod
     def _known_hosts(cls, v: str | list[str] | None) -> str | list[str] | None:
-        from checks.hostkeys import check_key
-
         if isinstance(v, list):
             if not v:
                 raise ValueError("known_hosts lists no key; give the host's public keys (ssh-keyscan HOST)")

@@ -1,6 +1,7 @@
-"""Load-time checks of the URLs and URIs a target gives (issue #14): a value that can only
-fail later -- ``https://`` with no host, a port above 65535, ``ssh://`` with no host, a
-token written into a URL -- is refused when the file is read, with its line.
+"""Load-time checks of the URLs, URIs and host keys a target gives (issue #14): a value that
+can only fail later -- ``https://`` with no host, a port above 65535, ``ssh://`` with no
+host, a token written into a URL, a pinned host key that is not one -- is refused when the
+file is read, with its line.
 
 Each function returns the value or raises ``ValueError`` (pydantic turns it into a config
 error at the key's line); the message's ``; `` part is the fix.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+
+import paramiko
 
 #: URL query parameters that carry credentials (``?access_token=...``, ``&api_key=...``)
 CREDENTIAL_PARAM = re.compile(
@@ -56,3 +59,23 @@ def literal_url_credentials(value: str) -> list[str]:
     query = urllib.parse.urlsplit(value).query
     return [k for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
             if CREDENTIAL_PARAM.match(k) and v and not _ENV_ONLY.match(v)]
+
+
+KEY_LINE = re.compile(r"^(?P<type>ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|"
+                      r"sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\s+"
+                      r"(?P<key>[A-Za-z0-9+/]+={0,3})(?:\s+.*)?$")
+
+
+def check_key(line: str) -> None:
+    """ValueError unless ``line`` is ``TYPE BASE64`` of a public key paramiko can read."""
+    m = KEY_LINE.match(line.strip())
+    if not m:
+        raise ValueError(f"'{line[:40]}' is not a public key line; write 'TYPE BASE64', e.g. "
+                         "'ssh-ed25519 AAAAC3Nza...' (ssh-keyscan -t ed25519 HOST prints it)")
+    try:
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(f"host {m.group('type')} {m.group('key')}")
+    except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError) as exc:
+        raise ValueError(f"'{line[:40]}' is not a valid public key ({exc.__class__.__name__}); copy the line "
+                         "ssh-keyscan prints") from None
+    if entry is None or entry.key is None:
+        raise ValueError(f"'{line[:40]}' is not a valid public key; copy the line ssh-keyscan prints")

@@ -204,7 +204,8 @@ PROJECT = {"golive", "checks", "reports", "lab", "suites", "tests", "benchmarks"
 # Imports of the core by families that are not a family's own types yet (none left: ported
 # families take plain values or their own types).
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
-FAMILY_MAY_USE = ("golive.model", "golive.blocks", "golive.checkdef", "golive.redact", "golive.units")
+FAMILY_MAY_USE = ("golive.model", "golive.blocks", "golive.checkdef", "golive.redact", "golive.units",
+                  "golive.deadline", "golive.urls")  # shared probe bounds, load-time URL/host-key checks
 
 
 def _imports(path: Path) -> set[str]:
