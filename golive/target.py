@@ -225,6 +225,7 @@ class HostDefaults(Strict):
     ssh_identity_file: str | None = None
     sudo: bool | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=600)
+    known_hosts: str | list[str] | None = Field(default=None, description="known_hosts file for every host of the source")
 
 
 class InventorySpec(Strict):
@@ -464,9 +465,11 @@ def _resolve_inventory(doc: PositionedYaml, data: dict[str, Any]) -> dict[str, A
                                ("ssh_config", h.ssh_config or d.ssh_config),
                                ("ssh_identity_file", h.identity_file or d.ssh_identity_file),
                                ("sudo", h.sudo if h.sudo is not None else d.sudo),
-                               ("timeout_s", h.timeout_s if h.timeout_s is not None else d.timeout_s)):
+                               ("timeout_s", h.timeout_s if h.timeout_s is not None else d.timeout_s),
+                               ("known_hosts", d.known_hosts)):
                 if value is not None:
-                    entry[key] = str(Path(str(value)).expanduser()) if key in ("ssh_config", "ssh_identity_file") else value
+                    entry[key] = str(Path(str(value)).expanduser()) if key in ("ssh_config", "ssh_identity_file") or \
+                        (key == "known_hosts" and isinstance(value, str)) else value
             try:
                 HostSpec.model_validate(entry)
             except ValidationError as exc:

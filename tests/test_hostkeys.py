@@ -94,3 +94,14 @@ def test_targets_validate_known_hosts_at_load(tmp_path: Path, keys: dict[str, st
         with pytest.raises(ConfigError, match=fragment) as info:
             load_target(path)
         assert str(info.value).startswith(f"{path}:5:")
+
+
+def test_an_inventory_source_gives_known_hosts_to_every_host(tmp_path: Path, keys: dict[str, str]) -> None:
+    (tmp_path / "fleet_ssh_config").write_text("Host web-1\n  HostName 10.199.250.11\n  User deploy\n"
+                                               "Host web-2\n  HostName 10.199.250.12\n  User deploy\n")
+    known = tmp_path / "fleet_known_hosts"
+    known.write_text(f"10.199.250.11 {keys['real']}\n")
+    target = write_target(tmp_path, f"name: t\ninventory:\n  ssh_config: fleet_ssh_config\n"
+                                    f"  defaults:\n    known_hosts: {known}\n")
+    hosts = load_target(target).hosts
+    assert [h.name for h in hosts] == ["web-1", "web-2"] and {h.known_hosts for h in hosts} == {str(known)}
