@@ -194,23 +194,23 @@ CASES: list[tuple[str, str, str, int, str]] = [
     ("t-deep", "target", DEEP, 1, "nesting deeper than"),
     ("t-not-mapping", "target", "just text\n", 1, "must be a mapping"),
     # ------------------------------------------------------------------ waivers
-    ("w-feb-30", "waivers", W("  - check: a.b\n    justification: why not\n    approver: ops\n"
+    ("w-feb-30", "waivers", W("  - check: hosts.cpu_cores\n    justification: why not\n    approver: ops\n"
                               "    expires: 2027-02-30\n"), 5, "not a valid date"),
-    ("w-feb-29-not-leap", "waivers", W("  - check: a.b\n    justification: why not\n    approver: ops\n"
+    ("w-feb-29-not-leap", "waivers", W("  - check: hosts.cpu_cores\n    justification: why not\n    approver: ops\n"
                                        "    expires: 2027-02-29\n"), 5, "not a valid date"),
-    ("w-month-13", "waivers", W("  - check: a.b\n    justification: why not\n    approver: ops\n"
+    ("w-month-13", "waivers", W("  - check: hosts.cpu_cores\n    justification: why not\n    approver: ops\n"
                                 "    expires: 2027-13-01\n"), 5, "not a valid date"),
-    ("w-words", "waivers", W("  - check: a.b\n    justification: why not\n    approver: ops\n"
+    ("w-words", "waivers", W("  - check: hosts.cpu_cores\n    justification: why not\n    approver: ops\n"
                              "    expires: tomorrow\n"), 5, "expires"),
-    ("w-no-approver", "waivers", W("  - check: a.b\n    justification: why not\n    expires: 2027-01-01\n"), 2,
+    ("w-no-approver", "waivers", W("  - check: hosts.cpu_cores\n    justification: why not\n    expires: 2027-01-01\n"), 2,
      "approver"),
     ("w-no-check", "waivers", W("  - justification: why not\n    approver: ops\n    expires: 2027-01-01\n"), 2,
      "names 'check'"),
-    ("w-short-justification", "waivers", W("  - check: a.b\n    justification: x\n    approver: ops\n"
+    ("w-short-justification", "waivers", W("  - check: hosts.cpu_cores\n    justification: x\n    approver: ops\n"
                                            "    expires: 2027-01-01\n"), 3, "justification"),
-    ("w-unknown-key", "waivers", W("  - check: a.b\n    justification: why not\n    approver: ops\n"
+    ("w-unknown-key", "waivers", W("  - check: hosts.cpu_cores\n    justification: why not\n    approver: ops\n"
                                    "    expires: 2027-01-01\n    owner: me\n"), 6, "unknown key"),
-    ("w-top-level-list", "waivers", "- check: a.b\n", 1, "a waiver file is a mapping"),
+    ("w-top-level-list", "waivers", "- check: hosts.cpu_cores\n", 1, "a waiver file is a mapping"),
     ("w-alias-bomb", "waivers", BOMB, 6, "expands to more than"),
 ]
 

@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from checks import connection
 from checks.backups import inventory, location, probes
+from checks.backups.spec import BackupSpec
 from checks.ha import probes as ha_probe
 from checks.ha.spec import HaAction
 from checks.hosts import probes as hosts
 from checks.services import probes as services
-from golive.target import BackupSpec
 
 PAYLOADS = ["$(touch pwned)", "`touch pwned`", "x; touch pwned", "x' ; touch pwned; '", 'x" ; touch pwned; "']
 LOCAL = "local://"

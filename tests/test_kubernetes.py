@@ -283,7 +283,7 @@ def test_declared_checks_pass_the_compliant_cluster_and_share_one_ingress_read(a
     ctx = _context(ref)
     api.requests.clear()
     results = [r for check in FAMILY.checks for r in evaluate(check, ctx)]
-    assert len(results) == 28 and {r.status.value for r in results} == {"pass"}, \
+    assert len(results) == 29 and {r.status.value for r in results} == {"pass"}, \
         [(r.id, r.status, r.reason) for r in results if r.status.value != "pass"]
     # the controller check and the Ingress check read the cluster once between them
     assert sum(1 for _, path in api.requests if path.endswith("/ingressclasses")) == 1

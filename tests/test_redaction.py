@@ -114,7 +114,7 @@ auth:
 
 def test_a_postgres_password_with_a_slash_is_read_whole_and_never_quoted() -> None:
     from checks.backups.postgres import connection
-    from golive.target import BackupSpec
+    from checks.backups.spec import BackupSpec
 
     pw = "pgpart1/pgpart2+x"
     conn = connection(BackupSpec(kind="postgres", location="/b", database=f"postgresql://app:{pw}@db.internal:5432/app"))
