@@ -132,7 +132,7 @@ def test_sigterm_mid_restore_drill_cleans_the_scratch_and_reports(tmp_path: Path
         # the drill sits in this command when the signal comes
         "decrypt_command": f"touch {marker}; sleep 90; cat"}]}))
     proc, report_dir, _ = _start(tmp_path, "--profile", str(profile), f"--target={target}", "--allow-disruptive",
-                                 "suites/test_backups.py", "-k", "restores_within")
+                                 "suites/test_families.py", "-k", "restores_within")
     end = time.monotonic() + 180
     while not marker.exists() and time.monotonic() < end and proc.poll() is None:
         time.sleep(0.2)

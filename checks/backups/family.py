@@ -57,7 +57,8 @@ def _parse(ctx: CheckContext, spec: BackupSpec, text: str) -> Location:
     host names (``HOST:/path``) resolve with the host's connection options."""
     from checks.backups.location import HostConn, parse_location
 
-    hosts = [HostConn(h.name, h.connection, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s)
+    hosts = [HostConn(h.name, h.connection, h.ssh_config, h.ssh_identity_file, h.sudo, h.timeout_s,
+                      h.known_hosts if not isinstance(h.known_hosts, list) else tuple(h.known_hosts))
              for h in ctx.host_specs]
     return parse_location(text, hosts=hosts, ssh_config=spec.ssh_config, ssh_identity_file=spec.ssh_identity_file,
                           timeout_s=spec.timeout_s)

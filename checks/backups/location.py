@@ -44,6 +44,7 @@ class HostConn:
     ssh_identity_file: str | None = None
     sudo: bool = False
     timeout_s: float = 10.0
+    known_hosts: str | tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +112,8 @@ def parse_location(text: str, *, hosts: Sequence[HostConn] = (), ssh_config: str
                 inner = parse_location(spec.connection.rstrip("/") + "/", timeout_s=spec.timeout_s) \
                     if "://" in spec.connection else None
                 endpoint = inner.endpoint if inner else spec.connection
-                known_hosts = spec.known_hosts if not isinstance(spec.known_hosts, list) else tuple(spec.known_hosts)
                 return Location(raw, spec.connection, path, raw, endpoint, spec.ssh_config,
-                                spec.ssh_identity_file, spec.sudo, max(timeout_s, spec.timeout_s), known_hosts)
+                                spec.ssh_identity_file, spec.sudo, max(timeout_s, spec.timeout_s), spec.known_hosts)
         known = ", ".join(h.name for h in hosts) or "none"
         raise ValueError(f"location '{raw}' names host '{name}', which is not in hosts (known: {known})")
     raise ValueError(f"location '{redact(raw)}' is not a path, a URI (ssh://user@host/path) or HOST:/path")
