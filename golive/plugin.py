@@ -373,7 +373,8 @@ EMITTED_KEY = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, object | None, object | None]:
     """A scenario cut short by SIGINT/SIGTERM/SIGHUP has no report of its own (pytest
     re-raises the KeyboardInterrupt): record it here as ``error: interrupted``."""
     try:
