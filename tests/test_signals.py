@@ -101,7 +101,7 @@ def test_sigterm_mid_throughput_run_reports_and_removes_the_lab_folder(tmp_path:
                                                                        "duration": "120 s"}}}))
     target = write_target(tmp_path, "name: sig-lab\nenvironment: lab\nlab:\n  variant: compliant\n  cost_ms: 10\n")
     proc, report_dir, tmpdir = _start(tmp_path, f"--profile={profile}", f"--target={target}", "--allow-disruptive",
-                                      "suites/test_throughput.py")
+                                      "-m", "throughput")
     before = _wait_for(proc, "throughput:", 180)  # the load is running
     assert list(tmpdir.glob("golive-lab-*")), "the lab folder exists while the run is on"
     out = _finish(proc, signal.SIGTERM, before)
