@@ -121,5 +121,5 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
         if m and method == "GET":
             return _read(m.group(1), start_response)
         return _json(start_response, "404 Not Found", {"error": "not found"})
-    except Exception:  # a generic answer: no traceback leaves the service (debug off)
+    except Exception:  # noqa: BLE001 - a generic answer: no traceback leaves the service (debug off)
         return _json(start_response, "500 Internal Server Error", {"error": "internal error"})

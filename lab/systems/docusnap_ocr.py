@@ -43,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {"text": text[:2000]})
 
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write("%s - %s\n" % (self.address_string(), format % args))
+        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
