@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql redis-server sqlite3 iproute2 procps testssl.sh git chromium openssl wrk
-              prometheus prometheus-alertmanager prometheus-node-exporter docker.io docker-compose busybox-static)
+              prometheus prometheus-alertmanager prometheus-node-exporter docker.io docker-compose busybox-static
+              python3-pip)
 
 need_apt=0
 for p in "${APT_PACKAGES[@]}"; do

@@ -67,6 +67,31 @@ def test_docusnap_variants_are_listed_and_validated() -> None:
     assert "ocr_exposed" in out and "exposed_internal" not in out
 
 
+def test_lab_spec_takes_the_system_and_its_options() -> None:
+    from pydantic import ValidationError
+
+    from lab.plugin import LabSpec
+
+    assert LabSpec().system == "oz" and LabSpec().variant == "compliant"  # targets/lab.yaml unchanged
+    assert LabSpec(system="DocuSnap", variant="ocr-exposed").variant == "ocr_exposed"
+    with pytest.raises(ValidationError, match="'instances' is an option of the oz lab"):
+        LabSpec(system="docusnap", instances=2)
+
+
+def test_docusnap_lab_says_what_is_missing_and_refuses_a_foreign_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.procs import LabError
+    from lab.systems import docusnap
+
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(LabError, match="not empty"):
+        docusnap.start(tmp_path, "compliant")
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    monkeypatch.setattr(docusnap, "GUNICORN", str(tmp_path / "no-gunicorn"))
+    with pytest.raises(LabError, match="apt-get install gunicorn"):
+        docusnap.start(tmp_path / "fresh", "compliant")
+
+
 def test_unknown_system_or_variant_is_a_config_error(tmp_path: Path, golive_run) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nenvironment: lab\nlab:\n  system: docusnap\n  variant: exposed_internal\n")
