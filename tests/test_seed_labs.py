@@ -4,14 +4,12 @@ DocuSnap-Backend, single-server mode (lab/systems/docusnap.py, targets/lab-docus
 ``--profile docusnap-single-server --target lab-docusnap --allow-disruptive`` runs every
 family the profile names against a real nginx + gunicorn + OCR service + SQLite + backups.
 Everything passes except what this machine cannot meet (its sizing, what a VM does not
-show, this machine's system Python) and the monitoring family, which the lab does not build
-yet.  Each broken variant drawn from the document's checklist is caught by the check that
+show, this machine's system Python).  Each broken variant drawn from the document's checklist is caught by the check that
 names its catalogue row, asserted on status, measured value and requirement id.  Traffic:
 loopback only.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -112,7 +110,8 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     assert run.report["target"].get("lab_system") == "docusnap"
     # every family the profile names ran (base: ports, tls, http, cors)
     ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
-    assert {"hosts", "backups", "release", "services", "monitoring", "ports", "tls", "http", "cors"} <= ran
+    assert {"hosts", "backups", "release", "services", "monitoring", "datastores", "ports", "tls", "http",
+            "cors"} <= ran
 
     pip_clean = _system_pip_clean()
     unexpected = {}
@@ -124,9 +123,6 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
             continue
         if base == "services.pip_check" and status == "fail" and not pip_clean:
             continue  # this machine's system Python has a broken requirement: measured, reported
-        if base.startswith("monitoring.") and status == "error" and "no monitoring: section" in r["reason"] + \
-                r["measured"] + json.dumps(r.get("measurement", {})):
-            continue  # the lab builds no monitoring stack yet (docs/seed-systems.md)
         unexpected[rid] = (status, r["measurement"]["display"], r.get("reason"))
     assert not unexpected, unexpected
 
@@ -148,6 +144,15 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     assert results["release.version[endpoint]"]["measurement"]["value"] == "1.0.0"
     assert all(v["status"] == "pass" for k, v in results.items() if k.startswith("release.smoke["))
     assert results["http.hsts"]["status"] == "pass"
+    # monitored as the document's "Monitoring Metrics" say: host and application signals of
+    # nginx, gunicorn and the OCR service, alerts delivered, the OCR service's outage alerted
+    signals = [v for k, v in results.items() if _base_id(k) == "monitoring.service_signals"]
+    assert len(signals) == 12 and all(v["status"] == "pass" for v in signals)
+    drill = results["monitoring.unavailability_alert"]
+    assert drill["status"] == "pass" and drill["measurement"]["value"]["fired_after_s"] is not None
+    # DS-AUTH-03: the database belongs to the account gunicorn runs as, mode <= 0640
+    [owner] = [v for k, v in results.items() if _base_id(k) == "datastores.sqlite_file"]
+    assert owner["status"] == "pass" and "DS-AUTH-03" in owner["requirement"]["ids"]
     # the LLM key the app holds in its environment never reaches the report
     assert "ZHIPU_API_KEY" in results["services.env[gunicorn@docusnap]"]["measurement"]["value"]["env_names"]
     assert run.run_dir is not None

@@ -29,6 +29,7 @@ Each broken variant changes one thing the document's checklist names (see :data:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -36,10 +37,13 @@ import http.client
 import io
 import json
 import os
+import pwd
 import secrets
 import shutil
+import signal
 import sqlite3
 import ssl
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -75,6 +79,26 @@ BACKUP_FULL = "docusnap-full-"
 BACKUP_INCR = "docusnap-incr-"
 STAMP = "%Y%m%dT%H%M%SZ"
 PORT_ATTEMPTS = 3
+#: The account gunicorn runs as (DS-AUTH-03: the SQLite file belongs to the service user).
+#: Created once, like lab.sshd's ``golive-probe``, when the lab runs as root; otherwise the
+#: app runs as the invoking user.
+SERVICE_USER = "golive-docusnap"
+
+
+def service_account() -> pwd.struct_passwd:
+    """The app's account: ``golive-docusnap`` (a system account without login, created if
+    missing) as root, else the current user."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.getuid())
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        res = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                             capture_output=True, text=True, timeout=30, check=False)
+        try:  # another lab may have created it meanwhile
+            return pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            raise LabError(f"cannot create the service account {SERVICE_USER}: {res.stderr.strip()}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +152,10 @@ def _status(port: int, path: str, *, tls: bool = False, host: str = "127.0.0.1")
         conn.close()
 
 
-def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int,
+def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int, status_port: int,
                  chain_file: Path, key_file: Path, knobs: Knobs) -> str:
-    """nginx.conf: 80 -> 301 https, 443 TLS -> gunicorn, HSTS, security headers, CORS."""
+    """nginx.conf: 80 -> 301 https, 443 TLS -> gunicorn, HSTS, security headers, CORS; a
+    JSON access log and stub_status on a loopback status port (for its metrics)."""
     user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
     tmp = layout.temp_dir
     if knobs.cors == "wildcard":
@@ -161,7 +186,10 @@ events {{ worker_connections 1024; }}
 http {{
     default_type application/octet-stream;
     server_tokens off;
-    access_log {layout.access_log} combined;
+    log_format docusnap_json escape=json '{{"time":"$time_iso8601","remote_addr":"$remote_addr",'
+        '"request":"$request","status":$status,"bytes":$body_bytes_sent,"request_time":$request_time,'
+        '"upstream_response_time":"$upstream_response_time","level":"info"}}';
+    access_log {layout.access_log} docusnap_json;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -188,6 +216,9 @@ http {{
         if ($request_method = OPTIONS) {{
             return 204;
         }}
+        location = /metrics {{
+            return 404;  # the app's metrics are for Prometheus on loopback, not the public
+        }}
         location / {{
             proxy_pass http://docusnap_app;
             proxy_set_header Host $host;
@@ -195,6 +226,14 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_connect_timeout 2s;
             proxy_read_timeout 60s;
+        }}
+    }}
+
+    server {{
+        listen 127.0.0.1:{status_port};
+        access_log off;
+        location = /nginx_status {{
+            stub_status;
         }}
     }}
 
@@ -228,6 +267,11 @@ class RunningDocuSnap(StopsOnExit):
         self.run_dir = workdir / "run"
         self.logs_dir = workdir / "logs"
         self.nginx_layout = nginx.NginxLayout(workdir / "nginx")
+        self.metrics_dir = self.run_dir / "metrics"
+        self.monitoring_dir = workdir / "monitoring"
+        self.logrotate_conf = workdir / "config" / "logrotate.conf"
+        self.webhook: Any = None
+        self.account = pwd.getpwuid(os.getuid())
         self.start_duration_s = 0.0
         self._tls: certs.TlsFiles | None = None
         self._procs: dict[str, ManagedProcess] = {}
@@ -268,12 +312,13 @@ class RunningDocuSnap(StopsOnExit):
                 {"name": "nginx", "host": host, "port": https, "bind": "any",
                  "pidfile": str(self.nginx_layout.pid_file), "config": str(self.nginx_layout.conf),
                  "config_prefix": f"{self.nginx_layout.run_dir}/", "proxy_to": [f"127.0.0.1:{app}"]},
-                {"name": "gunicorn", "host": host, "port": app, "bind": "loopback",
+                {"name": "gunicorn", "host": host, "port": app, "bind": "loopback", "user": self.account.pw_name,
                  "pidfile": str(self.app_pidfile), "workers": WORKERS, "env": list(APP_ENV),
                  "python": APP_PYTHON},
                 {"name": "ocr", "host": host, "port": ocr, "bind": "loopback", "pidfile": str(self.ocr_pidfile)},
             ],
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
+            "datastores": {"sqlite": {"path": str(self.db_path), "user": self.account.pw_name, "host": host}},
             "backups": [{
                 "kind": "files", "location": str(self.backup_dir),
                 "full_pattern": f"{BACKUP_FULL}*", "incremental_pattern": f"{BACKUP_INCR}*",
@@ -282,6 +327,7 @@ class RunningDocuSnap(StopsOnExit):
                 # not compared by mtime; config, key and code must not change after a backup
                 "sources": [str(self.config_file), str(self.key_file), str(self.app_dir / "docusnap_app.py")],
             }],
+            "monitoring": self._monitoring_overrides(host),
             "release": {
                 "base_url": self.https_url, "ca_file": str(self.ca_file), "openapi": "/openapi.json",
                 "intended_version": VERSION, "version": {"path": "/version", "field": "version"},
@@ -295,12 +341,42 @@ class RunningDocuSnap(StopsOnExit):
             },
         }
 
+    def _monitoring_overrides(self, host: str) -> dict[str, Any]:
+        """Prometheus and Alertmanager, nginx found by its exporter's job (its queue and
+        processing time are nginx's own: requests being written, upstream response time),
+        the alert names, the logs, the synthetic alert's receiver and the unavailability
+        drill (the OCR service paused with SIGSTOP through its pid file, SIGCONT after)."""
+        logs = self.log_files()
+        return {
+            "prometheus": {"url": f"http://127.0.0.1:{self.ports['prometheus']}", "timeout_s": 3},
+            "alertmanager": {"url": f"http://127.0.0.1:{self.ports['alertmanager']}", "timeout_s": 3},
+            "services": {"nginx": {"labels": {"job": "nginx"}, "signals": {
+                "queue_length": "nginx_connections_writing{$selector}",
+                "processing_time": "nginx_upstream_response_seconds_count{$selector}"}}},
+            "alerts": {"unavailable": ["InstanceDown"], "error_rate": ["HighErrorRate"],
+                       "resources": ["HostMemoryExhausted", "HostDiskFull"]},
+            "logs": {host: {"application": [str(logs["application"])], "access": [str(logs["access"])],
+                            "error": [str(logs["error"]), str(logs["gunicorn-error"])],
+                            "security": [str(logs["security"])], "logrotate": [str(self.logrotate_conf)]}},
+            "synthetic": {"receiver_url": f"http://127.0.0.1:{self.ports['webhook']}/received", "timeout_s": 20},
+            "drill": {"service": "ocr", "stop": {"pidfile": str(self.ocr_pidfile), "signal": "STOP"},
+                      "start": {"pidfile": str(self.ocr_pidfile), "signal": "CONT"},
+                      "timeout_s": 30, "restore_timeout_s": 20},
+        }
+
     def stop(self) -> None:
         """Stop every component (idempotent; also at exit and on SIGINT/SIGTERM)."""
         if self._stopped:
             return
         self._stopped = True
+        for name in ("ocr", "node-exporter"):  # a process stopped by a drill (SIGSTOP) ignores SIGTERM
+            proc = self._procs.get(name)
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
         killed = stop_processes(list(self._procs.values()))
+        if self.webhook is not None:
+            self.webhook.stop()
         if killed:
             sys.stderr.write(f"lab docusnap: needed SIGKILL for {', '.join(killed)}\n")
         unregister(self)
@@ -312,7 +388,7 @@ class RunningDocuSnap(StopsOnExit):
 
     def _prepare_files(self) -> None:
         for d in (self.app_dir, self.files_dir, self.config_file.parent, self.key_file.parent, self.backup_dir,
-                  self.run_dir, self.logs_dir):
+                  self.run_dir, self.logs_dir, self.metrics_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._tls = certs.write_tls_files(self.tls_dir, LAB_HOSTNAMES)
         shutil.copy2(Path(__file__).with_name("docusnap_app.py"), self.app_dir / "docusnap_app.py")
@@ -320,12 +396,29 @@ class RunningDocuSnap(StopsOnExit):
         self.key_file.chmod(0o600)
         self.config_file.write_text(f"DOCUSNAP_DB={self.db_path}\nDOCUSNAP_FILES={self.files_dir}\n"
                                     f"DOCUSNAP_VERSION={VERSION}\nZHIPU_API_KEY_FILE={self.key_file}\n")
+        self.account = service_account()
         conn = sqlite3.connect(self.db_path)
         with conn:
             conn.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL, "
                          "text TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
         conn.close()
         self._seed_backups()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the app's data, logs, metrics and pid folder to its account: the database
+        0640, its folder 0750 (SQLite writes its journal there); the lab folder traversable."""
+        uid, gid = self.account.pw_uid, self.account.pw_gid
+        self.workdir.chmod(0o755)
+        for log in ("app.log", "security.log", "gunicorn-error.log", "gunicorn-access.log"):
+            (self.logs_dir / log).touch()
+            os.chown(self.logs_dir / log, uid, gid)
+        for folder in (self.metrics_dir, self.run_dir):
+            os.chown(folder, uid, gid)
+        for path in [self.data_dir, *self.data_dir.rglob("*")]:
+            os.chown(path, uid, gid)
+        self.data_dir.chmod(0o750)
+        self.db_path.chmod(0o640)
 
     def _add_document(self, doc_id: int, when: dt.datetime) -> None:
         """A stored document as the app writes them (file + row), dated ``when``."""
@@ -363,7 +456,8 @@ class RunningDocuSnap(StopsOnExit):
     # ------------------------------------------------------------------ processes
 
     def _start_ported(self) -> None:
-        names = ["https", "http", "app", "ocr"]
+        names = ["https", "http", "app", "ocr", "nginx_status", "nginx_exporter", "node_exporter", "prometheus",
+                 "alertmanager", "webhook"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         env = python_env(REPO_ROOT)
         self._procs["ocr"] = spawn("ocr", [sys.executable, "-m", "lab.systems.docusnap_ocr", "--host",
@@ -375,17 +469,22 @@ class RunningDocuSnap(StopsOnExit):
             "DOCUSNAP_DB": str(self.db_path), "DOCUSNAP_FILES": str(self.files_dir),
             "DOCUSNAP_OCR_URL": f"http://127.0.0.1:{self.ports['ocr']}", "DOCUSNAP_VERSION": VERSION,
             "ZHIPU_API_KEY": self.key_file.read_text().strip(),
+            "DOCUSNAP_METRICS_DIR": str(self.metrics_dir), "DOCUSNAP_LOG_DIR": str(self.logs_dir),
         }
+        runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"  # util-linux
+        as_user = [runuser, "-u", self.account.pw_name, "--"] if os.geteuid() == 0 else []
         self._procs["gunicorn"] = spawn("gunicorn", [
-            GUNICORN, "-w", str(WORKERS), "-b", f"127.0.0.1:{self.ports['app']}", "--pid", str(self.app_pidfile),
+            *as_user, GUNICORN, "-w", str(WORKERS), "-b", f"127.0.0.1:{self.ports['app']}", "--pid", str(self.app_pidfile),
             "--chdir", str(self.app_dir), "--access-logfile", str(self.logs_dir / "gunicorn-access.log"),
             "--error-logfile", str(self.logs_dir / "gunicorn-error.log"), "docusnap_app:app"],
+            # the environment, never the command line, carries the key (runuser -u keeps it)
             self.logs_dir / "gunicorn.out", cwd=self.app_dir, env=app_env)
         layout = self.nginx_layout
         nginx.prepare(layout)
         assert self._tls is not None
         layout.conf.write_text(render_nginx(layout, https_port=self.ports["https"], http_port=self.ports["http"],
-                                            app_port=self.ports["app"], chain_file=self._tls.chain_file,
+                                            app_port=self.ports["app"], status_port=self.ports["nginx_status"],
+                                            chain_file=self._tls.chain_file,
                                             key_file=self._tls.key_file, knobs=self.knobs))
         self._procs["nginx"] = spawn("nginx", nginx.argv(nginx.find_nginx(), layout), layout.error_log,
                                      cwd=layout.run_dir)
@@ -400,6 +499,79 @@ class RunningDocuSnap(StopsOnExit):
                    timeout_s=t, proc=self._procs["nginx"])
         wait_until(f"nginx plain-HTTP listener (127.0.0.1:{p['http']})",
                    lambda: _status(p["http"], "/health") == 301, timeout_s=t, proc=self._procs["nginx"])
+        self._start_monitoring(env)
+
+    # ------------------------------------------------------------------ monitoring
+
+    def _start_monitoring(self, env: dict[str, str]) -> None:
+        """node-exporter, nginx's exporter, Prometheus (scraping them, gunicorn and the OCR
+        service every second, with the alert rules), Alertmanager routing to a webhook."""
+        from lab import monitoring as mon
+
+        p, t, mdir = self.ports, self.start_timeout_s, self.monitoring_dir
+        mdir.mkdir(parents=True, exist_ok=True)
+        self.webhook = mon.WebhookReceiver(p["webhook"])
+        rules = mdir / "rules.yml"
+        rules.write_text(mon.rules_yaml())
+        prom_conf = mdir / "prometheus.yml"
+        prom_conf.write_text(f"""global:
+  scrape_interval: {mon.SCRAPE_INTERVAL_S}s
+  scrape_timeout: 800ms
+  evaluation_interval: {mon.EVALUATION_INTERVAL_S}s
+rule_files: ["{rules}"]
+alerting:
+  alertmanagers:
+    - static_configs: [{{targets: ["127.0.0.1:{p['alertmanager']}"]}}]
+scrape_configs:
+  - job_name: node
+    static_configs: [{{targets: ["127.0.0.1:{p['node_exporter']}"]}}]
+  - job_name: nginx
+    static_configs: [{{targets: ["127.0.0.1:{p['nginx_exporter']}"]}}]
+  - job_name: gunicorn
+    static_configs: [{{targets: ["127.0.0.1:{p['app']}"]}}]
+  - job_name: ocr
+    static_configs: [{{targets: ["127.0.0.1:{p['ocr']}"]}}]
+""")
+        am_conf = mdir / "alertmanager.yml"
+        am_conf.write_text(mon.alertmanager_config(webhook=p["webhook"]))
+        self.logrotate_conf.write_text(mon.logrotate_conf(list(self.log_files().values())))
+        self._procs["node-exporter"] = spawn("node-exporter", [
+            mon.find_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{p['node_exporter']}",
+            "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.diskstats",
+            "--collector.netdev", "--collector.filesystem"], self.logs_dir / "node-exporter.log")
+        self._procs["nginx-exporter"] = spawn("nginx-exporter", [
+            sys.executable, "-m", "lab.systems.docusnap_nginx_exporter", "--log", str(self.nginx_layout.access_log),
+            "--status", f"http://127.0.0.1:{p['nginx_status']}/nginx_status", "--port", str(p["nginx_exporter"])],
+            self.logs_dir / "nginx-exporter.log", env=env)
+        self._procs["alertmanager"] = spawn("alertmanager", [
+            mon.find_binary("prometheus-alertmanager"), f"--config.file={am_conf}",
+            f"--storage.path={mdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{p['alertmanager']}",
+            "--cluster.listen-address="], self.logs_dir / "alertmanager.log")
+        self._procs["prometheus"] = spawn("prometheus", [
+            mon.find_binary("prometheus"), f"--config.file={prom_conf}", f"--storage.tsdb.path={mdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--storage.tsdb.retention.time=1h"],
+            self.logs_dir / "prometheus.log")
+        wait_until("prometheus (/-/ready)", lambda: _status(p["prometheus"], "/-/ready") == 200, timeout_s=t,
+                   proc=self._procs["prometheus"])
+        wait_until("alertmanager (/-/ready)", lambda: _status(p["alertmanager"], "/-/ready") == 200, timeout_s=t,
+                   proc=self._procs["alertmanager"])
+        wait_until("prometheus scraping node, nginx, gunicorn and ocr", self._all_up, timeout_s=max(t, 30),
+                   proc=self._procs["prometheus"], interval_s=0.2)
+
+    def _all_up(self) -> bool:
+        import urllib.parse
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.ports['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": "up"})
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            result = json.load(resp)["data"]["result"]
+        return len(result) == 4 and all(r["value"][1] == "1" for r in result)
+
+    def log_files(self) -> dict[str, Path]:
+        """The logs the lab writes, by kind (monitoring.logs)."""
+        return {"application": self.logs_dir / "app.log", "security": self.logs_dir / "security.log",
+                "access": self.nginx_layout.access_log, "error": self.nginx_layout.error_log,
+                "gunicorn-error": self.logs_dir / "gunicorn-error.log"}
 
     def _workers_up(self) -> bool:
         from lab.procs import descendants
