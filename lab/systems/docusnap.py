@@ -6,8 +6,9 @@
   to HTTPS; HTTPS terminates TLS 1.2+ with HSTS (the baseline profile asks for it), the
   usual security headers and a CORS allowlist (``https://app.golive.test``), and proxies
   everything to gunicorn;
-- gunicorn (Debian's ``/usr/bin/gunicorn``, master + 2 sync workers, pid file): the
-  document's port 8000, bound to 127.0.0.1, serving :mod:`lab.systems.docusnap_app` (a
+- gunicorn (Debian's ``/usr/bin/gunicorn``, master + 2 sync workers, pid file, run as the
+  service account :data:`SERVICE_USER` that owns the database): the document's port 8000,
+  bound to 127.0.0.1, serving :mod:`lab.systems.docusnap_app` (a
   stdlib WSGI stand-in for the Flask app) copied into ``app/`` (the deployed checkout), with
   its settings and the ``ZHIPU_API_KEY`` in the environment;
 - the OCR service (:mod:`lab.systems.docusnap_ocr`): the document's port 5001, internal
@@ -19,7 +20,11 @@
   snapshot and the documents added since the previous backup), each recorded with its
   sha256 in ``manifest.json``.  The lab stands in for a week of the schedule: at start it
   writes the last full backup and the daily incrementals since, each with the name and
-  mtime of its day, then takes today's incremental.
+  mtime of its day, then takes today's incremental;
+- monitoring (the document's "Monitoring Metrics" and "Log Management"): node-exporter,
+  metrics of gunicorn, the OCR service and nginx (:mod:`lab.systems.docusnap_nginx_exporter`),
+  Prometheus with alert rules, Alertmanager routing to a webhook receiver in this process,
+  JSON application/security logs and a logrotate configuration.
 
 Ports: the document's 80/443/8000/5001 are free loopback ports chosen at start (other labs
 and services share this machine).  As in :mod:`lab.run`, golive reaches "the host from
