@@ -27,8 +27,8 @@ DOC = ROOT / "docs" / "seed-systems.md"
 START = "<!-- seed-systems-table:start (scripts/seed_systems_table.py writes this) -->"
 END = "<!-- seed-systems-table:end -->"
 #: Families in the table, in the order of the catalogue (a family no row ran is left out).
-FAMILIES = ("hosts", "ports", "tls", "http", "cors", "auth", "services", "release", "backups", "monitoring",
-            "ha", "throughput", "kubernetes")
+FAMILIES = ("hosts", "ports", "tls", "http", "cors", "auth", "services", "release", "datastores", "backups",
+            "monitoring", "ha", "throughput", "kubernetes", "containers")
 
 
 @dataclass(frozen=True)

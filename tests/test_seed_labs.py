@@ -190,3 +190,33 @@ def test_docusnap_broken_variant_is_caught(tmp_path: Path, golive_run, variant: 
         assert incr["status"] == "pass"  # the daily incrementals still run
     elif variant == "cors_wildcard":
         assert value["simple"]["allow_origin"] == "*" or value["preflight"]["allow_origin"] == "*"
+
+
+def test_table_script_renders_real_statuses_and_unbuilt_rows() -> None:
+    """scripts/seed_systems_table.py: a family's cell names what did not pass, with its
+    measured value; a system without a run says 'not built yet'."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_table", ROOT / "scripts" / "seed_systems_table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    sys.modules["seed_table"] = table  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(table)
+    finally:
+        sys.modules.pop("seed_table", None)
+
+    def result(rid: str, status: str, display: str) -> dict[str, object]:
+        return {"id": rid, "status": status, "measured": display, "reason": "", "measurement": {"display": display}}
+
+    report = {"target": {"name": "lab-docusnap"}, "verdict": {"decision": "NO-GO", "counts": {}},
+              "run": {"started_at": "2026-01-01T00:00:00Z"}, "golive": {"version": "0"},
+              "results": [result("hosts.cpu_cores[docusnap]", "fail", "2 vCPU"),
+                          result("hosts.memory[docusnap]", "pass", "23 GiB"),
+                          result("tls.min_version[x]", "pass", "TLSv1.2"),
+                          result("ha.failover", "skip", "not measured")]}
+    text = table.render({"lab-docusnap": report})
+    row = next(line for line in text.splitlines() if line.startswith("| DocuSnap-Backend"))
+    assert "FAIL (1 pass, 1 not): cpu_cores fail: 2 vCPU" in row and "| pass 1 |" in row
+    assert sum("| not built yet |" in line for line in text.splitlines()) == 4
+    assert "| ha |" not in text.splitlines()[0]  # a family no run judged is left out
