@@ -21,6 +21,7 @@ from lab import systems
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "docusnap-single-server"
+CANARY = "golive-canary-5e21-docusnap-llm-key"
 
 #: What this machine honestly cannot meet, whatever the lab does: 2 cores (the profile asks
 #: 4), a paravirtual disk and NIC that report no medium and no link speed, Debian rather
@@ -104,7 +105,8 @@ def test_unknown_system_or_variant_is_a_config_error(tmp_path: Path, golive_run)
 
 
 def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> None:  # type: ignore[no-untyped-def]
-    run = golive_run("--profile", PROFILE, "--target", "lab-docusnap", "--allow-disruptive", timeout=300)
+    run = golive_run("--profile", PROFILE, "--target", "lab-docusnap", "--allow-disruptive", timeout=300,
+                     env={"GOLIVE_LAB_DOCUSNAP_KEY": CANARY})
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "docusnap"
@@ -156,6 +158,10 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     # the LLM key the app holds in its environment never reaches the report
     assert "ZHIPU_API_KEY" in results["services.env[gunicorn@docusnap]"]["measurement"]["value"]["env_names"]
     assert run.run_dir is not None
+    assert CANARY not in run.out
+    for f in run.run_dir.rglob("*"):
+        if f.is_file():
+            assert CANARY.encode() not in f.read_bytes(), f
 
 
 @pytest.mark.parametrize(("variant", "marker", "check", "ref"), [

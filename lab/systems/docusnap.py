@@ -88,6 +88,7 @@ PORT_ATTEMPTS = 3
 #: Created once, like lab.sshd's ``golive-probe``, when the lab runs as root; otherwise the
 #: app runs as the invoking user.
 SERVICE_USER = "golive-docusnap"
+KEY_ENV = "GOLIVE_LAB_DOCUSNAP_KEY"  # optional: the value of the app's ZHIPU_API_KEY
 
 
 def service_account() -> pwd.struct_passwd:
@@ -319,6 +320,7 @@ class RunningDocuSnap(StopsOnExit):
                  "config_prefix": f"{self.nginx_layout.run_dir}/", "proxy_to": [f"127.0.0.1:{app}"]},
                 {"name": "gunicorn", "host": host, "port": app, "bind": "loopback", "user": self.account.pw_name,
                  "pidfile": str(self.app_pidfile), "workers": WORKERS, "env": list(APP_ENV),
+                 "files": [str(self.key_file)],
                  "python": APP_PYTHON},
                 {"name": "ocr", "host": host, "port": ocr, "bind": "loopback", "pidfile": str(self.ocr_pidfile)},
             ],
@@ -397,7 +399,8 @@ class RunningDocuSnap(StopsOnExit):
             d.mkdir(parents=True, exist_ok=True)
         self._tls = certs.write_tls_files(self.tls_dir, LAB_HOSTNAMES)
         shutil.copy2(Path(__file__).with_name("docusnap_app.py"), self.app_dir / "docusnap_app.py")
-        self.key_file.write_text(secrets.token_urlsafe(24) + "\n")
+        # the LLM key: random, or a canary the self-tests give to prove it never leaks
+        self.key_file.write_text((os.environ.get(KEY_ENV) or secrets.token_urlsafe(24)) + "\n")
         self.key_file.chmod(0o600)
         self.config_file.write_text(f"DOCUSNAP_DB={self.db_path}\nDOCUSNAP_FILES={self.files_dir}\n"
                                     f"DOCUSNAP_VERSION={VERSION}\nZHIPU_API_KEY_FILE={self.key_file}\n")
@@ -418,8 +421,8 @@ class RunningDocuSnap(StopsOnExit):
         for log in ("app.log", "security.log", "gunicorn-error.log", "gunicorn-access.log"):
             (self.logs_dir / log).touch()
             os.chown(self.logs_dir / log, uid, gid)
-        for folder in (self.metrics_dir, self.run_dir):
-            os.chown(folder, uid, gid)
+        for owned in (self.metrics_dir, self.run_dir, self.key_file):
+            os.chown(owned, uid, gid)
         for path in [self.data_dir, *self.data_dir.rglob("*")]:
             os.chown(path, uid, gid)
         self.data_dir.chmod(0o750)
