@@ -51,8 +51,9 @@ class LabSpec(Strict):
 
     @model_validator(mode="after")
     def _oz_options(self) -> LabSpec:
-        if self.system != "oz" and self.instances is not None:
-            raise ValueError(f"'instances' is an option of the oz lab, not of the {self.system} lab")
+        for option in ("instances", "cost_ms"):
+            if self.system != "oz" and option in self.model_fields_set:
+                raise ValueError(f"'{option}' is an option of the oz lab, not of the {self.system} lab")
         return self
 
 

@@ -75,6 +75,8 @@ def test_lab_spec_takes_the_system_and_its_options() -> None:
     assert LabSpec(system="DocuSnap", variant="ocr-exposed").variant == "ocr_exposed"
     with pytest.raises(ValidationError, match="'instances' is an option of the oz lab"):
         LabSpec(system="docusnap", instances=2)
+    with pytest.raises(ValidationError, match="'cost_ms' is an option of the oz lab"):
+        LabSpec(system="docusnap", cost_ms=10)
 
 
 def test_docusnap_lab_says_what_is_missing_and_refuses_a_foreign_folder(
