@@ -51,8 +51,10 @@ class LabSpec(Strict):
 
     @model_validator(mode="after")
     def _oz_options(self) -> LabSpec:
+        # by value, not by fields set: golive re-validates a dumped copy (target.with_overrides)
+        defaults = {name: field.default for name, field in type(self).model_fields.items()}
         for option in ("instances", "cost_ms"):
-            if self.system != "oz" and option in self.model_fields_set:
+            if self.system != "oz" and getattr(self, option) != defaults[option]:
                 raise ValueError(f"'{option}' is an option of the oz lab, not of the {self.system} lab")
         return self
 
