@@ -5,7 +5,7 @@ DocuSnap-Backend, single-server mode (lab/systems/docusnap.py, targets/lab-docus
 family the profile names against a real nginx + gunicorn + OCR service + SQLite + backups.
 Everything passes except what this machine cannot meet (its sizing, what a VM does not
 show, this machine's system Python) and the manual checklist items only a person can attest
-(the rollback plan), which stay "could not verify".  Each broken variant drawn from the document's checklist is caught by the check that
+(rollback plan, security test report), which stay "could not verify".  Each broken variant drawn from the document's checklist is caught by the check that
 names its catalogue row, asserted on status, measured value and requirement id.  Traffic:
 loopback only.
 """
@@ -129,7 +129,7 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
         if base == "services.pip_check" and status == "fail" and not pip_clean:
             continue  # this machine's system Python has a broken requirement: measured, reported
         if base == "release.manual" and status == "error" and "attest" in (r.get("reason") or ""):
-            continue  # a manual checklist item (rollback plan): only a person's attestation settles it
+            continue  # a manual checklist item (rollback plan, ...): only a person's attestation settles it
         unexpected[rid] = (status, r["measurement"]["display"], r.get("reason"))
     assert not unexpected, unexpected
 
