@@ -1,9 +1,10 @@
-"""Command line: ``python -m lab start [--variant V] [--workdir D]``, ``python -m lab variants``
-and ``python -m lab compose [--broken]``.
+"""Command line: ``python -m lab start [--system S] [--variant V] [--workdir D]``,
+``python -m lab variants [--system S]`` and ``python -m lab compose [--broken]``.
 
-``start`` starts the lab, prints the target overrides (YAML) that point golive at it, and
-runs until Ctrl-C (or SIGTERM), then stops every component.  ``variants`` lists the variants
-with a one-line description each.  ``compose`` starts a private Docker Engine with the
+``start`` starts the lab (``--system``: a system lab of lab/systems/, default ``oz``), prints
+the target overrides (YAML) that point golive at it, and runs until Ctrl-C (or SIGTERM),
+then stops every component.  ``variants`` lists each system's variants with a one-line
+description each.  ``compose`` starts a private Docker Engine with the
 compliant Compose project (and with ``--broken`` the one whose services each break one rule),
 prints the target's ``containers:`` fragment for each, and runs until Ctrl-C (root only).
 """
@@ -28,11 +29,40 @@ def _dump(data: dict[str, Any]) -> str:
     return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
-def _cmd_variants() -> int:
-    rows = describe_variants()
-    width = max(len(name) for name, _ in rows)
-    for name, description in rows:
-        print(f"{name:<{width}}  {description}")
+def _cmd_variants(system: str | None) -> int:
+    from lab import systems
+
+    chosen = [systems.parse_system(system)] if system else list(systems.SYSTEMS)
+    for i, name in enumerate(chosen):
+        rows = describe_variants() if name == "oz" else systems.describe_variants(name)
+        if len(chosen) > 1:
+            print(("\n" if i else "") + f"# system {name}: {systems.module(name).DESCRIPTION}")
+        width = max(len(v) for v, _ in rows)
+        for v, description in rows:
+            print(f"{v:<{width}}  {description}")
+    return 0
+
+
+def _cmd_start_system(args: argparse.Namespace) -> int:
+    from lab import systems
+    from lab.run import REPO_ROOT
+
+    variant = systems.parse_variant(args.system, args.variant)
+    workdir = Path(args.workdir) if args.workdir else REPO_ROOT / ".lab" / f"{args.system}-{variant}"
+    if workdir.exists() and not args.workdir:
+        import shutil
+
+        shutil.rmtree(workdir)  # the default folder is the lab's own (under .lab/)
+    lab = systems.start(args.system, workdir, variant)
+    try:
+        print(f"# golive {args.system} lab {variant!r} in {lab.workdir}; Ctrl-C stops it")
+        print(_dump(lab.target_overrides()), flush=True)
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("# stopping", file=sys.stderr)
+    finally:
+        lab.stop()
     return 0
 
 
@@ -92,21 +122,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description="golive's reference deployment")
     sub = parser.add_subparsers(dest="cmd", required=True)
     start = sub.add_parser("start", help="start the lab, print target overrides, run until Ctrl-C")
+    start.add_argument("--system", default="oz", help="the system lab (lab/systems/): oz or docusnap")
     start.add_argument("--variant", default="compliant", help="see `python -m lab variants`")
     start.add_argument("--workdir", help="run folder (default: <repo>/.lab/<variant>)")
     start.add_argument("--cost-ms", type=float, default=50.0, help="CPU cost of one analysis")
     start.add_argument("--instances", type=int, default=None, help="inference instances (default: the variant's)")
     start.add_argument("--backup-interval-s", type=float, default=3600.0)
-    sub.add_parser("variants", help="list the variants")
+    variants = sub.add_parser("variants", help="list the variants of each system lab")
+    variants.add_argument("--system", help="only this system's variants")
     compose = sub.add_parser("compose", help="a private Docker Engine with the Compose lab projects, until Ctrl-C")
     compose.add_argument("--broken", action="store_true", help="also the project with one broken rule per service")
     compose.add_argument("--workdir", help="folder for the Compose files (default: a new temporary folder)")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "variants":
-            return _cmd_variants()
+            return _cmd_variants(args.system)
         if args.cmd == "compose":
             return _cmd_compose(args)
+        if args.system != "oz":
+            return _cmd_start_system(args)
         return _cmd_start(args)
     except (LabError, ValueError) as exc:
         print(f"lab: {exc}", file=sys.stderr)

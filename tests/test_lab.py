@@ -269,11 +269,14 @@ def test_port_collision_is_retried_with_new_ports(
 
 def test_cli_lists_variants() -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    res = subprocess.run([sys.executable, "-m", "lab", "variants"], check=False, capture_output=True,
-                         text=True, timeout=30, env=env)
+    res = subprocess.run([sys.executable, "-m", "lab", "variants", "--system", "oz"], check=False,
+                         capture_output=True, text=True, timeout=30, env=env)
     assert res.returncode == 0, res.stderr
     names = [line.split()[0] for line in res.stdout.splitlines()]
     assert names == [v.key for v in Variant]
+    every = subprocess.run([sys.executable, "-m", "lab", "variants"], check=True, capture_output=True,
+                           text=True, timeout=30, env=env).stdout
+    assert "# system oz:" in every and "# system docusnap:" in every  # one section per system lab
 
 
 def test_missing_nginx_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
