@@ -259,10 +259,13 @@ class _DeclaredMarks:
             item.add_marker(family.name)
             for check in checks:
                 item.add_marker(check.id)
-            severity = max((c.severity for c in checks), key=lambda s: s.rank)
+            # every declared severity of the scenario's checks (the "Operating system" scenario
+            # holds a medium and a low check: -m low must select it); feature tags do not count
+            severities = {c.severity.value for c in checks}
             item.own_markers[:] = [m for m in item.own_markers
-                                   if m.name not in Severity._value2member_map_ or m.name == severity.value]
-            item.add_marker(severity.value)
+                                   if m.name not in Severity._value2member_map_ or m.name in severities]
+            for sev in sorted(severities - {m.name for m in item.own_markers}):
+                item.add_marker(sev)
             if any(c.disruptive for c in checks):
                 item.add_marker("disruptive")
 

@@ -261,3 +261,17 @@ def test_toy_family_file_modes_are_real(tmp_path: Path) -> None:
     _, _, target = _toy(tmp_path)
     assert stat.S_IMODE((tmp_path / "shared.key").stat().st_mode) == 0o644
     assert Path(target).exists()
+
+
+def test_k_by_check_id_and_m_by_severity_select_what_the_report_shows(golive_run) -> None:  # type: ignore[no-untyped-def]
+    """-k with the id the report shows selects that check; -m low selects the scenario whose
+    check the report shows as low (hosts.os_recommended), whatever the feature file's tags."""
+    by_id = golive_run("--profile", "poc", "--target", "lab", "-k", "hosts.cpu_cores")
+    assert {r.split("[")[0] for r in by_id.results()} == {"hosts.cpu_cores"}, by_id.out[-2000:]
+    low = golive_run("--profile", "docusnap-single-server", "--target", "lab", "-m", "low")
+    ids = {r.split("[")[0] for r in low.results()}
+    assert "hosts.os_recommended" in ids, low.out[-2000:]
+    assert all(r["severity"] in ("low", "medium") for r in low.report["results"] if r["id"].startswith("hosts.os"))
+    high_only = golive_run("--profile", "poc", "--target", "lab", "-m", "high and ports")
+    want = {c.id for c in registry.load("ports").checks if c.severity.value == "high"}
+    assert want and {r.split("[")[0] for r in high_only.results()} == want, high_only.out[-2000:]
