@@ -88,11 +88,12 @@ def _live_holders(user: str) -> list[Path]:
     return out
 
 
-def ensure_user(user: str = USER) -> pwd.struct_passwd:
+def ensure_user(user: str = USER, *, system: bool = False) -> pwd.struct_passwd:
     """The probe account, created if missing (home, shell /bin/sh, key logins only: the
     password field ``*``, since with ``UsePAM no`` sshd refuses a locked ``!`` account).
     This process holds it until :func:`release_user` (or exit); the last holder removes an
-    account golive created."""
+    account golive created.  ``system``: a service account instead (no home, no login
+    shell), e.g. the account a system lab's application runs as."""
     global _atexit_registered
     try:
         entry = pwd.getpwnam(user)
@@ -112,8 +113,9 @@ def ensure_user(user: str = USER) -> pwd.struct_passwd:
             entry = pwd.getpwnam(user)
         except KeyError:
             (ACCOUNT_DIR / f"{user}.created").write_text("created by golive's lab; removed by its last user\n")
-            _run(["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", user],
-                 f"creating user {user}")
+            cmd = (["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user] if system
+                   else ["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", user])
+            _run(cmd, f"creating user {user}")
             entry = pwd.getpwnam(user)
         (ACCOUNT_DIR / f"{user}.holder.{os.getpid()}").write_text("")
         _held[user] = _held.get(user, 0) + 1

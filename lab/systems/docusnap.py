@@ -48,7 +48,6 @@ import shutil
 import signal
 import sqlite3
 import ssl
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -85,26 +84,21 @@ BACKUP_INCR = "docusnap-incr-"
 STAMP = "%Y%m%dT%H%M%SZ"
 PORT_ATTEMPTS = 3
 #: The account gunicorn runs as (DS-AUTH-03: the SQLite file belongs to the service user).
-#: Created once, like lab.sshd's ``golive-probe``, when the lab runs as root; otherwise the
-#: app runs as the invoking user.
+#: The app's account when the lab runs as root: created for the run (through lab.sshd's
+#: account bookkeeping) and removed by the last lab that holds it; otherwise the app runs as
+#: the invoking user.
 SERVICE_USER = "golive-docusnap"
 KEY_ENV = "GOLIVE_LAB_DOCUSNAP_KEY"  # optional: the value of the app's ZHIPU_API_KEY
 
 
 def service_account() -> pwd.struct_passwd:
-    """The app's account: ``golive-docusnap`` (a system account without login, created if
-    missing) as root, else the current user."""
+    """The app's account: ``golive-docusnap`` (a system account without login, created for
+    this lab and removed when it stops) as root, else the current user."""
     if os.geteuid() != 0:
         return pwd.getpwuid(os.getuid())
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        res = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
-                             capture_output=True, text=True, timeout=30, check=False)
-        try:  # another lab may have created it meanwhile
-            return pwd.getpwnam(SERVICE_USER)
-        except KeyError:
-            raise LabError(f"cannot create the service account {SERVICE_USER}: {res.stderr.strip()}") from None
+    from lab.sshd import ensure_user
+
+    return ensure_user(SERVICE_USER, system=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,6 +378,10 @@ class RunningDocuSnap(StopsOnExit):
         killed = stop_processes(list(self._procs.values()))
         if self.webhook is not None:
             self.webhook.stop()
+        if getattr(self, "account", None) is not None and os.geteuid() == 0:
+            from lab.sshd import release_user
+
+            release_user(SERVICE_USER)
         if killed:
             sys.stderr.write(f"lab docusnap: needed SIGKILL for {', '.join(killed)}\n")
         unregister(self)
