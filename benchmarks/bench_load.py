@@ -104,10 +104,8 @@ def tree_cpu_s(pid: int) -> float:
     """CPU seconds of a process and its children that are still running (locust, worker processes)."""
     total = cpu_s(pid)
     for child in _children(pid):
-        try:
+        with contextlib.suppress(OSError):
             total += cpu_s(child)
-        except OSError:
-            pass
     return total
 
 

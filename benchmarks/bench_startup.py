@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lab.run import start_lab  # noqa: E402
+from lab.run import start_lab
 
 
 def _env(cache: Path) -> dict[str, str]:

@@ -180,7 +180,7 @@ def get_host(
                 host = Host(StrictParamikoBackend(hostspec, known_hosts=known, **kwargs))
             else:
                 host = testinfra.get_host(uri, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - unknown backend, bad URI: a config problem
+        except Exception as exc:
             raise ProbeError(redact(f"cannot use connection {uri}: {exc}")) from None
         _cache[key] = host
         _labels[id(host)] = redact(uri.split("?", 1)[0])
@@ -254,7 +254,7 @@ def _run_bounded(host: Host, command: str, limit: int, timeout_s: float) -> Comm
     def target() -> None:
         try:
             box["result"] = host.run(_bounded(command, limit))
-        except BaseException as exc:  # noqa: BLE001 - carried to the caller's thread
+        except BaseException as exc:
             box["error"] = exc
 
     # testinfra's run() blocks on the child with no timeout of its own, so it runs in a

@@ -15,6 +15,7 @@ ssh_config says ``StrictHostKeyChecking no`` explicitly.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -73,10 +74,8 @@ class _TrustingOnlyKnownKeys(paramiko.SSHClient):  # type: ignore[misc]  # param
         super().__init__()
         self._pinned = known is not None
         if known is None:
-            try:
+            with contextlib.suppress(OSError, paramiko.SSHException):
                 self.load_system_host_keys()
-            except (OSError, paramiko.SSHException):
-                pass
         elif isinstance(known, str):
             self.load_host_keys(os.path.expanduser(known))
         else:

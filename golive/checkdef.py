@@ -13,6 +13,7 @@ subprocess.  This module is core: it imports nothing from families, renderers or
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -181,10 +182,8 @@ class CheckContext:
         """Show a progress line on the operator's terminal while a long probe runs (a load
         test, a drill); silent where the run has no terminal.  Never fails the check."""
         if self._progress is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._progress(line)
-            except Exception:  # noqa: BLE001, S110 -- a broken display never stops a measurement
-                pass
 
     @classmethod
     def for_test(cls, *, req: Any = None, spec: Any = None, target: Any = None, allow_disruptive: bool = False,
@@ -298,7 +297,7 @@ def judge(check: Check, ctx: CheckContext, measured: MeasureResult | str, record
         if check.subjects is not None and ctx.req is not None:
             try:
                 names = check.subjects(ctx)
-            except Exception:  # noqa: BLE001 - naming the subjects of a skip must never turn it into a crash
+            except Exception:
                 names = ()
         return [recorder.skip(f"{check.id}[{n}]" if n else check.id, measured, block=req, severity=sev, refs=refs,
                               expected=expected) for n in (names or [""])]

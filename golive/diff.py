@@ -96,7 +96,7 @@ def compare(old: dict[str, Any], new: dict[str, Any], old_path: str = "") -> dic
         elif a["status"] != b["status"]:
             if b["status"] in BAD and a["status"] not in BAD:
                 changes["newly_failing"].append(_row(key, a, b))
-            elif a["status"] in BAD + ("waived",) and b["status"] == "pass":
+            elif a["status"] in (*BAD, "waived") and b["status"] == "pass":
                 changes["fixed"].append(_row(key, a, b))
             else:
                 changes["status_changed"].append(_row(key, a, b))

@@ -183,7 +183,7 @@ class _Inventory:
                 g = self.groups[name]
                 raise InventoryError(self.path, g.line, f"group '{name}' is its own ancestor",
                                      "remove the loop from the :children sections")
-            d = 0 if name == "all" else 1 + max((walk(p, seen + (name,)) for p in parents.get(name, set())), default=0)
+            d = 0 if name == "all" else 1 + max((walk(p, (*seen, name)) for p in parents.get(name, set())), default=0)
             depth[name] = d
             return d
 
@@ -261,7 +261,7 @@ def _parse_ini(inv: _Inventory, text: str) -> None:
                 variables["ansible_port"] = _Var(int(m.group(2)), str(inv.path), lineno)
             inv.add_host(pattern, section, variables, lineno)
     all_group = inv.groups["all"]
-    for name, g in inv.groups.items():
+    for name in inv.groups:
         if name != "all" and name not in all_group.children:
             all_group.children.append(name)
 
@@ -286,7 +286,7 @@ def _parse_yaml(inv: _Inventory, text: str) -> None:
             return {}
         if not isinstance(value, dict):
             raise InventoryError(inv.path, lines.get(loc), "variables must be a mapping")
-        return {str(k): _Var(v, str(inv.path), lines.get(loc + (k,))) for k, v in value.items()}
+        return {str(k): _Var(v, str(inv.path), lines.get((*loc, k))) for k, v in value.items()}
 
     def group(name: str, body: Any, loc: tuple[Any, ...]) -> None:
         g = inv.group(name, lines.get(loc))
@@ -298,23 +298,23 @@ def _parse_yaml(inv: _Inventory, text: str) -> None:
         unknown = set(body) - {"hosts", "vars", "children"}
         if unknown:
             first = min(unknown)
-            raise InventoryError(inv.path, lines.get(loc + (first,)), f"unknown key '{first}' in group '{name}'",
+            raise InventoryError(inv.path, lines.get((*loc, first)), f"unknown key '{first}' in group '{name}'",
                                  "a group has hosts:, vars: and children: only")
-        g.vars.update(vars_of(body.get("vars"), loc + ("vars",)))
+        g.vars.update(vars_of(body.get("vars"), (*loc, "vars")))
         hosts = body.get("hosts") or {}
         if not isinstance(hosts, dict):
-            raise InventoryError(inv.path, lines.get(loc + ("hosts",)), f"hosts of group '{name}' must be a mapping",
+            raise InventoryError(inv.path, lines.get((*loc, "hosts")), f"hosts of group '{name}' must be a mapping",
                                  "write each host as a key: 'web1:' or 'web1: {ansible_host: 10.0.0.1}'")
         for host, hvars in hosts.items():
-            hloc = loc + ("hosts", host)
+            hloc = (*loc, "hosts", host)
             inv.add_host(str(host), name, vars_of(hvars, hloc), lines.get(hloc))
         children = body.get("children") or {}
         if not isinstance(children, dict):
-            raise InventoryError(inv.path, lines.get(loc + ("children",)), f"children of '{name}' must be a mapping")
+            raise InventoryError(inv.path, lines.get((*loc, "children")), f"children of '{name}' must be a mapping")
         for child, cbody in children.items():
             if str(child) not in g.children:
                 g.children.append(str(child))
-            group(str(child), cbody, loc + ("children", child))
+            group(str(child), cbody, (*loc, "children", child))
 
     for name, body in data.items():
         group(str(name), body, (name,))

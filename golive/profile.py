@@ -112,7 +112,7 @@ def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] 
     replace = _replaced_as_whole() if replace is None else replace
     out = copy.deepcopy(parent)
     for key, value in child.items():
-        here = path + (key,)
+        here = (*path, key)
         keys = replace.get(key, ()) if path == ("requirements",) else ()
         if keys and isinstance(value, dict) and isinstance(out.get(key), dict):
             base = dict(out[key])

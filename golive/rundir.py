@@ -9,6 +9,7 @@ before the run starts.  Any problem is a :class:`RunDirError` with the reason (e
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -54,7 +55,5 @@ def release_if_empty(path: Path | None) -> None:
     """Remove a claimed folder that holds nothing (a run that wrote no report)."""
     if path is None:
         return
-    try:
+    with contextlib.suppress(OSError):
         path.rmdir()  # only succeeds when empty
-    except OSError:
-        pass

@@ -72,5 +72,5 @@ def describe(exc: BaseException) -> str:
     """``interrupted (SIGTERM)``, ``interrupted (SIGINT)`` for a KeyboardInterrupt."""
     name = getattr(exc, "name", None) or received()
     if name is None and isinstance(exc, KeyboardInterrupt):
-        name = getattr(exc, "signum", None) and signal.Signals(exc.signum).name or "SIGINT"  # type: ignore[attr-defined]
+        name = (getattr(exc, "signum", None) and signal.Signals(exc.signum).name) or "SIGINT"  # type: ignore[attr-defined]
     return f"interrupted ({name})"

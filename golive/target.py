@@ -331,9 +331,9 @@ def resolve_path(name_or_path: str, directory: Path = TARGETS_DIR) -> Path:
 def _expand(doc: PositionedYaml, value: Any, loc: tuple[Any, ...], env: dict[str, str]) -> Any:
     """Expand ``${VAR}``, refuse literal secrets, register secret values for redaction."""
     if isinstance(value, dict):
-        return {k: _expand(doc, v, loc + (k,), env) for k, v in value.items()}
+        return {k: _expand(doc, v, (*loc, k), env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(doc, v, loc + (i,), env) for i, v in enumerate(value)]
+        return [_expand(doc, v, (*loc, i), env) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
     key = str(loc[-1]) if loc else ""
@@ -374,12 +374,12 @@ def _read_secret_files(doc: PositionedYaml, value: Any, loc: tuple[Any, ...]) ->
                 try:
                     register_secret(Path(v).expanduser().read_text(encoding="utf-8").strip())
                 except OSError as exc:
-                    raise ConfigError(doc.path, doc.line_of(loc + (k,)), f"cannot read secret file for '{k}': {exc.strerror}",
+                    raise ConfigError(doc.path, doc.line_of((*loc, k)), f"cannot read secret file for '{k}': {exc.strerror}",
                                       "check the path and its permissions") from None
-            _read_secret_files(doc, v, loc + (k,))
+            _read_secret_files(doc, v, (*loc, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _read_secret_files(doc, v, loc + (i,))
+            _read_secret_files(doc, v, (*loc, i))
 
 
 def load_target(name_or_path: str, directory: Path = TARGETS_DIR, env: dict[str, str] | None = None) -> Target:

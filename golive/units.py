@@ -24,11 +24,11 @@ _QTY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*$")
 
 def _parse(value: Any, units: Mapping[str, float], kind: str, example: str) -> float:
     if isinstance(value, bool):
-        raise ValueError(f"expected a {kind} like '{example}', got a boolean")  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+        raise ValueError(f"expected a {kind} like '{example}', got a boolean")
     if isinstance(value, (int, float)):
-        raise ValueError(f"the {kind} {value!r} has no unit; write it with one, e.g. '{value} {example.split()[-1]}'")  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+        raise ValueError(f"the {kind} {value!r} has no unit; write it with one, e.g. '{value} {example.split()[-1]}'")
     if not isinstance(value, str):
-        raise ValueError(f"expected a {kind} like '{example}'")  # noqa: TRY004 - pydantic reports ValueError  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+        raise ValueError(f"expected a {kind} like '{example}'")
     m = _QTY.match(value)
     if not m:
         raise ValueError(f"cannot read {value!r} as a {kind}; write e.g. '{example}'")

@@ -86,12 +86,12 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path, budget:
             if key_str in out:
                 raise ConfigError(path, key_node.start_mark.line + 1, f"duplicate key '{key_str}'",
                                   "remove one of the two entries")
-            lines[loc + (key_str,)] = key_node.start_mark.line + 1
-            out[key_str] = _build(value_node, loc + (key_str,), lines, path, budget)
-            lines[loc + (key_str,)] = key_node.start_mark.line + 1
+            lines[(*loc, key_str)] = key_node.start_mark.line + 1
+            out[key_str] = _build(value_node, (*loc, key_str), lines, path, budget)
+            lines[(*loc, key_str)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), lines, path, budget) for i, item in enumerate(node.value)]
+        return [_build(item, (*loc, i), lines, path, budget) for i, item in enumerate(node.value)]
     return _scalar(node, path)
 
 

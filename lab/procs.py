@@ -117,7 +117,7 @@ def spawn(
                 env=env,
                 start_new_session=True,
                 # Only prctl() runs between fork and exec (async-signal-safe in practice).
-                preexec_fn=_set_pdeathsig,  # noqa: PLW1509
+                preexec_fn=_set_pdeathsig,
                 close_fds=True,
             )
         except FileNotFoundError as exc:

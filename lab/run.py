@@ -364,10 +364,8 @@ class RunningLab(StopsOnExit):
             "stopped": self._stopped,
             "start_duration_s": round(self.start_duration_s, 3),
         }
-        try:
+        with contextlib.suppress(OSError):
             (self.workdir / "lab.json").write_text(json.dumps(state, indent=2) + "\n")
-        except OSError:
-            pass
 
     def _prepare_files(self) -> None:
         """Certificates, database, seeded backups: everything that needs no port."""
@@ -391,7 +389,7 @@ class RunningLab(StopsOnExit):
     def _start_ported(self) -> None:
         """Pick ports and start the port-bound components once; raises LabError."""
         names = [*self.instance_names, "internal", "https", "http", "haproxy"]
-        self.ports = dict(zip(names, free_ports(len(names))))
+        self.ports = dict(zip(names, free_ports(len(names)), strict=False))
         for name in self.instance_names:
             self._start_instance(name, self.ports[name])
         self._python("internal-api", "lab.internal_api", "--host", self.knobs.internal_bind,

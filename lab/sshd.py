@@ -14,6 +14,7 @@ Needs root (to run sshd and create the user).  Only 127.0.0.1 is used.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -236,11 +237,9 @@ class RunningSshd(StopsOnExit):
             return
         self._stopped = True
         if self.ssh_config.exists():
-            try:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", self.alias],
                                check=False, capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
-            except (OSError, subprocess.SubprocessError):
-                pass
         if self._proc is not None:
             # Per-connection sshd processes call setsid(): they are not in the listener's
             # process group, so find them through /proc before the listener goes.

@@ -93,7 +93,7 @@ class Supervisor:
 
     def _start_child(self, why: str) -> None:
         # The service gets SIGTERM if the supervisor dies (kill -9): nothing outlives it.
-        self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig)  # noqa: PLW1509
+        self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig)
         self.child_started = time.monotonic()
         self.starts += 1
         self.restart_at = None

@@ -155,7 +155,7 @@ def histogram(cid: str, buckets: Sequence[Sequence[Any]], subject: str = "") -> 
         if total == 0:
             return "n/a"
         need, acc = q * total, 0
-        for (ub, c), label in zip(rows, labels):
+        for (_ub, c), label in zip(rows, labels, strict=False):
             acc += c
             if acc >= need - 1e-9:
                 return f"{label} ms"
@@ -172,7 +172,7 @@ def histogram(cid: str, buckets: Sequence[Sequence[Any]], subject: str = "") -> 
     svg += _axes(top, ystep, "requests", "latency (ms, bucket upper bound)")
     svg.append(f'<g class="bars" fill="{LINE_COLOUR}">')
     every = max(1, math.ceil(n / 12))
-    for i, ((ub, c), label) in enumerate(zip(rows, labels)):
+    for i, ((_ub, c), label) in enumerate(zip(rows, labels, strict=False)):
         h = PH * c / top
         x = ML + i * slot + (slot - bar) / 2
         svg.append(f'<rect x="{x:.1f}" y="{MT + PH - h:.1f}" width="{bar:.1f}" height="{h:.1f}">'
@@ -184,7 +184,7 @@ def histogram(cid: str, buckets: Sequence[Sequence[Any]], subject: str = "") -> 
             x = ML + i * slot + slot / 2
             svg.append(f'<text x="{x:.1f}" y="{MT + PH + 14}" text-anchor="middle">{escape(label.replace("≤ ", ""))}</text>')
     svg.append("</g></svg>")
-    table = tuple((f"{label} ms", str(c)) for label, (_, c) in zip(labels, rows))
+    table = tuple((f"{label} ms", str(c)) for label, (_, c) in zip(labels, rows, strict=False))
     return Chart("histogram", title, "\n".join(svg), summary, ("latency", "requests"), table[:MAX_TABLE_ROWS], len(table))
 
 

@@ -182,7 +182,7 @@ def probe_host(spec: HostSpec, probe: Callable[..., Measurement], *args: Any) ->
                         sudo=spec.sudo, timeout_s=spec.timeout_s, known_hosts=spec.known_hosts)
         _gather(spec, host)
         return probe(host, *args, subject=spec.name, timeout_s=spec.timeout_s)
-    except Exception as exc:  # noqa: BLE001 - probes should not raise; if one does, only its host is hit
+    except Exception as exc:
         reason = f"probe {_probe_name(probe)} crashed: {type(exc).__name__}: {exc}"
         return Measurement.failed(reason, Evidence(probe=_probe_name(probe), subject=spec.name,
                                                    method=spec.connection))
@@ -213,7 +213,7 @@ class HostSet:
             with gate:
                 try:
                     results[spec.name] = fn(spec)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                except BaseException as exc:
                     errors[spec.name] = exc
 
         threads = [threading.Thread(target=work, args=(spec,), name=f"golive-host-{spec.name}", daemon=True)

@@ -93,7 +93,7 @@ def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Labs]:
     def keeper() -> None:
         try:
             box["failing"] = start_postgres(root / "pg-failing", "archive_failing")
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the fixture
+        except BaseException as exc:
             box["error"] = exc
         finally:
             ready.set()

@@ -81,7 +81,7 @@ def test_verdict_gate() -> None:
           _r("c", Status.WAIVED, Severity.CRITICAL), _r("d", Status.SKIP, Severity.HIGH)]
     assert decide(rs, Severity.HIGH).go
     assert not decide(rs, Severity.MEDIUM).go
-    err = rs + [_r("e", Status.ERROR, Severity.HIGH)]
+    err = [*rs, _r("e", Status.ERROR, Severity.HIGH)]
     v = decide(err, Severity.HIGH)
     assert not v.go and v.blocking == ("e",) and "could not be verified" in v.reason
     assert not decide([], Severity.LOW).go  # nothing verified is never GO

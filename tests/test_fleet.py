@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from golive.inventory_sources import InventoryError, expand_range, read_ansible, read_ssh_config
 from conftest import GoliveRun, write_target
+from golive.inventory_sources import InventoryError, expand_range, read_ansible, read_ssh_config
 from golive.target import Target, load_target, select_hosts
 from golive.yamlpos import ConfigError
 from lab.netns import FleetHost, HostPlan, NetnsFleet, netns_available, start_fleet
@@ -285,7 +285,7 @@ def serial_run(fleet: NetnsFleet, tmp_path_factory: pytest.TempPathFactory) -> t
 
     tmp = tmp_path_factory.mktemp("serial")
     target = _fleet_target(tmp, fleet)
-    before = {h.name: (h.accepted_logins(), _sessions(h)) for h in fleet if h.name in GOOD + ["slow"]}
+    before = {h.name: (h.accepted_logins(), _sessions(h)) for h in fleet if h.name in [*GOOD, "slow"]}
     fleet.verify_routes()  # nothing is sent unless every address goes through our bridge
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     proc = subprocess.run([*PYTEST, "-p", "no:cacheprovider", f"--report-dir={tmp / 'reports'}", "--profile", "poc",

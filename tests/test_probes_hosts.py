@@ -6,6 +6,7 @@ themselves), not from the probes.  Only the nvidia-smi parser is fed canned outp
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -26,8 +27,8 @@ import pytest
 from testinfra.host import Host
 
 from checks import connection
-from checks.hosts import probes as hosts
 from checks.connection import GatheredResult, ProbeError, forget_prefetched, get_host, prefetch, run
+from checks.hosts import probes as hosts
 
 SSHD = "/usr/sbin/sshd"
 USER = "golive-probe"
@@ -108,10 +109,8 @@ def _own_sshd(work: Path, refuse: bool) -> Iterator[Sshd]:
                    str(work / "id_ed25519"), port)
     finally:
         for pid in _descendants(proc.pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         proc.terminate()
         proc.wait(timeout=10)
 

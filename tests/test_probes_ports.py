@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from checks.connection import get_host
 from checks.hosts import probes as hosts
 from checks.ports import probes as ports
-from checks.connection import get_host
 
 
 def _listener(address: str) -> socket.socket:

@@ -37,9 +37,9 @@ def test_a_taken_name_gets_a_suffix_and_concurrent_claims_never_share(tmp_path: 
 def test_unusable_folders_are_refused_with_the_reason(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(RunDirError, match="cannot create the report folder|is not a folder"):
+    with pytest.raises(RunDirError, match=r"cannot create the report folder|is not a folder"):
         claim(a_file / "reports", "run")
-    with pytest.raises(RunDirError, match="cannot create the report folder .*: File exists"):
+    with pytest.raises(RunDirError, match=r"cannot create the report folder .*: File exists"):
         claim(a_file, "run")
     with pytest.raises(RunDirError, match="cannot create"):
         claim(Path("/proc/golive-reports"), "run")  # a read-only file system, even for root

@@ -7,6 +7,7 @@ path.  Traffic: none beyond loopback.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -128,10 +129,8 @@ http {{
 
     def close(self) -> None:
         for p in self.procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, 15)
-            except ProcessLookupError:
-                pass
         for p in self.procs:
             try:
                 p.wait(10)

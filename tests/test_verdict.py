@@ -344,7 +344,7 @@ def test_shipped_profiles_let_operators_attest_storage_media_and_nic_speed() -> 
     for path in sorted((ROOT / "profiles").glob("*.yaml")):
         prof = load_profile(str(path))
         hosts = prof.req.hosts
-        sizings = [s for s in ([hosts.default] + list(hosts.roles.values())) if s] if hosts else []
+        sizings = [s for s in ([hosts.default, *list(hosts.roles.values())]) if s] if hosts else []
         if any(s.disk and s.disk.media != "any" for s in sizings):
             assert "hosts.storage" in prof.profile.attestable, path.name
         if any(s.nic_speed for s in sizings):
@@ -461,6 +461,6 @@ def test_ci_examples_gate_on_complete_verified_runs() -> None:
 
 def test_attestable_names_declared_checks_only(tmp_path: Path) -> None:
     bad = write_target(tmp_path, "name: x\ndescription: x\nattestable: [hosts.storage, hosts.disk_media]\n", "x.yaml")
-    with pytest.raises(ConfigError, match="hosts.disk_media.*not a golive check") as exc:
+    with pytest.raises(ConfigError, match=r"hosts\.disk_media.*not a golive check") as exc:
         load_profile(bad)
     assert "x.yaml:3" in str(exc.value)

@@ -259,7 +259,7 @@ def sqlite_counts(loc: Location, path: str, *, timeout_s: float = 60) -> dict[st
     if loc.is_local:
         try:
             return _local_counts(Path(path))
-        except Exception as exc:  # noqa: BLE001 - sqlite3.Error, OSError: could not read the source
+        except Exception as exc:
             raise ProbeError(f"could not read row counts of {path}: {exc}") from None
     out = sh(loc, f"python3 -c {shlex.quote(_SQLITE_COUNTS)} {shlex.quote(path)}", timeout_s=timeout_s)
     try:

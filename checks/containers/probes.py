@@ -326,7 +326,7 @@ def _tool() -> str:
         from importlib.metadata import version
 
         return f"docker SDK {version('docker')}"
-    except Exception:  # noqa: BLE001 - evidence text only
+    except Exception:
         return "docker SDK"
 
 
@@ -391,11 +391,11 @@ def _snapshot(host: str, project: str, compose_file: str | None, timeout_s: floa
             over_budget()
             try:
                 image_ids[ref] = str(client.images.get(ref).id)
-            except Exception:  # noqa: BLE001 - not on the engine (never built/pulled): the comparison says so
+            except Exception:
                 image_ids[ref] = None
     except ProbeFailed as exc:
         return Measurement.failed(str(exc), ev({}))
-    except Exception as exc:  # noqa: BLE001 - SDK, requests, paramiko, OSError: could not verify
+    except Exception as exc:
         return Measurement.failed(_reason(host, exc), ev({}))
     finally:
         if client is not None:
@@ -468,10 +468,7 @@ def services_running(snap: ProjectSnapshot, service: str) -> Measurement:
     found = snap.of_service(service)
     states = {c.name: c.state for c in found}
     running = sum(1 for c in found if c.state == "running")
-    if not found:
-        display = "no container"
-    else:
-        display = ", ".join(f"{n} {s}" for n, s in states.items())
+    display = "no container" if not found else ", ".join(f"{n} {s}" for n, s in states.items())
     return Measurement({"containers": len(found), "running": running, "states": states}, display,
                        _evidence(snap, "services_running", service,
                                  "GET /containers/json?all=1 filtered by the Compose project and service labels",
@@ -754,7 +751,7 @@ def gpu_access(host: str, snap: ProjectSnapshot, services: Sequence[str], *, tim
                 rc, output = result.exit_code, result.output
             finally:
                 client.close()
-        except Exception as exc:  # noqa: BLE001 - exec refused, no nvidia-smi: not verifiable
+        except Exception as exc:
             out[service] = Measurement.failed(_reason(host, exc), _evidence(snap, "gpu", service, method, data))
             continue
         text = (output or b"").decode(errors="replace") if isinstance(output, bytes) else str(output or "")

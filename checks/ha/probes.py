@@ -338,7 +338,7 @@ class Stream(threading.Thread):
     def run(self) -> None:
         try:
             asyncio.run(self._main())
-        except Exception as exc:  # noqa: BLE001 - reported by the drill, never silent
+        except Exception as exc:
             self.crashed = _short_error(exc)
 
     def stop(self, wait_s: float) -> None:
@@ -637,7 +637,7 @@ class Drill:
                 self._experiment()
             except _Abort:
                 pass
-            except Exception as exc:  # noqa: BLE001 - the rollback below must run, and be reported
+            except Exception as exc:
                 self._abort = f"unexpected error: {type(exc).__name__}: {exc}"
                 self.journal.event(f"abort: {self._abort}")
             except BaseException as exc:

@@ -248,7 +248,7 @@ def nic_speed(host: Host, *, subject: str | None = None, timeout_s: float = 10) 
         return p.fail(exc.reason)
     seen: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
-        name, reported, driver = (line.split("\t") + ["", ""])[:3]
+        name, reported, driver = ([*line.split("\t"), "", ""])[:3]
         if name == "lo" or not name:
             continue
         reported = reported.rsplit(": ", 1)[-1].strip()

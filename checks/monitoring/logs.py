@@ -62,7 +62,7 @@ def newest_write(host: Host, sources: list[str], *, subject: str = "", timeout_s
     writes: dict[str, float] = {}
     for line in lines[1:]:
         if line.startswith("journald "):
-            _, unit, stamp = (line.split(" ", 2) + [""])[:3]
+            _, unit, stamp = ([*line.split(" ", 2), ""])[:3]
             if stamp.strip():
                 try:
                     writes[JOURNALD + unit] = float(stamp)

@@ -128,7 +128,7 @@ def file_modes(host: Any, paths: list[str], *, subject: str | None = None, timeo
         return Measurement.failed(exc.reason, ev)
     out: dict[str, dict[str, Any]] = {}
     for line in res.stdout.splitlines():
-        owner, mode, path = (line.split(" ", 2) + ["", "", ""])[:3]
+        owner, mode, path = ([*line.split(" ", 2), "", "", ""])[:3]
         out[path] = {"owner": None if owner == "-" else owner, "mode": None if mode == "-" else int(mode, 8)}
     ev = Evidence(probe=ev.probe, subject=ev.subject, method=ev.method, tool=ev.tool, raw=res.stdout[:1000])
     shown = "; ".join(f"{p}: " + (f"{v['owner']} {v['mode']:04o}" if v["mode"] is not None else "missing")

@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import gc
 import json
@@ -1053,7 +1054,7 @@ class _Engine:
                 error = judge_response(spec, resp.status, body)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 -- every client failure is an outcome of this request
+        except Exception as exc:
             error = _client_error(exc, spec.timeout_s)
         del self.pending[k]
         self._outcome(k, due, issued, sent, time.perf_counter(), error, True)
@@ -1083,13 +1084,11 @@ class _Engine:
             t = self.tally
             elapsed = time.perf_counter() - self.t0
             queued = self.queue.qsize()
-            try:
+            with contextlib.suppress(Exception):
                 self.progress(Progress(elapsed, total_s, _phase_at(elapsed, self.plan, self.schedule), self.plan.rate,
                                        t.total_sent + queued, t.total_completed - sum(t.errors.values()),
                                        sum(t.errors.values()), len(self.pending), queued,
                                        _value_ms(t.corrected, 95) if t.corrected.get_total_count() else math.nan))
-            except Exception:  # noqa: BLE001, S110 -- a broken display never stops the measurement
-                pass
 
     # -- the run -------------------------------------------------------------
 
@@ -1103,7 +1102,7 @@ class _Engine:
                 await resp.read()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 -- reported as the run's error
+        except Exception as exc:
             return _client_error(exc, spec.timeout_s)
         finally:
             self.tally.preflight_ms = (time.perf_counter() - start) * 1000
@@ -1559,7 +1558,7 @@ class CapacityResult:
                                 f"to {fmt_apm(self.max_apm)} APM, then bisection between the last good and the first "
                                 "bad rate (the knee); each step long enough for its percentile; a step is sustained when "
                                 f"{self.slo.words()}"),
-                        tool=TOOL, raw="\n".join(lines + [f"stopped: {self.stopped}"]),
+                        tool=TOOL, raw="\n".join([*lines, f"stopped: {self.stopped}"]),
                         duration_s=round(self.duration_s, 3), data=self.to_dict())
 
 
@@ -1667,7 +1666,7 @@ async def _probe_once_async(spec: RequestSpec) -> tuple[float, str | None]:
                 why = judge_response(spec, resp.status, body)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 -- the failure is the answer
+        except Exception as exc:
             why = _client_error(exc, spec.timeout_s)
         return (time.perf_counter() - start) * 1000, why
 

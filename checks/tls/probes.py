@@ -21,6 +21,7 @@ leaf's notAfter.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import ipaddress
@@ -264,10 +265,8 @@ def _scan_bounded(endpoints: tuple[TlsEndpoint, ...], timeout_s: int, deadline_s
         sel.close()
     finally:
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait()
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         for f in (proc.stdout, proc.stderr):

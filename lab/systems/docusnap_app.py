@@ -240,7 +240,7 @@ def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[by
         if m and method == "GET":
             return _read(m.group(1), start_response)
         return _json(start_response, "404 Not Found", {"error": "not found"})
-    except Exception:  # noqa: BLE001 - a generic answer: no traceback leaves the service (debug off)
+    except Exception:
         return _json(start_response, "500 Internal Server Error", {"error": "internal error"})
 
 # gunicorn imports the app in each worker (no --preload): its zeroed counters exist from the
