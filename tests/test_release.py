@@ -181,7 +181,8 @@ def test_smoke_sequence(apps: dict[str, Release]) -> None:
 class _Silent:
     """Accepts connections and never answers (or dribbles a byte a second)."""
 
-    def __init__(self, dribble: bool) -> None:
+    def __init__(self, dribble: bool, headers: bool = False) -> None:
+        self.headers = headers
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -206,6 +207,12 @@ class _Silent:
 
     def _drip(self, conn: socket.socket) -> None:
         try:
+            if self.headers:  # the status line and headers themselves, a byte at a time
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 1000:
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.3)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
             while not self.stop.is_set():
                 conn.sendall(b"x")
@@ -218,9 +225,10 @@ class _Silent:
         self.sock.close()
 
 
-@pytest.mark.parametrize("dribble", [False, True], ids=["silent", "slow-bytes"])
-def test_a_silent_or_slow_server_is_an_error_within_the_deadline(dribble: bool) -> None:
-    server = _Silent(dribble)
+@pytest.mark.parametrize(("dribble", "headers"), [(False, False), (True, False), (True, True)],
+                         ids=["silent", "slow-body", "slow-headers"])
+def test_a_silent_or_slow_server_is_an_error_within_the_deadline(dribble: bool, headers: bool) -> None:
+    server = _Silent(dribble, headers)
     try:
         started = time.monotonic()
         [res] = _run("release.debug_off", f"http://127.0.0.1:{server.port}", openapi=None, timeout_s=1,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import ssl
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from checks.connection import ProbeError, redact, run
+from golive.deadline import http_client
 from golive.model import Evidence, Measurement
 
 BODY_LIMIT = 256 * 1024
@@ -73,8 +75,11 @@ class Session:
         self.deadline = self.started + deadline_s
         self.deadline_s = deadline_s
         self.timeout_s = timeout_s
-        self.client = httpx.Client(verify=ca_file or True, timeout=timeout_s, trust_env=False,
-                                   headers=dict(headers or {}), follow_redirects=False)
+        # golive.deadline: every socket operation gets at most the time left, and a watchdog
+        # shuts the sockets down at the deadline (a server dribbling headers cannot hold us)
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self.client = http_client(deadline_s, verify=verify, timeout_s=timeout_s)
+        self.client.headers.update(dict(headers or {}))
         self.log: list[Answer] = []
 
     def close(self) -> None:
@@ -112,6 +117,9 @@ class Session:
             finally:
                 resp.close()
         except httpx.HTTPError as exc:
+            if time.monotonic() >= self.deadline:
+                raise DeadlineExceeded(f"deadline of {self.deadline_s:g} s exceeded during {method} {redact(url)} "
+                                       f"after {self.elapsed():.1f} s") from None
             answer = Answer(method, url, None, error=redact(f"{type(exc).__name__}: {exc}")[:200],
                             elapsed_s=time.monotonic() - started)
         self.log.append(answer)
