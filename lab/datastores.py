@@ -45,7 +45,6 @@ from typing import Any
 
 from lab.postgres import (
     CLUSTER_PREFIX,
-    INSTALL_HINT,
     PG_VERSION,
     SOCKET_DIR,
     _clean_env,
@@ -275,15 +274,9 @@ class RunningPgPair(StopsOnExit):
         _run(["pg_ctlcluster", PG_VERSION, self.replica, "start"], f"starting replica {self.replica}", timeout=60)
 
     def _start(self, *, replica: bool = True, app_ssl: bool = True, setup_sql: str = "") -> None:
-        if os.geteuid() != 0:
-            raise LabError("the PostgreSQL lab needs root (pg_createcluster, runuser, chown)")
-        for tool in ("pg_createcluster", "pg_ctlcluster", "pg_dropcluster", "pg_basebackup", "psql", "openssl"):
-            if shutil.which(tool) is None:
-                raise LabError(f"{tool} not found: {INSTALL_HINT} and openssl")
-        try:
-            pg = pwd.getpwnam("postgres")
-        except KeyError as exc:
-            raise LabError(f"no 'postgres' user: {INSTALL_HINT}") from exc
+        from lab.postgres import require_postgres
+
+        pg = require_postgres("pg_basebackup")
         reap_stale_clusters()
         self.dir.mkdir(parents=True, exist_ok=True)
         register(self)

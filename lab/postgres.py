@@ -292,6 +292,20 @@ class BackupSet:
         self.offsite_files = offsite_root / "files"
 
 
+def require_postgres(*tools: str) -> pwd.struct_passwd:
+    """Root, the PostgreSQL tools (the common ones and ``tools``) and the postgres account,
+    or a LabError that says what to install."""
+    if os.geteuid() != 0:
+        raise LabError("the PostgreSQL lab needs root (pg_createcluster, runuser, chown)")
+    for tool in ("pg_createcluster", "pg_ctlcluster", "pg_dropcluster", "psql", "openssl", *tools):
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool} not found: {INSTALL_HINT} and openssl")
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise LabError(f"no 'postgres' user: {INSTALL_HINT}") from exc
+
+
 class RunningPostgres(StopsOnExit):
     """A started PostgreSQL lab.  ``port``, ``cluster``, ``dsn``, ``password_file``,
     ``key_file``, ``wal_archive``, ``offsite`` (the sshd), ``backups`` (the mode's
@@ -553,15 +567,7 @@ class RunningPostgres(StopsOnExit):
 
     def _start(self, timeout_s: float) -> None:
         started = time.monotonic()
-        if os.geteuid() != 0:
-            raise LabError("the PostgreSQL lab needs root (pg_createcluster, runuser, chown)")
-        for tool in ("pg_createcluster", "pg_ctlcluster", "pg_dropcluster", "psql", "pg_dump", "openssl"):
-            if shutil.which(tool) is None:
-                raise LabError(f"{tool} not found: {INSTALL_HINT} and openssl")
-        try:
-            pg = pwd.getpwnam("postgres")
-        except KeyError as exc:
-            raise LabError(f"no 'postgres' user: {INSTALL_HINT}") from exc
+        pg = require_postgres("pg_dump")
         reap_stale_clusters()
         self.dir.mkdir(parents=True, exist_ok=True)
         register(self)
