@@ -309,7 +309,10 @@ def start_engine(*, timeout_s: float = 60.0) -> DockerEngine:
         # no userland-proxy change: publishing without iptables needs docker-proxy
     ]
     try:
-        proc = spawn("dockerd", argv, root / "dockerd.log")
+        # TMPDIR inside the engine's own folder: containerd writes its stack dumps there
+        # (containerd.PID.stacks.log on shutdown), so stopping the engine leaves nothing in /tmp
+        (root / "tmp").mkdir(mode=0o700)
+        proc = spawn("dockerd", argv, root / "dockerd.log", env={**os.environ, "TMPDIR": str(root / "tmp")})
     except LabError:
         shutil.rmtree(root, ignore_errors=True)
         raise
