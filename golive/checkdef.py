@@ -245,6 +245,14 @@ class Recorder(Protocol):
               refs: Sequence[str] | None = None, verify_hint: str = "") -> CheckResult: ...
 
 
+def when_flag(flag: str) -> Callable[[CheckContext], str | None]:
+    """``Check.applies`` for a check the profile switches with a boolean field of its
+    family's block: it applies when ``req.<flag>`` is true, else the skip reason names it."""
+    def applies(ctx: CheckContext) -> str | None:
+        return None if getattr(ctx.req, flag) else f"profile '{ctx.profile_name}' does not require this ({flag})"
+    return applies
+
+
 DISRUPTIVE_NOT_ALLOWED = "disruptive, not allowed"
 
 

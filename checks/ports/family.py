@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from golive.blocks import Block, Strict
-from golive.checkdef import Check, CheckContext, Family, NotApplicable
+from golive.checkdef import Check, CheckContext, Family, NotApplicable, when_flag
 from golive.model import Evidence, Measurement, Severity
 
 
@@ -65,12 +65,6 @@ def _hostport(url_or_hp: str) -> tuple[str, int]:
         return u.hostname or "", u.port or (443 if u.scheme == "https" else 80)
     host, _, port = url_or_hp.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def _required(flag: str) -> Any:
-    def applies(ctx: CheckContext) -> str | None:
-        return None if getattr(ctx.req, flag) else f"profile '{ctx.profile_name}' does not require this ({flag})"
-    return applies
 
 
 def _public(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
@@ -193,7 +187,7 @@ FAMILY = Family(
             severity=Severity.CRITICAL,
             refs=("DS-NET-02",),
             measures="TCP connect to endpoints.public and endpoints.public_ports from the checking host",
-            applies=_required("public_open"),
+            applies=when_flag("public_open"),
             measure=_public,
             expected="open (TCP connect accepted)",
             passes=lambda req, open_: open_ is True,
@@ -207,7 +201,7 @@ FAMILY = Family(
             severity=Severity.HIGH,
             refs=("DS-NET-01",),
             measures="an HTTP request to endpoints.http; any HTTP status counts as an answer",
-            applies=_required("http_answers"),
+            applies=when_flag("http_answers"),
             measure=_http,
             expected="an HTTP response (any status)",
             passes=lambda req, code: 100 <= code < 600,
@@ -219,7 +213,7 @@ FAMILY = Family(
             severity=Severity.CRITICAL,
             refs=("DS-NET-03", "DS-NET-04", "DS-NET-05", "AW-NET-01"),
             measures="TCP connect to each endpoints.internal host:port from the checking host",
-            applies=_required("internal_closed"),
+            applies=when_flag("internal_closed"),
             measure=_internal,
             empty="the target names no internal ports (endpoints.internal)",
             expected="not reachable from the checking host",
@@ -233,7 +227,7 @@ FAMILY = Family(
             severity=Severity.HIGH,
             refs=("DS-NET-03", "DS-NET-04"),
             measures="listening addresses of each loopback-only service's port on its host (ss -ltnH)",
-            applies=_required("internal_bind_loopback"),
+            applies=when_flag("internal_bind_loopback"),
             measure=_listeners,
             empty="the target declares no loopback-only services (services[].bind)",
             expected="listening, on loopback addresses only (127.0.0.0/8, ::1)",
@@ -247,7 +241,7 @@ FAMILY = Family(
             refs=("AW-NET-01", "AW-NET-05"),
             measures="every TCP and UDP listener (IPv4 and IPv6) on each target host with its owning process "
                      "(ss -H -l -t -u -n -p), against the target's ports.listeners",
-            applies=_required("listeners_declared"),
+            applies=when_flag("listeners_declared"),
             measure=_listeners_of_hosts,
             empty="the target has no hosts",
             expected="every listener on a non-loopback address is declared in ports.listeners",

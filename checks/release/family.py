@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from golive.blocks import Block, Strict
-from golive.checkdef import Check, CheckContext, Family, Judged, NotApplicable, Skipped
+from golive.checkdef import Check, CheckContext, Family, Judged, NotApplicable, Skipped, when_flag
 from golive.model import Evidence, Measurement, Severity
 
 CI_VERSION_VARIABLES = ("GOLIVE_RELEASE_VERSION", "CI_COMMIT_SHA", "GITHUB_SHA")
@@ -117,14 +117,7 @@ def _headers(spec: ReleaseSpec) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _needs(flag: str) -> Any:
-    """Applies when the profile's release block asks for ``flag``.  A target without a
-    release section is measured anyway, as an error: the tier requires it."""
-    def applies(ctx: CheckContext) -> str | None:
-        return None if getattr(ctx.req, flag) else f"profile '{ctx.profile_name}' does not require this ({flag})"
-    return applies
-
-
+# A target without a release section is measured anyway, as an error: the tier requires it.
 def _no_section() -> Measurement:
     return Measurement.failed("the target has no release: section (base_url, openapi, ...): nothing to verify",
                               Evidence(probe="release", subject="target", method="the target's release section"))
@@ -260,14 +253,14 @@ FAMILY = Family(
     target_block=ReleaseSpec,
     checks=(
         Check(id="release.version", title="The intended release is deployed", severity=Severity.HIGH,
-              refs=("DS-OPS-01", "AW-OPS-01"), applies=_needs("version"),
+              refs=("DS-OPS-01", "AW-OPS-01"), applies=when_flag("version"),
               measures="the version the service reports (version endpoint) and the checkout's git revision, "
                        "against the intended version (target or GOLIVE_RELEASE_VERSION / CI variable)",
               measure=_version, expected="the intended version",
               remediation=lambda req, m: f"deploy the intended release (found {m.display})",
               verify_hint="set GOLIVE_RELEASE_VERSION to the release you mean to deploy and name a version source"),
         Check(id="release.endpoints", title="Every documented endpoint answers a valid request",
-              severity=Severity.HIGH, refs=("ST-OPS-01", "VO-SW-02"), applies=_needs("endpoints"),
+              severity=Severity.HIGH, refs=("ST-OPS-01", "VO-SW-02"), applies=when_flag("endpoints"),
               measures="each OpenAPI operation called once with a valid sample built from its schema (writes only "
                        "with --allow-disruptive)",
               measure=_endpoints, expected="not a 5xx", passes=lambda req, status: status < 500,
@@ -275,7 +268,7 @@ FAMILY = Family(
               verify_hint="publish the OpenAPI document (release.openapi) and make the service reachable"),
         Check(id="release.input_validation", title="Bad input is rejected with 4xx, never 5xx",
               severity=Severity.HIGH, refs=("ST-HTTP-01",), disruptive=True,
-              applies=_needs("input_validation"),
+              applies=when_flag("input_validation"),
               measures="malformed JSON, wrong types, a missing field, a 2 MiB body and wrong-type path parameters "
                        "sent to each OpenAPI operation",
               measure=_input, empty="no documented operation takes a body or path parameters",
@@ -283,14 +276,14 @@ FAMILY = Family(
               remediation=lambda req, m: f"validate input on {m.evidence.subject} and answer 4xx (e.g. 422 with "
                                          "the field in error); never let bad input raise"),
         Check(id="release.debug_off", title="Errors show no stack trace or debug page", severity=Severity.HIGH,
-              refs=("AW-HTTP-02",), applies=_needs("debug_off"),
+              refs=("AW-HTTP-02",), applies=when_flag("debug_off"),
               measures="error-forcing requests (unknown path, malformed bodies, wrong-type parameters, the target's "
                        "triggers); the answers searched for stack traces and framework debug pages",
               measure=_debug, expected="no stack trace or debug page", passes=lambda req, found: not found,
               remediation="turn debug mode off in production (DEBUG=False, FLASK_DEBUG=0, no --reload) and answer "
                           "errors with a generic body"),
         Check(id="release.uploads_private", title="Stored uploads are not served anonymously",
-              severity=Severity.CRITICAL, refs=("AW-HTTP-01",), applies=_needs("uploads_private"),
+              severity=Severity.CRITICAL, refs=("AW-HTTP-01",), applies=when_flag("uploads_private"),
               measures="GET each declared upload path without credentials",
               measure=_uploads, empty="the target names no upload paths (release.uploads)",
               expected="401, 403 or 404", passes=lambda req, status: status in (401, 403, 404),
@@ -304,7 +297,7 @@ FAMILY = Family(
               verify_hint="attest the item with its evidence in attestations.yaml (docs/attestations.md); the "
                           "profile must list release.manual in attestable"),
         Check(id="release.smoke", title="The declared smoke test passes", severity=Severity.HIGH,
-              refs=("DS-OPS-06", "AW-OPS-05"), disruptive=True, applies=_needs("smoke"),
+              refs=("DS-OPS-06", "AW-OPS-05"), disruptive=True, applies=when_flag("smoke"),
               measures="the target's smoke sequence, step by step, statuses and JSON fields checked, values "
                        "carried to later steps",
               measure=_smoke, expected="each step answers its status with the expected fields",

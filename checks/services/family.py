@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from golive.blocks import Block
-from golive.checkdef import Check, CheckContext, Family, Judged, NotApplicable, Skipped
+from golive.checkdef import Check, CheckContext, Family, Judged, NotApplicable, Skipped, when_flag
 from golive.model import Evidence, Measurement, Severity
 
 
@@ -47,12 +47,6 @@ def _facts(ctx: CheckContext, svc: Any) -> Measurement:
     p = _probes()
     return ctx.memo(("services.facts", svc.host, svc.name),  # type: ignore[no-any-return]
                     lambda: ctx.on_host(svc.host, p.process_facts, svc.pidfile, svc.unit, svc.process))
-
-
-def _needs(flag: str) -> Any:
-    def applies(ctx: CheckContext) -> str | None:
-        return None if getattr(ctx.req, flag) else f"profile '{ctx.profile_name}' does not require this ({flag})"
-    return applies
 
 
 def _per_service(ctx: CheckContext, services: list[Any], judge: Any) -> dict[str, Any]:
@@ -195,45 +189,45 @@ FAMILY = Family(
     profile_block=ServicesReq,
     checks=(
         Check(id="services.process", title="Each declared service is running", severity=Severity.CRITICAL,
-              refs=("DS-OPS-03", "ST-SYS-04"), applies=_needs("process"),
+              refs=("DS-OPS-03", "ST-SYS-04"), applies=when_flag("process"),
               measures="the master process from the service's pidfile, systemd unit or pgrep pattern",
               measure=_process, expected="running", passes=lambda req, v: v["pid"] is not None,
               remediation=lambda req, m: f"start {m.evidence.subject}'s service (and enable it at boot)"),
         Check(id="services.non_root", title="Services run as their own non-root account", severity=Severity.HIGH,
-              refs=("ST-AUTH-03", "ST-SYS-04"), applies=_needs("non_root"),
+              refs=("ST-AUTH-03", "ST-SYS-04"), applies=when_flag("non_root"),
               measures="the account of the service's master process (ps -o user=)", measure=_non_root,
               expected="the declared account, not root",
               remediation="run the service as its own unprivileged account (systemd User=, gunicorn --user)"),
         Check(id="services.workers", title="Each service runs its configured workers", severity=Severity.MEDIUM,
-              refs=("DS-OPS-03", "ST-SYS-04"), applies=_needs("workers"),
+              refs=("DS-OPS-03", "ST-SYS-04"), applies=when_flag("workers"),
               measures="the child processes of the service's master (pgrep -P)", measure=_workers,
               expected="the configured number of workers",
               remediation="set the worker count (gunicorn -w / --workers, uvicorn --workers) and restart"),
         Check(id="services.port_owner", title="Each service holds its own port", severity=Severity.HIGH,
-              refs=("ST-OPS-03",), applies=_needs("port_owner"),
+              refs=("ST-OPS-03",), applies=when_flag("port_owner"),
               measures="the processes listening on the service's port (ss -ltnp) against the master and its workers",
               measure=_port_owner, expected="held by the service",
               remediation="stop the process that holds the service's port, or move one of them"),
         Check(id="services.env", title="Services have the environment variables they need",
-              severity=Severity.HIGH, refs=("DS-AUTH-02", "ST-AUTH-05"), applies=_needs("env"),
+              severity=Severity.HIGH, refs=("DS-AUTH-02", "ST-AUTH-05"), applies=when_flag("env"),
               measures="the NAMES in /proc/PID/environ of the master (values are cut off on the host)",
               measure=_env, expected="the declared variable names",
               remediation="set the missing variables in the unit's Environment=/EnvironmentFile= (or the .env) "
                           "and restart",
               verify_hint="read the environment as root or the service's account (target host sudo: true)"),
         Check(id="services.secret_files", title="Secret files are private to the service's account",
-              severity=Severity.HIGH, refs=("ST-AUTH-04", "VO-AUTH-01"), applies=_needs("secret_files"),
+              severity=Severity.HIGH, refs=("ST-AUTH-04", "VO-AUTH-01"), applies=when_flag("secret_files"),
               measures="owner and permission bits of each declared secret file (stat)", measure=_files,
               expected="owned by the service's account, mode <= 0640",
               remediation="chown the file to the service's account and chmod 600 (or 640)"),
         Check(id="services.pip_check", title="The Python environment has no broken requirements",
-              severity=Severity.MEDIUM, refs=("DS-OPS-02",), applies=_needs("pip_check"),
+              severity=Severity.MEDIUM, refs=("DS-OPS-02",), applies=when_flag("pip_check"),
               measures="python -m pip check in the service's interpreter", measure=_pip,
               expected="no broken requirements", passes=lambda req, problems: not problems,
               remediation="install the missing or conflicting requirements (pip install -r requirements.txt) "
                           "and run pip check again"),
         Check(id="services.proxy", title="The reverse proxy configuration is valid and points at the app",
-              severity=Severity.HIGH, refs=("DS-OPS-03",), applies=_needs("proxy"),
+              severity=Severity.HIGH, refs=("DS-OPS-03",), applies=when_flag("proxy"),
               measures="nginx -t of the proxy's configuration and its proxy_pass / upstream servers",
               measure=_proxy, expected="nginx -t ok, upstream to the application",
               remediation="fix the configuration (nginx -t shows the error) and point proxy_pass at the app's port"),
