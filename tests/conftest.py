@@ -15,6 +15,15 @@ PYTEST = [sys.executable, "-m", "pytest"]
 PYCACHE = Path(os.environ.get("GOLIVE_TEST_PYCACHE", "/tmp/golive-test-pycache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _lab_image_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One assembled root filesystem per lab container image (lab/images.py) for the whole
+    session: every golive run starts its own private engine and imports the images, but the
+    tars are built once.  Inherited by the golive subprocesses through the environment."""
+    if "GOLIVE_LAB_IMAGE_CACHE" not in os.environ:
+        os.environ["GOLIVE_LAB_IMAGE_CACHE"] = str(tmp_path_factory.mktemp("lab-images"))
+
+
 class GoliveRun:
     """The outcome of one ``pytest --profile ... --target ...`` run in a subprocess."""
 
