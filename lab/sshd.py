@@ -186,6 +186,35 @@ def _readable_by_others(path: Path) -> bool:
     return True
 
 
+#: scratch folders made outside the run folder, named with the owner's pid so that what a
+#: SIGKILLed owner left is recognised, and removed, by the next start (:func:`reap_stale_scratch`)
+SCRATCH_PREFIX = "golive-sshd-"
+CONTROL_PREFIX = "glcm-"
+
+
+def reap_stale_scratch() -> list[Path]:
+    """Remove ``/tmp/golive-sshd-<pid>-*`` and ``/tmp/glcm-<pid>-*`` folders whose owner is
+    gone (a SIGKILLed test run cannot stop its server); returns what was removed.  Folders
+    without an owner pid in their name (older versions) are removed once they are an hour
+    old.  Nothing else is touched."""
+    removed = []
+    for prefix in (SCRATCH_PREFIX, CONTROL_PREFIX):
+        for path in Path("/tmp").glob(f"{prefix}*"):
+            rest = path.name[len(prefix):]
+            owner = rest.split("-", 1)[0]
+            if owner.isdigit() and "-" in rest:
+                stale = not pid_alive(int(owner))
+            else:
+                try:
+                    stale = time.time() - path.stat().st_mtime > 3600
+                except OSError:
+                    continue
+            if stale and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
 def _keygen(path: Path, comment: str) -> None:
     for p in (path, path.with_name(path.name + ".pub")):
         p.unlink(missing_ok=True)
@@ -283,7 +312,7 @@ class RunningSshd(StopsOnExit):
             _keygen(other, "golive-lab-unrelated")
             pub = other.with_name(other.name + ".pub").read_text()
         if not _readable_by_others(self.run_dir):
-            keys_dir = Path(tempfile.mkdtemp(prefix="golive-sshd-", dir="/tmp"))
+            keys_dir = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir="/tmp"))
             keys_dir.chmod(0o755)
             self._scratch.append(keys_dir)
             self.authorized_keys = keys_dir / "authorized_keys"
@@ -292,7 +321,7 @@ class RunningSshd(StopsOnExit):
 
         control = self.run_dir / "cm-%C"
         if len(str(control)) + 40 > _MAX_CONTROL_PATH:
-            short = Path(tempfile.mkdtemp(prefix="glcm-", dir="/tmp"))
+            short = Path(tempfile.mkdtemp(prefix=f"{CONTROL_PREFIX}{os.getpid()}-", dir="/tmp"))
             self._scratch.append(short)
             control = short / "%C"
             self._control_dir = f"{short}/"
@@ -347,6 +376,7 @@ class RunningSshd(StopsOnExit):
             raise LabError(f"ssh / ssh-keygen not found: {INSTALL_HINT}")
         if os.geteuid() != 0:
             raise LabError("the test sshd needs root (it runs sshd and logs in as another user)")
+        reap_stale_scratch()
         ensure_user(self.user)
         self._holds_user = True
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation

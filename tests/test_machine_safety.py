@@ -136,3 +136,26 @@ def _exists(user: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def test_scratch_a_killed_sshd_owner_left_is_reaped_and_a_live_ones_kept() -> None:
+    """lab/sshd.py makes short-path folders in /tmp (authorized_keys readable by the probe
+    account, ControlMaster sockets); a SIGKILLed owner cannot remove them, so the next start
+    does -- only folders whose owner pid is gone, never a live run's."""
+    import shutil
+    import tempfile
+
+    from lab import sshd
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(tempfile.mkdtemp(prefix=f"{sshd.SCRATCH_PREFIX}{dead.pid}-", dir="/tmp"))
+    live = Path(tempfile.mkdtemp(prefix=f"{sshd.CONTROL_PREFIX}{os.getpid()}-", dir="/tmp"))
+    try:
+        (stale / "authorized_keys").write_text("ssh-ed25519 AAAA test\n")
+        removed = sshd.reap_stale_scratch()
+        assert stale in removed and not stale.exists()
+        assert live.exists() and live not in removed
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
