@@ -240,6 +240,38 @@ def run_wrk(target: Target, connections: int, window_s: float, workdir: Path) ->
     return row
 
 
+def find_wrk2(explicit: str | None) -> str | None:
+    """wrk2: --wrk2 PATH, $WRK2, ``wrk2`` on PATH, or what benchmarks/build_wrk2.sh built."""
+    for candidate in (explicit, os.environ.get("WRK2"), shutil.which("wrk2"), str(ROOT / "benchmarks" / ".tools" / "wrk2")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run_wrk2(wrk2: str, target: Target, rate: float, connections: int, window_s: float,
+             workdir: Path) -> dict[str, Any]:
+    """wrk2 (Gil Tene's constant-throughput wrk) at ``rate``: the reference for the
+    coordinated-omission-corrected p99 (its latency is measured from each request's
+    scheduled send time, like golive's corrected latency)."""
+    script = workdir / "post.lua"
+    script.write_text(WRK_LUA % BODY)
+    run_s = math.ceil(window_s + START_S + 1)
+    cmd = [wrk2, "-t1", f"-c{connections}", f"-d{run_s:g}s", f"-R{rate:g}", "--latency", "-s", str(script),
+           f"{target.base}{target.path}"]
+    row = measure(f"wrk2 (constant rate, {connections} connections)", cmd, target.served, window_s, run_s, rate)
+    out = row.pop("_stdout")
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50.000%", "99.000%"):
+            value = parts[1]
+            ms = (float(value[:-2]) if value.endswith("ms") else float(value[:-2]) / 1000 if value.endswith("us")
+                  else float(value[:-1]) * 1000 if value.endswith("s") else float(value[:-1]) * 60000)
+            row["latency_p50_ms" if parts[0] == "50.000%" else "latency_p99_ms"] = ms
+        elif line.startswith("Requests/sec:"):
+            row["tool_achieved_rps"] = float(parts[1])
+    return row
+
+
 NGINX_CONF = """
 worker_processes 1;
 pid nginx.pid;
@@ -341,8 +373,11 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         def ratio(key: str, a: dict[str, Any] = g, b: dict[str, Any] = peer) -> float | None:
             return round(a[key] / b[key], 3) if a.get(key) and b.get(key) else None
+        ref = next((r for r in rows if r["tool"].startswith("wrk2") and r["offered_rps"] == g["offered_rps"]), None)
         out.append({"offered_rps": g["offered_rps"], "cpu_per_request_golive_over_locust": ratio("cpu_s_per_1000"),
                     "p99_golive_over_locust": ratio("latency_p99_ms"),
+                    "p99_golive_over_wrk2": ratio("latency_p99_ms", g, ref) if ref else None,
+                    "cpu_per_request_golive_over_wrk2": ratio("cpu_s_per_1000", g, ref) if ref else None,
                     "golive_holds_schedule": g.get("holds_schedule")})
     return out
 
@@ -358,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="measured window per run")
     parser.add_argument("--cost-ms", type=float, default=1.0, help="lab analysis cost")
     parser.add_argument("--wrk-connections", type=int, default=8)
+    parser.add_argument("--wrk2", default=None, help="wrk2 binary (default: $WRK2, wrk2 on PATH, benchmarks/.tools/wrk2)")
+    parser.add_argument("--wrk2-rates", default="500,1000", help="offered rates (req/s) for wrk2")
+    parser.add_argument("--wrk2-connections", type=int, default=16)
     parser.add_argument("--client-cpu", type=int, default=0, help="pin the client tools to this CPU (-1: no pinning)")
     parser.add_argument("--server-cpu", type=int, default=1, help="pin nginx static to this CPU (-1: no pinning)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -385,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{row['tool']:<40} offered {rate:6g}  served {row['achieved_rps']:8.2f} req/s  "
                           f"CPU {row['cpu_s_per_1000']} s/1000  p99 {row.get('latency_p99_ms')} ms  "
                           f"holds {row.get('holds_schedule', '-')}", file=sys.stderr, flush=True)
+        wrk2 = find_wrk2(args.wrk2)
+        for rate in [float(x) for x in args.wrk2_rates.split(",") if x.strip()] if wrk2 else []:
+            row = run_wrk2(wrk2, target, rate, args.wrk2_connections, args.seconds, workdir)  # type: ignore[arg-type]
+            rows.append(row)
+            print(f"{row['tool']:<40} offered {rate:6g}  served {row['achieved_rps']:8.2f} req/s  "
+                  f"CPU {row['cpu_s_per_1000']} s/1000  p99 {row.get('latency_p99_ms')} ms", file=sys.stderr, flush=True)
         wrk_row = run_wrk(target, args.wrk_connections, args.seconds, workdir)
         if wrk_row is not None:
             rows.append(wrk_row)
@@ -401,9 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(rows),
         "missing": [t for t, ok in (("locust", any("locust" in r["tool"] for r in rows)),
                                     ("wrk", any("wrk" in r["tool"] for r in rows)),
-                                    ("wrk2", False)) if not ok],
-        "notes": "wrk2 is not packaged for Debian 12 (apt-cache policy wrk2: none); wrk is closed loop, shown for "
-                 "the client's CPU cost only.",
+                                    ("wrk2", any(r["tool"].startswith("wrk2") for r in rows))) if not ok],
+        "notes": "wrk2 is not packaged for Debian 12 (apt-cache policy wrk2: none): benchmarks/build_wrk2.sh builds it "
+                 "from a source checkout; wrk is closed loop, shown for the client's CPU cost only.",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench_load-{stamp}.json"
