@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-import paramiko
-
 #: URL query parameters that carry credentials (``?access_token=...``, ``&api_key=...``)
 CREDENTIAL_PARAM = re.compile(
     r"(?i)^(access[_-]?token|token|auth|auth[_-]?token|api[_-]?key|apikey|key|secret|client[_-]?secret|"
@@ -68,6 +66,8 @@ KEY_LINE = re.compile(r"^(?P<type>ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?
 
 def check_key(line: str) -> None:
     """ValueError unless ``line`` is ``TYPE BASE64`` of a public key paramiko can read."""
+    import paramiko  # here, not at import: paramiko costs ~0.1 s of start-up and most targets pin no keys
+
     m = KEY_LINE.match(line.strip())
     if not m:
         raise ValueError(f"'{line[:40]}' is not a public key line; write 'TYPE BASE64', e.g. "
