@@ -1,12 +1,19 @@
 @tls
 Feature: TLS: protocol versions, cipher suites, certificate and known vulnerabilities
   Every TLS endpoint of the target (the public entrypoint, the health URL when it is served
-  elsewhere, and endpoints.tls) is scanned once with sslyze; each item below reads that one
-  scan.  Obsolete protocol versions are refused, the oldest version offered meets the
+  elsewhere, and endpoints.tls, which may name STARTTLS services such as PostgreSQL) is
+  scanned once with sslyze; each item below reads that one scan.  A STARTTLS service upgrades
+  the connection to TLS.  Obsolete protocol versions are refused, the oldest version offered meets the
   profile's minimum, TLS 1.3 is offered where the tier asks for it, no weak cipher suite is
   accepted, the certificate chains to a trusted root, names the host, is valid long enough
   and has a strong key, the ephemeral key exchange (DHE group, ECDHE curve) is strong enough,
   and no known TLS vulnerability is present.
+
+  @critical
+  Scenario: STARTTLS services offer TLS
+    Given the target names STARTTLS services in endpoints.tls (postgres://, smtp://, ...)
+    When each one is asked to upgrade its connection to TLS and a handshake is attempted
+    Then every one of them upgrades (PostgreSQL answers 'S' to the SSLRequest)
 
   @critical
   Scenario: Obsolete protocol versions are refused

@@ -23,7 +23,7 @@ from pydantic import (
 
 from golive.blocks import Strict
 from golive.redact import register_secret
-from golive.urls import check_key, connection_uri, http_url, literal_url_credentials
+from golive.urls import check_key, connection_uri, http_url, literal_url_credentials, starttls_url
 from golive.validation import raise_config_error
 from golive.yamlpos import ConfigError, PositionedYaml, load
 
@@ -87,8 +87,9 @@ class Endpoints(Strict):
     public_ports: list[str] = Field(default_factory=list, description="extra host:port that must be open")
     ca_file: str | None = Field(default=None, description="CA bundle that signs the public certificate")
     server_name: str | None = None
-    tls: list[str] = Field(default_factory=list,
-                           description="more TLS endpoints (host:port or https URL) for the TLS checks")
+    tls: list[str] = Field(default_factory=list, description=(
+        "more TLS endpoints for the TLS checks: host:port, an https URL, or a STARTTLS service as "
+        "protocol://host[:port] (postgres, smtp, imap, pop3, ftp, ldap, xmpp, xmpp-server, rdp)"))
     resolve: dict[str, str] = Field(default_factory=dict, description=(
         "name -> IP address to connect to instead of asking DNS (like curl --resolve): validate a deployment "
         "under its real name before DNS points at it"))
@@ -108,7 +109,16 @@ class Endpoints(Strict):
     @field_validator("tls")
     @classmethod
     def _tls_endpoints(cls, v: list[str]) -> list[str]:
-        return [http_url(x, ("https",)) if x.startswith("https://") else _hostport(x) for x in v]
+        out = []
+        for x in v:
+            if x.startswith("https://"):
+                out.append(http_url(x, ("https",)))
+            elif "://" in x:
+                starttls_url(x)
+                out.append(x)
+            else:
+                out.append(_hostport(x))
+        return out
 
     @field_validator("internal", "public_ports")
     @classmethod

@@ -38,6 +38,33 @@ def http_url(value: str, schemes: tuple[str, ...] = ("https", "http")) -> str:
     return value
 
 
+#: STARTTLS endpoints of ``endpoints.tls``: URL scheme -> default port.  The scheme names the
+#: plaintext protocol whose upgrade to TLS the scan performs (sslyze's opportunistic TLS).
+STARTTLS_PORTS: dict[str, int] = {
+    "postgres": 5432, "postgresql": 5432, "smtp": 25, "imap": 143, "pop3": 110, "ftp": 21, "ldap": 389,
+    "xmpp": 5222, "xmpp-server": 5269, "rdp": 3389,
+}
+
+
+def starttls_url(value: str) -> tuple[str, str, int]:
+    """``postgres://host[:port]`` (or smtp://, imap://, ...: :data:`STARTTLS_PORTS`) ->
+    ``(protocol, host, port)``; ``postgresql`` is read as ``postgres``.  Only where to connect:
+    a user, password, database or option has no place here (the scan never logs in)."""
+    u = urllib.parse.urlsplit(value)
+    scheme = u.scheme.lower()
+    if scheme not in STARTTLS_PORTS:
+        raise ValueError(f"'{u.scheme}://' is neither TLS nor a STARTTLS protocol golive scans; use https:// or "
+                         + ", ".join(f"{s}://" for s in STARTTLS_PORTS))
+    if "@" in u.netloc or u.path not in ("", "/") or u.query or u.fragment:
+        shown = f"{u.scheme}://{u.netloc.rpartition('@')[2]}"  # never echo a user or password
+        raise ValueError(f"'{shown}' must be only {u.scheme}://host[:port]; no user, password, database or "
+                         "options (the TLS scan only negotiates STARTTLS, it never logs in)")
+    if not u.hostname:
+        raise ValueError(f"'{value}' has no host; write e.g. {u.scheme}://db.example.com:{STARTTLS_PORTS[scheme]}")
+    _port(u, value)
+    return ("postgres" if scheme == "postgresql" else scheme), u.hostname, u.port or STARTTLS_PORTS[scheme]
+
+
 def connection_uri(value: str) -> str:
     """ssh:// and paramiko:// name a host (and a valid port when given)."""
     scheme = value.split("://", 1)[0] if "://" in value else ""

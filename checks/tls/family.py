@@ -2,8 +2,9 @@
 vulnerabilities of every TLS endpoint of the target.
 
 Reads ``requirements.tls`` and the target's ``endpoints`` (public, health when it is https,
-tls, server_name, ca_file).  Every endpoint is scanned once per run by one sslyze Scanner
-(``ctx.memo``): the ten checks read that one scan.
+tls -- which may name STARTTLS services, ``postgres://db:5432`` --, server_name, ca_file).
+Every endpoint is scanned once per run by one sslyze Scanner (``ctx.memo``): every check
+reads that one scan.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from golive.blocks import Block
-from golive.checkdef import Check, CheckContext, Family
+from golive.checkdef import Check, CheckContext, Family, Skipped
 from golive.model import Evidence, Measurement, Severity
 
 if TYPE_CHECKING:
@@ -48,8 +49,9 @@ class TlsReq(Block):
 
 def tls_endpoints(target: Any) -> tuple[list[TlsEndpoint], dict[str, str]]:
     """The TLS endpoints of a target: ``endpoints.public``, ``endpoints.health`` (when it is
-    https), and ``endpoints.tls``; ``endpoints.server_name`` is the name validated for the
-    public host.  Returns the endpoints and {value: reason} for unusable values."""
+    https), and ``endpoints.tls`` (host:port, https URLs and STARTTLS services such as
+    ``postgres://db:5432``); ``endpoints.server_name`` is the name validated for the public
+    host.  Returns the endpoints and {value: reason} for unusable values."""
     from checks.tls import probes
 
     ep = target.endpoints
@@ -87,25 +89,37 @@ def _scans(ctx: CheckContext) -> tuple[dict[str, TlsScan], dict[str, str]]:
 
 
 def _measure_scans(ctx: CheckContext, read: Callable[[str, TlsScan], dict[str, Measurement]]
-                   ) -> Measurement | dict[str, Measurement]:
+                   ) -> Measurement | dict[str, Measurement | Skipped]:
     """``read(key, scan)`` over each endpoint's scan; an unusable endpoint value is an error
-    of its own; no endpoint at all is one error."""
+    of its own; no endpoint at all is one error.  A STARTTLS service that refused the upgrade
+    has no TLS to judge: skipped here, it fails ``tls.starttls_offered``."""
     scans, invalid = _scans(ctx)
     if not scans and not invalid:
         return Measurement.failed("the target names no TLS endpoint (endpoints.public, endpoints.tls)",
                                   Evidence(probe="tls.scan", subject=ctx.target.name, method="target file"))
-    out: dict[str, Measurement] = {
+    out: dict[str, Measurement | Skipped] = {
         value: Measurement.failed(reason, Evidence(probe="tls.scan", subject=value, method="target file"))
         for value, reason in invalid.items()}
     for key, scan in sorted(scans.items()):
+        if scan.facts.get("tls_offered") is False:
+            out[key] = Skipped(f"no TLS to judge: {scan.facts['starttls_refusal']} (tls.starttls_offered fails)")
+            continue
         out.update(read(key, scan))
     return out
+
+
+def _starttls(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+    """Whether each STARTTLS endpoint of the target accepts the upgrade (the same scan)."""
+    from checks.tls import probes
+
+    scans, _ = _scans(ctx)
+    return {key: probes.starttls_offered(scan) for key, scan in sorted(scans.items()) if scan.endpoint.starttls}
 
 
 def _per_endpoint(read: Callable[[TlsScan, TlsReq], Measurement]) -> Callable[[CheckContext], Any]:
     """A measure function: ``read`` applied to each endpoint's scan (one result each)."""
 
-    def measure(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+    def measure(ctx: CheckContext) -> Measurement | dict[str, Measurement | Skipped]:
         return _measure_scans(ctx, lambda key, scan: {key: read(scan, ctx.req)})
 
     return measure
@@ -181,7 +195,7 @@ def _kx_ok(r: TlsReq, v: dict[str, Any]) -> bool:
             and (v["min_ecdh_bits"] is None or v["min_ecdh_bits"] >= r.min_ecdh_bits))
 
 
-def _mozilla(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+def _mozilla(ctx: CheckContext) -> Measurement | dict[str, Measurement | Skipped]:
     """sslyze's Mozilla checker, one result per endpoint and rule (``host:port/rule``)."""
     from checks.tls import probes
 
@@ -210,6 +224,20 @@ FAMILY = Family(
     feature="tls.feature",
     profile_block=TlsReq,
     checks=(
+        Check(
+            id="tls.starttls_offered",
+            title="STARTTLS services offer TLS",
+            severity=Severity.CRITICAL,
+            refs=("AW-TLS-06",),
+            measures="whether each STARTTLS endpoint of endpoints.tls (postgres://, smtp://, ...) accepts the upgrade "
+                     "to TLS and completes a handshake (sslyze; PostgreSQL: the answer to an SSLRequest)",
+            measure=_starttls,
+            expected="the service upgrades the connection to TLS",
+            passes=lambda r, offered: offered is True,
+            remediation="turn TLS on for the service (PostgreSQL: ssl = on with ssl_cert_file and ssl_key_file, "
+                        "then reload) so that clients can encrypt their sessions",
+            verify_hint=_VERIFY,
+        ),
         Check(
             id="tls.protocols_forbidden",
             title="Obsolete protocol versions are refused",

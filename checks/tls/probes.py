@@ -91,7 +91,9 @@ class TlsEndpoint:
 
     ``host``/``port``: from the URL; ``server_name``: SNI and the name validated against the
     certificate (the URL's host unless the target sets ``endpoints.server_name``);
-    ``ca_file``: an extra trust anchor file ("" = the system CA bundle).
+    ``ca_file``: an extra trust anchor file ("" = the system CA bundle); ``starttls``: the
+    plaintext protocol upgraded to TLS before the handshake (``postgres``, ``smtp``, ...;
+    "" = TLS from the first byte).
     """
 
     host: str
@@ -99,17 +101,34 @@ class TlsEndpoint:
     server_name: str
     ca_file: str = ""
     address: str = ""  # pinned (endpoints.resolve): connect here instead of resolving host
+    starttls: str = ""
 
     @property
     def key(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        hostport = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return f"{self.starttls}://{hostport}" if self.starttls else hostport
+
+
+#: STARTTLS protocol (the target's URL scheme) -> what the scan sends before the handshake, for the evidence.
+STARTTLS_UPGRADE: dict[str, str] = {
+    "postgres": "PostgreSQL SSLRequest", "smtp": "SMTP EHLO + STARTTLS", "imap": "IMAP STARTTLS",
+    "pop3": "POP3 STLS", "ftp": "FTP AUTH TLS", "ldap": "LDAP StartTLS extended operation",
+    "xmpp": "XMPP <starttls/> (client stream)", "xmpp-server": "XMPP <starttls/> (server stream)",
+    "rdp": "RDP negotiation request (PROTOCOL_SSL)",
+}
 
 
 def endpoint_from(url_or_hostport: str, *, ca_file: str | None = None,
                   server_name: str | None = None, resolve: Mapping[str, str] | None = None) -> TlsEndpoint:
-    """A :class:`TlsEndpoint` from ``https://host[:port]/...`` or ``host:port``; ValueError
-    for a plain http URL or a malformed value."""
-    if "://" in url_or_hostport:
+    """A :class:`TlsEndpoint` from ``https://host[:port]/...``, ``host:port`` or a STARTTLS
+    service ``postgres://host[:port]`` (smtp://, imap://, ...: golive.urls.STARTTLS_PORTS);
+    ValueError for a plain http URL or a malformed value."""
+    from golive.urls import starttls_url
+
+    starttls = ""
+    if "://" in url_or_hostport and not url_or_hostport.lower().startswith(("https://", "http://")):
+        starttls, host, port = starttls_url(url_or_hostport)
+    elif "://" in url_or_hostport:
         u = urllib.parse.urlsplit(url_or_hostport)
         if u.scheme != "https":
             raise ValueError(f"{url_or_hostport} is not an https URL: no TLS to scan")
@@ -122,7 +141,7 @@ def endpoint_from(url_or_hostport: str, *, ca_file: str | None = None,
     if not host:
         raise ValueError(f"no host in '{url_or_hostport}'")
     return TlsEndpoint(host=host, port=port, server_name=server_name or host, ca_file=ca_file or "",
-                       address=(resolve or {}).get(host.lower(), ""))
+                       address=(resolve or {}).get(host.lower(), ""), starttls=starttls)
 
 
 def system_ca_file() -> str:
@@ -164,10 +183,11 @@ class TlsScan:
         if ep.address:
             address += " pinned in endpoints.resolve"
         ca = ep.ca_file or "system CA bundle"
+        upgrade = f"STARTTLS: {STARTTLS_UPGRADE[ep.starttls]}, then TLS; " if ep.starttls else ""
         return Evidence(
             probe=probe, subject=ep.key, tool=self.tool, raw=raw, measured_at=self.started_at,
             duration_s=self.duration_s, data=data,
-            method=(f"sslyze scan of {ep.key} (address {address}, SNI {ep.server_name}; extra trust anchors: {ca}); "
+            method=(f"sslyze scan of {ep.key} ({upgrade}address {address}, SNI {ep.server_name}; extra trust anchors: {ca}); "
                     f"commands: {', '.join(self.commands)}; one scan shared by every TLS check of the run"))
 
 
@@ -328,6 +348,7 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
                    mozilla: str | None = None,
                    emit: Callable[[TlsScan], None] | None = None) -> dict[str, TlsScan]:
     """One sslyze Scanner over ``endpoints``; ``emit`` gets each result as it is known."""
+    from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
     from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
     from sslyze.plugins.scan_commands import ScanCommand
     from sslyze.scanner.models import ScanCommandsExtraArguments, ServerConnectivityStatusEnum, ServerScanRequest
@@ -366,7 +387,9 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
             request = ServerScanRequest(
                 server_location=ServerNetworkLocation(hostname=ep.server_name, port=ep.port, ip_address=address),
                 network_configuration=ServerNetworkConfiguration(
-                    tls_server_name_indication=ep.server_name, network_timeout=timeout_s, network_max_retries=1),
+                    tls_server_name_indication=ep.server_name, network_timeout=timeout_s, network_max_retries=1,
+                    tls_opportunistic_encryption=(ProtocolWithOpportunisticTlsEnum(ep.starttls.upper().replace("-", "_"))
+                                                  if ep.starttls else None)),
                 scan_commands=commands, scan_commands_extra_arguments=extra)
         except ValueError as exc:  # CA file missing or unreadable
             out[ep.key] = failed(ep, f"cannot set up the scan: {exc}", address)
@@ -388,17 +411,56 @@ def _scan_uncached(endpoints: tuple[TlsEndpoint, ...], timeout_s: int,
                 ep, address = requests[result.uuid]
                 if result.connectivity_status == ServerConnectivityStatusEnum.ERROR or result.scan_result is None:
                     reason = _trace_text(result.connectivity_error_trace)
-                    out[ep.key] = TlsScan(ep, f"no TLS connection to {ep.key} ({address}): {reason}",
-                                          {"address": address}, started_at, elapsed, tool, names)
+                    refusal = _starttls_refusal(ep, address, reason, timeout_s)
+                    facts: dict[str, Any] = {"address": address}
+                    if refusal:  # a measured answer: this service does not offer TLS
+                        facts |= {"tls_offered": False, "starttls_refusal": refusal}
+                    out[ep.key] = TlsScan(ep, f"no TLS connection to {ep.key} ({address}): {refusal or reason}",
+                                          facts, started_at, elapsed, tool, names)
                 else:
                     facts = _facts(result.scan_result, ep)
-                    facts["address"] = address
+                    facts |= {"address": address, "tls_offered": True}
                     if mozilla:
                         facts["mozilla"] = _mozilla(result, mozilla)
                     out[ep.key] = TlsScan(ep, None, facts, started_at, elapsed, tool, names)
                 if emit is not None:
                     emit(out[ep.key])
     return out
+
+
+#: The PostgreSQL SSLRequest (protocol code 80877103): the server answers one byte, 'S' or 'N'.
+PG_SSLREQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+def postgres_ssl_answer(address: str, port: int, timeout_s: float) -> bytes:
+    """The byte a PostgreSQL server answers to an SSLRequest (``b"S"``: TLS follows,
+    ``b"N"``: the server does not accept TLS, ``b""``: it closed the connection); OSError
+    when it cannot be asked."""
+    with socket.create_connection((address, port), timeout=timeout_s) as sock:
+        sock.sendall(PG_SSLREQUEST)
+        return sock.recv(1)
+
+
+def _starttls_refusal(ep: TlsEndpoint, address: str, reason: str, timeout_s: int) -> str:
+    """Why a STARTTLS service does not offer TLS, when sslyze's failure is the service's own
+    "no" to the upgrade (its ServerRejectedOpportunisticTlsNegotiation); "" otherwise (a
+    refused connection, a timeout, a failed handshake: could not measure).  For PostgreSQL
+    the answer is confirmed with an SSLRequest of our own: only an 'N' is a refusal (sslyze
+    also says "rejected" when the server just closed the connection)."""
+    if not ep.starttls or not reason.startswith("ServerRejectedOpportunisticTlsNegotiation"):
+        return ""
+    said = reason.split(": ", 1)[-1]
+    if ep.starttls != "postgres":
+        if said.startswith(("Unexpected error", "Error opening", "SMTP EHLO was rejected")):
+            return ""  # the conversation failed before the upgrade was asked for
+        return f"the server refused the {STARTTLS_UPGRADE[ep.starttls]} (sslyze: {said[:200]})"
+    try:
+        answer = postgres_ssl_answer(address, ep.port, timeout_s)
+    except OSError:
+        return ""
+    if answer != b"N":
+        return ""
+    return "the server answered 'N' to the PostgreSQL SSLRequest: it does not accept TLS (ssl = off)"
 
 
 def _mozilla(result: Any, config: str) -> dict[str, Any]:
@@ -637,6 +699,24 @@ def _check_error(s: TlsScan, probe: str, *needs: str) -> Measurement | None:
         reason = "; ".join(f"{k} scan failed: {v}" for k, v in errs.items())
         return Measurement.failed(reason, s.evidence(probe, reason, {"command_errors": errs}))
     return None
+
+
+def starttls_offered(s: TlsScan) -> Measurement:
+    """Whether a STARTTLS service accepts the upgrade to TLS and completes a handshake.
+    Value: True, or False when the service itself said no (PostgreSQL answered 'N' to the
+    SSLRequest, an SMTP server lists no STARTTLS, ...); any other failure (refused
+    connection, timeout, failed handshake) could not measure it: an error."""
+    upgrade = STARTTLS_UPGRADE.get(s.endpoint.starttls, "no STARTTLS")
+    refusal = s.facts.get("starttls_refusal")
+    if refusal:
+        return Measurement(False, f"TLS not offered: {refusal}",
+                           s.evidence("tls.starttls", refusal, {"tls_offered": False, "upgrade": upgrade}))
+    if s.error is not None:
+        return Measurement.failed(s.error, s.evidence("tls.starttls", s.error, {"upgrade": upgrade}))
+    offered = offered_versions(s)
+    display = f"TLS offered after the {upgrade} ({', '.join(offered) or 'no version accepted a suite'})"
+    return Measurement(True, display, s.evidence("tls.starttls", f"{upgrade}: accepted; offers {', '.join(offered)}",
+                                                 {"tls_offered": True, "upgrade": upgrade, "offered": offered}))
 
 
 def offered_versions(s: TlsScan) -> list[str]:
