@@ -6,7 +6,10 @@ set of endpoints, so the TLS checks of a run share a single scan.  The scan runs
 sslyze commands: the six per-version cipher-suite scans (SSL 2.0 to TLS 1.3),
 ``certificate_info`` (with the target's CA file, or the system CA bundle, as an extra trust
 store next to sslyze's own), ``heartbleed``, ``robot``, ``openssl_ccs_injection``,
-``session_renegotiation`` and ``tls_compression``.
+``session_renegotiation`` and ``tls_compression``.  A STARTTLS endpoint (``postgres://``,
+``smtp://``, ...) is scanned the same way, sslyze performing the protocol's upgrade before
+every handshake; a service that answers the upgrade with "no" is recorded as such
+(``facts["tls_offered"] = False``), not as an unreachable endpoint.
 
 The measurement helpers (:func:`protocols_offered`, :func:`lowest_version`, ...) turn one
 endpoint's scan into a :class:`~golive.model.Measurement`; they never judge.  A scan that
