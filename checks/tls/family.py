@@ -108,6 +108,14 @@ def _measure_scans(ctx: CheckContext, read: Callable[[str, TlsScan], dict[str, M
     return out
 
 
+def _starttls_applies(ctx: CheckContext) -> str | None:
+    """Skip reason when the target names no STARTTLS endpoint (read from the target, no scan)."""
+    endpoints, _ = tls_endpoints(ctx.target)
+    if any(e.starttls for e in endpoints):
+        return None
+    return "the target names no STARTTLS service in endpoints.tls (postgres://, smtp://, ...)"
+
+
 def _starttls(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
     """Whether each STARTTLS endpoint of the target accepts the upgrade (the same scan)."""
     from checks.tls import probes
@@ -231,6 +239,7 @@ FAMILY = Family(
             refs=("AW-TLS-06",),
             measures="whether each STARTTLS endpoint of endpoints.tls (postgres://, smtp://, ...) accepts the upgrade "
                      "to TLS and completes a handshake (sslyze; PostgreSQL: the answer to an SSLRequest)",
+            applies=_starttls_applies,
             measure=_starttls,
             expected="the service upgrades the connection to TLS",
             passes=lambda r, offered: offered is True,
