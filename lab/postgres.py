@@ -312,11 +312,12 @@ class RunningPostgres(StopsOnExit):
     :class:`BackupSet`: ``dump_dir``, ``files_dir``, ``config_file`` ...), ``mode``.
     ``stop()`` is idempotent."""
 
-    def __init__(self, workdir: Path, mode: str, interval_s: float) -> None:
+    def __init__(self, workdir: Path, mode: str, interval_s: float, *, archive: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown postgres lab mode {mode!r}; modes: {', '.join(MODES)}")
         self.dir = workdir
         self.mode = mode
+        self.archive = archive
         self.interval_s = interval_s
         self.cluster = f"{CLUSTER_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
         self.port = 0
@@ -438,9 +439,10 @@ class RunningPostgres(StopsOnExit):
             conf.write_text(
                 "listen_addresses = '127.0.0.1'\n"
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                "wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
-                f"archive_command = '{self._archive_command()}'\n"
-                "max_connections = 30\nshared_buffers = 32MB\n")
+                "wal_level = replica\n"
+                + ("archive_mode = on\narchive_timeout = 60\n" f"archive_command = '{self._archive_command()}'\n"
+                   if self.archive else "archive_mode = off\n")
+                + "max_connections = 30\nshared_buffers = 32MB\n")
             try:
                 _run(["pg_ctlcluster", PG_VERSION, self.cluster, "start"], f"starting cluster {self.cluster}",
                      timeout=60)
@@ -579,7 +581,8 @@ class RunningPostgres(StopsOnExit):
         self._write_secrets()
         self._create_cluster()
         self._seed()
-        self._wait_archiver(timeout_s)
+        if self.archive:
+            self._wait_archiver(timeout_s)
         self._start_offsite(timeout_s)
         assert self.offsite_root is not None
         self.backups = BackupSet(self.dir, self.offsite_root, self.mode)
@@ -588,11 +591,12 @@ class RunningPostgres(StopsOnExit):
 
 
 def start_postgres(workdir: Path, mode: str = "compliant", *, interval_s: float = 3600,
-                   start_timeout_s: float = 20.0) -> RunningPostgres:
+                   start_timeout_s: float = 20.0, archive: bool = True) -> RunningPostgres:
     """Start the PostgreSQL lab in ``workdir`` (see the module doc); ``mode`` is one of
-    :data:`MODES`.  On any failure everything already made is removed and :class:`LabError`
-    says what failed."""
-    pg = RunningPostgres(Path(workdir).resolve(), mode, interval_s)
+    :data:`MODES`; ``archive=False`` runs the cluster with ``archive_mode = off`` (no WAL
+    archiving at all, as a deployment that never set up PITR).  On any failure everything
+    already made is removed and :class:`LabError` says what failed."""
+    pg = RunningPostgres(Path(workdir).resolve(), mode, interval_s, archive=archive)
     try:
         pg._start(start_timeout_s)
     except BaseException:

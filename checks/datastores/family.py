@@ -620,6 +620,7 @@ FAMILY = Family(
             id="datastores.redis_auth",
             title="Redis refuses unauthenticated clients",
             severity=Severity.CRITICAL,
+            refs=("AW-AUTH-05",),  # "Principle of least privilege": an open Redis grants every client everything
             measures="PING without AUTH",
             applies=_needs("redis", "auth_required"),
             measure=_redis_probe("unauthenticated_ping"),
