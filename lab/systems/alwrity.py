@@ -277,7 +277,7 @@ class RunningAlwrity(StopsOnExit):
 
     def target_overrides(self) -> dict[str, Any]:
         assert self.pg is not None and self.redis is not None
-        https, app = self.ports["https"], self.ports["app"]
+        app = self.ports["app"]
         host = "alwrity"
         redis_entry: dict[str, Any] = {"address": self.redis.address, "listen": ["127.0.0.1"]}
         if self.knobs.redis_auth:

@@ -29,6 +29,7 @@ One PostgreSQL connection is held for the process's life (``sslmode=require``: t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -175,10 +176,8 @@ def create_content(item: ContentIn) -> dict[str, Any]:
     [(content_id,)] = _query("INSERT INTO content_items (title, body, words) VALUES (%s, %s, %s) RETURNING id",
                              (item.title, item.body, words))
     doc = {"id": int(content_id), "title": item.title, "words": words}
-    try:
+    with contextlib.suppress(redis.RedisError, OSError):  # the cache is optional: PostgreSQL holds the truth
         _redis().setex(f"content:{content_id}", 300, json.dumps(doc))
-    except (redis.RedisError, OSError):
-        pass  # the cache is optional: PostgreSQL holds the truth
     return doc
 
 
