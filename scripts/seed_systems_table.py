@@ -41,7 +41,7 @@ class SeedSystem:
 
 SYSTEMS: tuple[SeedSystem, ...] = (
     SeedSystem("DocuSnap-Backend", "single-server", "docusnap-single-server", "lab-docusnap"),
-    SeedSystem("ALwrity", "multi-user", "alwrity-multi-user", None),
+    SeedSystem("ALwrity", "multi-user", "alwrity-multi-user", "lab-alwrity"),
     SeedSystem("Vocabulo", "-", "vocabulo", None),
     SeedSystem("STRV", "minimum", "strv-minimum", None),
     SeedSystem("Oz", "PoC (Compose)", "poc", None),
