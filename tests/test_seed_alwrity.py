@@ -82,7 +82,8 @@ def test_alwrity_lab_passes_its_profile_but_for_this_machine(golive_run) -> None
     # every family the profile names ran (base: ports, tls, http, cors); containers is the
     # document's Docker variant of multi-user, skipped for this server deployment
     ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
-    assert {"hosts", "ports", "tls", "http", "cors", "release", "datastores", "backups", "monitoring"} <= ran
+    assert {"hosts", "ports", "tls", "http", "cors", "services", "release", "datastores", "backups",
+            "monitoring"} <= ran
 
     unexpected = {}
     for rid, r in results.items():
@@ -120,7 +121,13 @@ def test_alwrity_lab_passes_its_profile_but_for_this_machine(golive_run) -> None
     internal = [v for k, v in results.items() if _base_id(k) == "ports.internal_closed"]
     assert len(internal) == 3 and all(v["status"] == "pass" and v["measurement"]["value"] is False for v in internal)
     signals = [v for k, v in results.items() if _base_id(k) == "monitoring.service_signals"]
-    assert len(signals) == 4 and all(v["status"] == "pass" for v in signals)  # incl. user activity, API usage
+    assert len(signals) == 8 and all(v["status"] == "pass" for v in signals)  # incl. user activity, API usage
+    # AW-MU-SW-02: nginx's configuration is valid and proxies to the ASGI server, which runs as its account
+    proxy = results["services.proxy[nginx@alwrity]"]
+    app_port = run.report["target"]["lab_ports"]["app"]
+    assert proxy["status"] == "pass" and f"127.0.0.1:{app_port}" in proxy["measurement"]["value"]["upstreams"]
+    assert "AW-MU-SW-02" in proxy["requirement"]["ids"]
+    assert results["services.process[uvicorn@alwrity]"]["status"] == "pass"
     # the LLM key the app holds in its environment never reaches the output or the report
     assert run.run_dir is not None
     assert CANARY not in run.out

@@ -189,7 +189,7 @@ FAMILY = Family(
     profile_block=ServicesReq,
     checks=(
         Check(id="services.process", title="Each declared service is running", severity=Severity.CRITICAL,
-              refs=("DS-OPS-03", "ST-SYS-04"), applies=when_flag("process"),
+              refs=("DS-OPS-03", "ST-SYS-04", "AW-MU-SW-02"), applies=when_flag("process"),
               measures="the master process from the service's pidfile, systemd unit or pgrep pattern",
               measure=_process, expected="running", passes=lambda req, v: v["pid"] is not None,
               remediation=lambda req, m: f"start {m.evidence.subject}'s service (and enable it at boot)"),
@@ -209,7 +209,7 @@ FAMILY = Family(
               measure=_port_owner, expected="held by the service",
               remediation="stop the process that holds the service's port, or move one of them"),
         Check(id="services.env", title="Services have the environment variables they need",
-              severity=Severity.HIGH, refs=("DS-AUTH-02", "ST-AUTH-05"), applies=when_flag("env"),
+              severity=Severity.HIGH, refs=("DS-AUTH-02", "ST-AUTH-05", "AW-AUTH-01"), applies=when_flag("env"),
               measures="the NAMES in /proc/PID/environ of the master (values are cut off on the host)",
               measure=_env, expected="the declared variable names",
               remediation="set the missing variables in the unit's Environment=/EnvironmentFile= (or the .env) "
@@ -227,7 +227,7 @@ FAMILY = Family(
               remediation="install the missing or conflicting requirements (pip install -r requirements.txt) "
                           "and run pip check again"),
         Check(id="services.proxy", title="The reverse proxy configuration is valid and points at the app",
-              severity=Severity.HIGH, refs=("DS-OPS-03",), applies=when_flag("proxy"),
+              severity=Severity.HIGH, refs=("DS-OPS-03", "AW-MU-SW-02"), applies=when_flag("proxy"),
               measures="nginx -t of the proxy's configuration and its proxy_pass / upstream servers",
               measure=_proxy, expected="nginx -t ok, upstream to the application",
               remediation="fix the configuration (nginx -t shows the error) and point proxy_pass at the app's port"),

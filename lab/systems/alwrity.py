@@ -24,7 +24,8 @@ on loopback, as host processes:
 - Redis ("Redis for caching"), :mod:`lab.redis`: ``requirepass``, bound to 127.0.0.1; the
   app caches content there;
 - monitoring: node-exporter, the app's ``/metrics`` (requests, latency, user activity, API
-  usage), Prometheus with alert rules, Alertmanager routing to a webhook receiver in this
+  usage), nginx's metrics (:mod:`lab.systems.docusnap_nginx_exporter`: its JSON access log
+  and ``stub_status``), Prometheus with alert rules, Alertmanager routing to a webhook receiver in this
   process, JSON application/security logs, nginx's JSON access log, a logrotate configuration.
 
 Ports are free loopback ports chosen at start (other labs share this machine).  golive
@@ -58,6 +59,7 @@ from lab.procs import (
     StopsOnExit,
     free_ports,
     port_in_use_error,
+    python_env,
     register,
     spawn,
     stop_processes,
@@ -151,10 +153,11 @@ def _status(port: int, path: str, *, tls: bool = False) -> int:
         conn.close()
 
 
-def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int,
+def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int, status_port: int,
                  chain_file: Path, key_file: Path, knobs: Knobs) -> str:
     """nginx.conf: 80 -> 301 https; 443 TLS 1.2/1.3 -> uvicorn, HSTS (unless the variant
-    drops it), security headers, CORS allowlist; a JSON access log."""
+    drops it), security headers, CORS allowlist; a JSON access log and stub_status on a
+    loopback status port (for its metrics)."""
     user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
     tmp = layout.temp_dir
     origin = f'"{ALLOWED_ORIGIN}"'
@@ -216,6 +219,14 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_connect_timeout 2s;
             proxy_read_timeout 60s;
+        }}
+    }}
+
+    server {{
+        listen 127.0.0.1:{status_port};
+        access_log off;
+        location = /nginx_status {{
+            stub_status;
         }}
     }}
 
@@ -293,6 +304,9 @@ class RunningAlwrity(StopsOnExit):
                 "ca_file": str(self.ca_file),
             },
             "services": [
+                {"name": "nginx", "host": host, "port": self.ports["https"], "bind": "any",
+                 "pidfile": str(self.nginx_layout.pid_file), "config": str(self.nginx_layout.conf),
+                 "config_prefix": f"{self.nginx_layout.run_dir}/", "proxy_to": [f"127.0.0.1:{app}"]},
                 {"name": "uvicorn", "host": host, "port": app, "bind": "loopback", "user": self.account.pw_name,
                  "pidfile": str(self.app_pidfile), "env": list(APP_ENV), "python": APP_PYTHON},
             ],
@@ -327,15 +341,20 @@ class RunningAlwrity(StopsOnExit):
         return DB_NAME
 
     def _monitoring_overrides(self, host: str) -> dict[str, Any]:
-        """Prometheus and Alertmanager, the app's user-activity and API-usage series (the
-        document's "User activity · API usage"), the alert names, the logs and the
-        synthetic alert's receiver."""
+        """Prometheus and Alertmanager, the user-activity and API-usage series of the app
+        and of nginx (the document's "User activity · API usage"), the alert names, the
+        logs and the synthetic alert's receiver."""
         return {
             "prometheus": {"url": f"http://127.0.0.1:{self.ports['prometheus']}", "timeout_s": 3},
             "alertmanager": {"url": f"http://127.0.0.1:{self.ports['alertmanager']}", "timeout_s": 3},
-            "services": {"uvicorn": {"labels": {"job": "alwrity"}, "signals": {
-                "user_activity": "alwrity_active_users{$selector}",
-                "api_usage": "alwrity_api_calls_total{$selector}"}}},
+            "services": {
+                "uvicorn": {"labels": {"job": "alwrity"}, "signals": {
+                    "user_activity": "alwrity_active_users{$selector}",
+                    "api_usage": "alwrity_api_calls_total{$selector}"}},
+                # the web tier's own view: clients connected now, requests it served
+                "nginx": {"labels": {"job": "nginx"}, "signals": {
+                    "user_activity": "nginx_connections_active{$selector}",
+                    "api_usage": "http_requests_total{$selector}"}}},
             "alerts": {"unavailable": ["InstanceDown"], "error_rate": ["HighErrorRate"],
                        "resources": ["HostMemoryExhausted", "HostDiskFull"]},
             "logs": {host: {"application": [str(self.logs_dir / "app.log")],
@@ -479,7 +498,8 @@ class RunningAlwrity(StopsOnExit):
         }
 
     def _start_ported(self) -> None:
-        names = ["https", "http", "app", "node_exporter", "prometheus", "alertmanager", "webhook"]
+        names = ["https", "http", "app", "nginx_status", "nginx_exporter", "node_exporter", "prometheus",
+                 "alertmanager", "webhook"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"  # util-linux
         as_user = [runuser, "-u", self.account.pw_name, "--"] if os.geteuid() == 0 else []
@@ -493,7 +513,8 @@ class RunningAlwrity(StopsOnExit):
         nginx.prepare(layout)
         assert self._tls is not None
         layout.conf.write_text(render_nginx(layout, https_port=self.ports["https"], http_port=self.ports["http"],
-                                            app_port=self.ports["app"], chain_file=self._tls.chain_file,
+                                            app_port=self.ports["app"], status_port=self.ports["nginx_status"],
+                                            chain_file=self._tls.chain_file,
                                             key_file=self._tls.key_file, knobs=self.knobs))
         self._procs["nginx"] = spawn("nginx", nginx.argv(nginx.find_nginx(), layout), layout.error_log,
                                      cwd=layout.run_dir)
@@ -530,6 +551,8 @@ scrape_configs:
     static_configs: [{{targets: ["127.0.0.1:{p['node_exporter']}"]}}]
   - job_name: alwrity
     static_configs: [{{targets: ["127.0.0.1:{p['app']}"]}}]
+  - job_name: nginx
+    static_configs: [{{targets: ["127.0.0.1:{p['nginx_exporter']}"]}}]
 """)
         am_conf = mdir / "alertmanager.yml"
         am_conf.write_text(mon.alertmanager_config(webhook=p["webhook"]))
@@ -540,6 +563,11 @@ scrape_configs:
             mon.find_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{p['node_exporter']}",
             "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.diskstats",
             "--collector.netdev", "--collector.filesystem"], self.logs_dir / "node-exporter.log")
+        # nginx's own metrics from its JSON access log and stub_status (the DocuSnap lab's exporter)
+        self._procs["nginx-exporter"] = spawn("nginx-exporter", [
+            sys.executable, "-m", "lab.systems.docusnap_nginx_exporter", "--log", str(self.nginx_layout.access_log),
+            "--status", f"http://127.0.0.1:{p['nginx_status']}/nginx_status", "--port", str(p["nginx_exporter"])],
+            self.logs_dir / "nginx-exporter.log", env=python_env(REPO_ROOT))
         self._procs["alertmanager"] = spawn("alertmanager", [
             mon.find_binary("prometheus-alertmanager"), f"--config.file={am_conf}",
             f"--storage.path={mdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{p['alertmanager']}",
@@ -552,7 +580,7 @@ scrape_configs:
                    proc=self._procs["prometheus"])
         wait_until("alertmanager (/-/ready)", lambda: _status(p["alertmanager"], "/-/ready") == 200, timeout_s=t,
                    proc=self._procs["alertmanager"])
-        wait_until("prometheus scraping node and the app", self._all_up, timeout_s=max(t, 30),
+        wait_until("prometheus scraping node, nginx and the app", self._all_up, timeout_s=max(t, 30),
                    proc=self._procs["prometheus"], interval_s=0.2)
 
     def _all_up(self) -> bool:
@@ -562,7 +590,7 @@ scrape_configs:
         url = f"http://127.0.0.1:{self.ports['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": "up"})
         with urllib.request.urlopen(url, timeout=2) as resp:
             result = json.load(resp)["data"]["result"]
-        return len(result) == 2 and all(r["value"][1] == "1" for r in result)
+        return len(result) == 3 and all(r["value"][1] == "1" for r in result)
 
     def _start(self) -> None:
         started = time.monotonic()
