@@ -15,7 +15,8 @@ on loopback, as host processes:
   in the environment;
 - PostgreSQL 15 ("PostgreSQL database"), the cluster of :mod:`lab.postgres`: WAL archiving
   into an archive folder (``archive_mode = on``) and a base backup taken at start, i.e.
-  "Point-in-time recovery"; ``ssl = on`` and the app connects with ``sslmode=require``
+  "Point-in-time recovery"; ``ssl = on`` (the lab CA's certificate, TLS 1.2+ AEAD suites) and
+  the app connects with ``sslmode=require``
   ("Encryption in transit"); the app role ``alwrity_app`` has LOGIN only and owns its tables
   (``content_items``, ``alembic_version`` at :data:`HEAD_REVISION`: "Initialize database");
   golive reads as ``golive_ro`` (``pg_monitor``, ``pg_read_all_data``); the backup operator
@@ -301,6 +302,8 @@ class RunningAlwrity(StopsOnExit):
                 "health": f"{self.https_url}/health",
                 # the app tier, PostgreSQL and Redis, addressed "from outside" (see the module docstring)
                 "internal": [f"127.0.0.2:{app}", f"127.0.0.2:{self.pg.port}", f"127.0.0.2:{self.redis.port}"],
+                # PostgreSQL's TLS (STARTTLS), judged like the public endpoint's
+                "tls": [f"postgres://127.0.0.1:{self.pg.port}"],
                 "ca_file": str(self.ca_file),
             },
             "services": [
@@ -418,20 +421,23 @@ class RunningAlwrity(StopsOnExit):
                                  start_timeout_s=self.start_timeout_s)
 
     def _pg_tls(self) -> None:
-        """``ssl = on`` with a certificate of the lab CA's kind (openssl, owned by postgres),
-        applied with a reload (ssl settings need no restart)."""
-        from lab.postgres import PG_VERSION, _run
+        """``ssl = on`` with the lab CA's certificate (the one nginx serves: its names include
+        127.0.0.1) and nginx's TLS 1.2+ AEAD suites, applied with a reload (ssl settings need
+        no restart)."""
+        from lab.postgres import PG_VERSION
 
+        assert self._tls is not None
         pg = pwd.getpwnam("postgres")
         base = self.pg.base
         crt, key = base / "server.crt", base / "server.key"
-        _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=127.0.0.1",
-              "-keyout", str(key), "-out", str(crt)], "openssl req (PostgreSQL server certificate)")
+        shutil.copyfile(self._tls.chain_file, crt)
+        shutil.copyfile(self._tls.key_file, key)
         for path in (crt, key):
             os.chown(path, pg.pw_uid, pg.pw_gid)
         key.chmod(0o600)
         conf = Path(f"/etc/postgresql/{PG_VERSION}/{self.pg.cluster}/conf.d/zz-alwrity.conf")
-        conf.write_text(f"ssl = on\nssl_cert_file = '{crt}'\nssl_key_file = '{key}'\n")
+        conf.write_text(f"ssl = on\nssl_cert_file = '{crt}'\nssl_key_file = '{key}'\n"
+                        f"ssl_min_protocol_version = 'TLSv1.2'\nssl_ciphers = '{MODERN_CIPHERS}'\n")
         self.pg.psql_admin("SELECT pg_reload_conf();")
         wait_until("PostgreSQL ssl = on", lambda: self.pg.psql_admin("SHOW ssl;").strip() == "on",
                    timeout_s=self.start_timeout_s)
