@@ -61,6 +61,7 @@ DB_NAME = "lsf_app"
 RO_ROLE = "golive_ro"
 PGDATA = "/var/lib/postgresql/data"
 PG_BIN = "/usr/lib/postgresql/15/bin"  # the image's PostgreSQL tools, by path (whatever its PATH)
+PG_SOCKET = "/tmp"  # golive-lab/postgres's unix socket folder (local connections: trust, like the official image)
 API_PORT = 8000
 DB_PORT = 5432
 #: the tables of lsf_app_dump.sql (VO-DB-02)
@@ -176,6 +177,11 @@ class RunningVocabulo(StopsOnExit):
         self.engine: Any = None
         self.start_duration_s = 0.0
         self._stopped = False
+        self._t0 = time.monotonic()
+        self._marks: dict[str, float] = {}
+
+    def _mark(self, name: str) -> None:
+        self._marks[name] = round(time.monotonic() - self._t0, 1)
 
     # ------------------------------------------------------------------ public API
 
@@ -240,7 +246,11 @@ class RunningVocabulo(StopsOnExit):
                 with contextlib.suppress(Exception):
                     self.engine.compose(self.project_dir, self.project, "down", "-v", "-t", "2",
                                         "--remove-orphans", timeout=120, check=False)
+                self._mark("down")
                 self.engine.stop()
+                self._mark("engine stopped")
+                if os.environ.get("GOLIVE_LAB_VOCABULO_TIMING"):
+                    sys.stderr.write(f"lab vocabulo timing: {self._marks}\n")
         finally:
             unregister(self)
 
@@ -267,18 +277,25 @@ class RunningVocabulo(StopsOnExit):
             f.write(f"POSTGRES_USER={DB_USER}\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB={DB_NAME}\n"
                     f"PGADMIN_PASSWORD={secrets.token_urlsafe(18)}\n")
 
-    def _psql(self, sql: str, *, what: str) -> str:
-        """Feed ``sql`` to psql in the postgres container on stdin (the document's step 5)."""
-        argv = ["docker-compose", "--no-ansi", "-p", self.project, "exec", "-T", "postgres", f"{PG_BIN}/psql", "-v",
-                "ON_ERROR_STOP=1", "-q", "-U", DB_USER, "-d", DB_NAME]
+    def _exec(self, argv: list[str], *, stdin: str | None = None, stdout: Any = subprocess.PIPE,
+              what: str) -> str:
+        """``docker exec -i $(docker-compose ps -q postgres) ARGV`` (the document's step 5)."""
+        from lab.docker_engine import DOCKER_CLI
+
+        cid = self.engine.compose(self.project_dir, self.project, "ps", "-q", "postgres", timeout=60).stdout.strip()
         try:
-            proc = subprocess.run(argv, input=sql, env=self.engine.env(), cwd=self.project_dir, capture_output=True,
-                                  text=True, timeout=60, check=False)
+            proc = subprocess.run([DOCKER_CLI, "exec", "-i", cid, *argv], input=stdin, stdout=stdout,
+                                  stderr=subprocess.PIPE, env=self.engine.env(), text=True, timeout=60, check=False)
         except subprocess.TimeoutExpired:
-            raise LabError(f"vocabulo lab: {what}: psql did not finish within 60 s") from None
+            raise LabError(f"vocabulo lab: {what}: did not finish within 60 s") from None
         if proc.returncode != 0:
             raise LabError(f"vocabulo lab: {what} failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
-        return proc.stdout
+        return str(proc.stdout or "")
+
+    def _psql(self, sql: str, *, what: str) -> None:
+        """Feed ``sql`` to psql in the postgres container on stdin, as the document restores its dump."""
+        self._exec([f"{PG_BIN}/psql", "-h", PG_SOCKET, "-v", "ON_ERROR_STOP=1", "-q", "-U", DB_USER, "-d", DB_NAME],
+                   stdin=sql, what=what)
 
     def _db_address(self) -> str:
         """The postgres container's address on the project's network, after checking that the
@@ -318,13 +335,11 @@ class RunningVocabulo(StopsOnExit):
         self.backup_dir.mkdir(parents=True)
         when = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
         path = self.backup_dir / f"{BACKUP_PREFIX}{when.strftime(STAMP)}.sql"
-        argv = ["docker-compose", "--no-ansi", "-p", self.project, "exec", "-T", "postgres", f"{PG_BIN}/pg_dump", "-U",
-                DB_USER, "-d", DB_NAME, "--no-owner"]
         with path.open("w") as out:
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, env=self.engine.env(),
-                                  cwd=self.project_dir, text=True, timeout=60, check=False)
-        if proc.returncode != 0 or path.stat().st_size == 0:
-            raise LabError(f"vocabulo lab: pg_dump failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
+            self._exec([f"{PG_BIN}/pg_dump", "-h", PG_SOCKET, "-U", DB_USER, "-d", DB_NAME, "--no-owner"],
+                       stdout=out, what="pg_dump (the manual backup)")
+        if path.stat().st_size == 0:
+            raise LabError(f"vocabulo lab: pg_dump wrote nothing to {path}")
         ts = when.timestamp()
         os.utime(path, (ts, ts))
         (self.backup_dir / "BACKUPS.log").write_text(
@@ -342,17 +357,22 @@ class RunningVocabulo(StopsOnExit):
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.engine = start_engine()
         build_base_image(self.engine)
+        self._mark("engine")
         refs = {"python": images.python_image(self.engine), "postgres": images.postgres_image(self.engine),
                 "busybox": f"{BASE_IMAGE}:{BASE_TAG}"}
+        self._mark("images")
         password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(18)
         self._write_project(refs, password)
         self.engine.remember_bridges()
         try:
             self.engine.compose(self.project_dir, self.project, "build", timeout=240)
+            self._mark("build")
             self.engine.compose(self.project_dir, self.project, "up", "-d", "--no-build", timeout=240)
         finally:
             self.engine.remember_bridges()
+        self._mark("up")
         self._wait_health({"postgres": "healthy"}, timeout_s=60)
+        self._mark("db healthy")
         # step 5: rebuild with the dump; then golive's read-only role (its password in a 0600 file)
         self._psql((self.project_dir / "lsf_app_dump.sql").read_text(), what="restoring lsf_app_dump.sql")
         ro_password = secrets.token_urlsafe(18)
@@ -363,12 +383,16 @@ class RunningVocabulo(StopsOnExit):
         self._psql(f"CREATE ROLE {RO_ROLE} LOGIN PASSWORD '{ro_password}';\n"
                    f"GRANT pg_read_all_data TO {RO_ROLE};\n", what=f"creating the read-only role {RO_ROLE}")
         self._wait_health({"postgres": "healthy", "quiz-api": "healthy", "junior-api": "healthy"}, timeout_s=90)
+        self._mark("apis healthy")
         self.db_address = self._db_address()
         self._manual_backup()
+        self._mark("backup")
         if self.knobs.service_down:
             self.engine.compose(self.project_dir, self.project, "stop", "-t", "2", self.knobs.service_down,
                                 timeout=60)
         self.start_duration_s = time.monotonic() - started
+        if os.environ.get("GOLIVE_LAB_VOCABULO_TIMING"):
+            sys.stderr.write(f"lab vocabulo timing: {self._marks}\n")
 
 
 def start(workdir: Path, variant: str = "compliant") -> RunningVocabulo:
