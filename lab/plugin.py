@@ -21,7 +21,7 @@ from golive.checkdef import Family
 
 class LabSpec(Strict):
     """The embedded reference deployment: golive starts it for the run and stops it after.
-    ``system`` picks the system lab (lab/systems/: ``oz``, the default, ``docusnap``, ``vocabulo``);
+    ``system`` picks the system lab (one of lab.systems.SYSTEMS; ``oz`` is the default);
     ``cost_ms`` and ``instances`` are the oz lab's."""
 
     system: str = "oz"
