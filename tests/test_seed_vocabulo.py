@@ -130,7 +130,8 @@ def test_vocabulo_compose_file_keeps_secrets_in_env_and_publishes_only_the_apis(
     assert broken["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == CANARY
 
 
-def test_vocabulo_lab_refuses_a_foreign_folder(tmp_path: Path) -> None:
+def test_vocabulo_lab_says_what_is_missing_and_refuses_a_foreign_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from lab.procs import LabError
     from lab.systems import vocabulo
 
@@ -138,6 +139,9 @@ def test_vocabulo_lab_refuses_a_foreign_folder(tmp_path: Path) -> None:
     with pytest.raises(LabError, match="not empty"):
         vocabulo.start(tmp_path, "compliant")
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+    monkeypatch.setattr(vocabulo.shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(LabError, match="apt-get install docker-compose"):
+        vocabulo.start(tmp_path / "fresh", "compliant")
 
 
 def test_vocabulo_lab_passes_its_profile(runs: dict[str, GoliveRun]) -> None:

@@ -30,6 +30,7 @@ bridge): PostgreSQL is not published, as the document wants.
 The document's host ports (8000; 5432 where a broken variant publishes PostgreSQL) are free
 loopback ports chosen at start.  Each broken variant changes one thing the document's
 "Security Considerations" or "Verify Deployment" name (see :data:`VARIANTS`).
+``GOLIVE_LAB_VOCABULO_TIMING=1`` prints how long each start and stop phase took.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -49,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from lab.procs import LabError, StopsOnExit, free_ports, register, unregister
+from lab.procs import LabError, StopsOnExit, free_ports, port_in_use_error, register, unregister
 
 DESCRIPTION = ("Vocabulo ML: Docker Compose on the lab's engine - PostgreSQL (volume, lsf_app dump), Quiz and "
                "Junior FastAPI services, pgAdmin stand-in, one network, only the API ports on 127.0.0.1, "
@@ -73,6 +75,7 @@ HEALTH = {"interval": "2s", "timeout": "3s", "retries": 15}
 #: the value of POSTGRES_PASSWORD (optional; the self-test gives a canary)
 PASSWORD_ENV = "GOLIVE_LAB_VOCABULO_DB_PASSWORD"
 BACKUP_PREFIX = "lsf_app-"
+PORT_ATTEMPTS = 3
 STAMP = "%Y%m%dT%H%M%SZ"
 #: the APIs, as the document names their repositories: Compose service -> (build folder, app object)
 APIS: dict[str, tuple[str, str]] = {
@@ -174,6 +177,8 @@ class RunningVocabulo(StopsOnExit):
         self.project = f"vocabulo{secrets.token_hex(3)}"
         self.ports: dict[str, int] = {}
         self.db_address = ""
+        #: the account that deploys (runs docker-compose): it owns .env
+        self.operator = pwd.getpwuid(os.getuid()).pw_name
         self.engine: Any = None
         self.start_duration_s = 0.0
         self._stopped = False
@@ -213,7 +218,7 @@ class RunningVocabulo(StopsOnExit):
             "services": [
                 # the operator's .env beside the Compose file: the secrets' only home (VO-AUTH-01)
                 {"name": "quiz-api", "host": host, "port": self.ports["quiz-api"], "bind": "loopback",
-                 "user": "root", "files": [str(self.env_file)]},
+                 "user": self.operator, "files": [str(self.env_file)]},
                 {"name": "junior-api", "host": host, "port": self.ports["junior-api"], "bind": "loopback"},
             ],
             "release": {"base_url": quiz, "openapi": "/openapi.json", "intended_version": VERSION},
@@ -259,6 +264,16 @@ class RunningVocabulo(StopsOnExit):
 
     # ------------------------------------------------------------------ start
 
+    def _choose_ports(self) -> None:
+        names = ["quiz-api", "junior-api", "db"]
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
+
+    def _write_compose(self, refs: dict[str, str], password: str) -> None:
+        compose = render_compose(self.knobs, python_ref=refs["python"], postgres_ref=refs["postgres"],
+                                 busybox_ref=refs["busybox"], ports=self.ports, password=password)
+        self.compose_file.write_text(f"# Vocabulo ML (golive lab, variant {self.variant})\n"
+                                     + yaml.safe_dump(compose, sort_keys=False))
+
     def _write_project(self, refs: dict[str, str], password: str) -> None:
         self.project_dir.mkdir(parents=True)
         for folder, app in APIS.values():
@@ -267,10 +282,7 @@ class RunningVocabulo(StopsOnExit):
             shutil.copy2(HERE / "vocabulo_app.py", ctx / "vocabulo_app.py")
             (ctx / "Dockerfile").write_text(_dockerfile(refs["python"], app))
         shutil.copy2(HERE / "vocabulo_lsf_app_dump.sql", self.project_dir / "lsf_app_dump.sql")
-        compose = render_compose(self.knobs, python_ref=refs["python"], postgres_ref=refs["postgres"],
-                                 busybox_ref=refs["busybox"], ports=self.ports, password=password)
-        self.compose_file.write_text(f"# Vocabulo ML (golive lab, variant {self.variant})\n"
-                                     + yaml.safe_dump(compose, sort_keys=False))
+        self._write_compose(refs, password)
         # the secrets' file: written private from the start (never world-readable, even briefly)
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -353,8 +365,6 @@ class RunningVocabulo(StopsOnExit):
         if shutil.which("docker-compose") is None:
             raise LabError("docker-compose not found: apt-get install docker-compose (scripts/setup.sh does)")
         register(self)
-        names = ["quiz-api", "junior-api", "db"]
-        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.engine = start_engine()
         build_base_image(self.engine)
         self._mark("engine")
@@ -362,12 +372,23 @@ class RunningVocabulo(StopsOnExit):
                 "busybox": f"{BASE_IMAGE}:{BASE_TAG}"}
         self._mark("images")
         password = os.environ.get(PASSWORD_ENV) or secrets.token_urlsafe(18)
+        self._choose_ports()
         self._write_project(refs, password)
         self.engine.remember_bridges()
         try:
             self.engine.compose(self.project_dir, self.project, "build", timeout=240)
             self._mark("build")
-            self.engine.compose(self.project_dir, self.project, "up", "-d", "--no-build", timeout=240)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                try:
+                    self.engine.compose(self.project_dir, self.project, "up", "-d", "--no-build", timeout=240)
+                    break
+                except LabError as exc:
+                    # another program took a chosen port between free_ports() and docker-proxy's bind
+                    if not port_in_use_error(str(exc)) or attempt == PORT_ATTEMPTS:
+                        raise
+                    sys.stderr.write(f"lab vocabulo: port collision, retrying with new ports ({exc})\n")
+                    self._choose_ports()
+                    self._write_compose(refs, password)
         finally:
             self.engine.remember_bridges()
         self._mark("up")
