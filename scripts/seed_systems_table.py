@@ -42,7 +42,7 @@ class SeedSystem:
 SYSTEMS: tuple[SeedSystem, ...] = (
     SeedSystem("DocuSnap-Backend", "single-server", "docusnap-single-server", "lab-docusnap"),
     SeedSystem("ALwrity", "multi-user", "alwrity-multi-user", "lab-alwrity"),
-    SeedSystem("Vocabulo", "-", "vocabulo", None),
+    SeedSystem("Vocabulo", "Compose", "vocabulo", "lab-vocabulo"),
     SeedSystem("STRV", "minimum", "strv-minimum", None),
     SeedSystem("Oz", "PoC (Compose)", "poc", None),
 )
