@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description="golive's reference deployment")
     sub = parser.add_subparsers(dest="cmd", required=True)
     start = sub.add_parser("start", help="start the lab, print target overrides, run until Ctrl-C")
-    start.add_argument("--system", default="oz", help="the system lab (lab/systems/): oz or docusnap")
+    start.add_argument("--system", default="oz", help="the system lab (lab/systems/): oz, docusnap or docusnap_compose")
     start.add_argument("--variant", default="compliant", help="see `python -m lab variants`")
     start.add_argument("--workdir", help="run folder (default: <repo>/.lab/<variant>)")
     start.add_argument("--cost-ms", type=float, default=50.0, help="CPU cost of one analysis")

@@ -21,7 +21,8 @@ from golive.checkdef import Family
 
 class LabSpec(Strict):
     """The embedded reference deployment: golive starts it for the run and stops it after.
-    ``system`` picks the system lab (lab/systems/: ``oz``, the default, or ``docusnap``);
+    ``system`` picks the system lab (lab/systems/: ``oz``, the default, ``docusnap`` or
+    ``docusnap_compose``);
     ``cost_ms`` and ``instances`` are the oz lab's."""
 
     system: str = "oz"

@@ -43,6 +43,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ import yaml
 
 from lab import certs, nginx
 from lab.images import NGINX_IMAGE, nginx_image, python_image
-from lab.procs import LabError, free_ports, python_env, register, wait_until
+from lab.procs import LabError, free_ports, port_in_use_error, python_env, register, stop_processes, wait_until
 from lab.systems import docusnap
 from lab.systems.docusnap import APP_ENV, VERSION, WORKERS, RunningDocuSnap, render_nginx
 from lab.variants import LAB_HOSTNAMES
@@ -138,6 +139,9 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         # the services family reads host processes; here they are containers (the profile
         # judges them with the containers family)
         out.pop("services", None)
+        # ... so Prometheus's jobs name them (their scrape targets are container addresses)
+        out["monitoring"]["services"].update({"gunicorn": {"labels": {"job": "gunicorn"}},
+                                              "ocr": {"labels": {"job": "ocr"}}})
         p = self.ports
         nginx_ports = [f"127.0.0.1:{p[k]}:{p[k]}" for k in ("https", "http", "nginx_status")]
         out["containers"] = {
@@ -267,6 +271,12 @@ class RunningDocuSnapCompose(RunningDocuSnap):
             raise LabError(f"{service}: {ip} is not routed through this engine's bridge br-{net_id[:12]}: {route!r}")
         return ip
 
+    def _choose_ports(self) -> None:
+        names = ["https", "http", "app", "ocr", "nginx_status", "nginx_exporter", "node_exporter", "prometheus",
+                 "alertmanager", "webhook"]
+        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
+        self.compose_file.write_text(yaml.safe_dump(self._compose(), sort_keys=False))
+
     def _start(self) -> None:
         from lab.docker_engine import start_engine
 
@@ -275,11 +285,8 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         self.engine = start_engine()
         self.account = docusnap.service_account()  # the containers' user, before the Compose file
         self._build_images()
-        names = ["https", "http", "app", "ocr", "nginx_status", "nginx_exporter", "node_exporter", "prometheus",
-                 "alertmanager", "webhook"]
-        self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.compose_dir.mkdir(parents=True)
-        self.compose_file.write_text(yaml.safe_dump(self._compose(), sort_keys=False))
+        self._choose_ports()
         # create the project (network, volume, containers) without starting it: the data
         # volume gets the database and the week's documents and backups first
         self.engine.remember_bridges()
@@ -294,6 +301,28 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         env_file.write_text(f"ZHIPU_API_KEY={self.key_file.read_text().strip()}\n")
         env_file.chmod(0o600)
         nginx.prepare(self.nginx_layout)
+        for attempt in range(1, docusnap.PORT_ATTEMPTS + 1):
+            try:
+                self._start_ported()
+                break
+            except LabError as exc:
+                # another program took a port between free_ports() and its bind (docker-proxy
+                # or a monitoring process): new ports; Compose recreates what changed
+                procs = list(self._procs.values())
+                collided = port_in_use_error(str(exc)) or any(port_in_use_error(p.tail(50)) for p in procs)
+                stop_processes(procs)
+                self._procs.clear()
+                if self.webhook is not None:
+                    self.webhook.stop()
+                    self.webhook = None
+                if not collided or attempt == docusnap.PORT_ATTEMPTS:
+                    raise
+                sys.stderr.write(f"lab docusnap_compose: port collision, retrying with new ports ({exc})\n")
+                self._choose_ports()
+        self.start_duration_s = time.monotonic() - started
+
+    def _start_ported(self) -> None:
+        """Start the project on the chosen ports, wait until it serves, start the monitoring."""
         assert self._tls is not None
         p = self.ports
         self.nginx_layout.conf.write_text(render_nginx(
@@ -316,8 +345,6 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         ocr = self.engine.client().containers.get(f"{self.project}_ocr_1")
         self.ocr_pidfile.write_text(f"{ocr.attrs['State']['Pid']}\n")
         self._start_monitoring(python_env(docusnap.REPO_ROOT))
-        self.start_duration_s = time.monotonic() - started
-
 
 def start(workdir: Path, variant: str = "compliant", *, start_timeout_s: float = 30.0) -> RunningDocuSnapCompose:
     """Start the containerized DocuSnap lab (``variant``: see :data:`VARIANTS`) in
