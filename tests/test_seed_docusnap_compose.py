@@ -85,6 +85,16 @@ def test_variants_are_listed_and_validated() -> None:
     assert "no_log_rotation" in out
 
 
+def test_lab_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    from lab.procs import LabError
+    from lab.systems import docusnap_compose
+
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(LabError, match="not empty"):
+        docusnap_compose.start(tmp_path, "compliant")
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
 def test_profile_is_the_single_server_one_as_a_compose_deployment() -> None:
     from golive.profile import load_profile
 

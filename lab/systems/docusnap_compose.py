@@ -124,6 +124,7 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         self.compose_dir = workdir / "compose"
         self.engine: Any = None
         self.addresses: dict[str, str] = {}
+        self._ocr_id = ""
 
     # ------------------------------------------------------------------ public API
 
@@ -164,7 +165,10 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         if self._stopped:
             return
         with contextlib.suppress(OSError, ValueError, ProcessLookupError):
-            os.kill(int(self.ocr_pidfile.read_text().strip()), signal.SIGCONT)  # a drill may have paused it
+            pid = int(self.ocr_pidfile.read_text().strip())
+            # a drill may have paused it; only the OCR container's process (not a recycled pid)
+            if self._ocr_id and self._ocr_id in Path(f"/proc/{pid}/cgroup").read_text():
+                os.kill(pid, signal.SIGCONT)
         try:
             if self.engine is not None:
                 self.engine.stop()  # every container, network and volume, then dockerd
@@ -343,6 +347,7 @@ class RunningDocuSnapCompose(RunningDocuSnap):
                    lambda: docusnap._status(p["http"], "/health") == 301, timeout_s=t)
         # the OCR container's process, for the monitoring drill (SIGSTOP / SIGCONT by pid file)
         ocr = self.engine.client().containers.get(f"{self.project}_ocr_1")
+        self._ocr_id = ocr.id
         self.ocr_pidfile.write_text(f"{ocr.attrs['State']['Pid']}\n")
         self._start_monitoring(python_env(docusnap.REPO_ROOT))
 
