@@ -53,8 +53,9 @@ def _base_id(result_id: str) -> str:
     return result_id.split("[", 1)[0]
 
 
-def _env(cache: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "GOLIVE_LAB_IMAGE_CACHE": str(cache), **extra}
+def _env(**extra: str) -> dict[str, str]:
+    # os.environ carries conftest's session-wide GOLIVE_LAB_IMAGE_CACHE: the image tars are built once
+    env = {**os.environ, **extra}
     env.pop("PYTEST_ADDOPTS", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
@@ -65,12 +66,6 @@ def _golive(report_dir: Path, env: dict[str, str], *args: str, timeout: float) -
     cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", "--profile", PROFILE, *args]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     return GoliveRun(proc, report_dir)
-
-
-@pytest.fixture(scope="module")
-def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The assembled image root filesystems, shared by this module's runs (lab.images)."""
-    return tmp_path_factory.mktemp("image-cache")
 
 
 def test_variants_are_listed_and_validated() -> None:
@@ -107,8 +102,8 @@ def test_profile_is_the_single_server_one_as_a_compose_deployment() -> None:
     assert req.backups.max_age.full == 7 * 86400
 
 
-def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path, image_cache: Path) -> None:
-    run = _golive(tmp_path / "reports", _env(image_cache, GOLIVE_LAB_DOCUSNAP_KEY=CANARY),
+def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path) -> None:
+    run = _golive(tmp_path / "reports", _env(GOLIVE_LAB_DOCUSNAP_KEY=CANARY),
                   "--target", "lab-docusnap-compose", "--allow-disruptive", timeout=300)
     results = run.results()
     assert results, run.out[-3000:]
@@ -175,7 +170,7 @@ def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path, ima
 
 
 @pytest.fixture(scope="module")
-def variant_runs(tmp_path_factory: pytest.TempPathFactory, image_cache: Path) -> dict[str, GoliveRun]:
+def variant_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GoliveRun]:
     """One golive run per broken variant, narrowed with -m, all three at once."""
     base = tmp_path_factory.mktemp("variants")
 
@@ -183,7 +178,7 @@ def variant_runs(tmp_path_factory: pytest.TempPathFactory, image_cache: Path) ->
         target = base / f"lab-docusnap-compose-{variant}.yaml"
         target.write_text(f"name: lab-docusnap-compose-{variant}\nenvironment: lab\n"
                           f"lab: {{system: {SYSTEM}, variant: {variant}}}\n")
-        return _golive(base / f"reports-{variant}", _env(image_cache), f"--target={target}", "--allow-disruptive",
+        return _golive(base / f"reports-{variant}", _env(), f"--target={target}", "--allow-disruptive",
                        "-m", VARIANTS[variant][0], timeout=240)
 
     with concurrent.futures.ThreadPoolExecutor(len(VARIANTS)) as pool:

@@ -154,15 +154,12 @@ def _status(port: int, path: str, *, tls: bool = False, host: str = "127.0.0.1")
 
 def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int, status_port: int,
                  chain_file: Path, key_file: Path, knobs: Knobs, listen: str = "127.0.0.1",
-                 upstream: str | None = None, workers_as: str | None = None) -> str:
+                 upstream: str | None = None) -> str:
     """nginx.conf: 80 -> 301 https, 443 TLS -> gunicorn, HSTS, security headers, CORS; a
     JSON access log and stub_status on a loopback status port (for its metrics).  ``listen``
     is the address nginx binds (0.0.0.0 inside a container, whose published ports are bound
-    on the host's loopback); ``upstream`` the app's address (default 127.0.0.1:app_port);
-    ``workers_as`` the workers' "user group" (default: nobody nogroup when run as root)."""
-    if workers_as is None:
-        workers_as = "nobody nogroup" if os.geteuid() == 0 else ""
-    user = f"user {workers_as};\n" if workers_as else ""
+    on the host's loopback); ``upstream`` the app's address (default 127.0.0.1:app_port)."""
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
     upstream = upstream or f"127.0.0.1:{app_port}"
     tmp = layout.temp_dir
     if knobs.cors == "wildcard":

@@ -332,7 +332,7 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         self.nginx_layout.conf.write_text(render_nginx(
             self.nginx_layout, https_port=p["https"], http_port=p["http"], app_port=APP_PORT,
             status_port=p["nginx_status"], chain_file=self._tls.chain_file, key_file=self._tls.key_file,
-            knobs=self.knobs, listen="0.0.0.0", upstream=f"app:{APP_PORT}", workers_as="nobody nobody"))
+            knobs=self.knobs, listen="0.0.0.0", upstream=f"app:{APP_PORT}"))
         self.engine.compose(self.compose_dir, self.project, "up", "-d", "--no-build", timeout=120)
         t = self.start_timeout_s
         for service in ("ocr", "app"):
