@@ -41,6 +41,7 @@ class SeedSystem:
 
 SYSTEMS: tuple[SeedSystem, ...] = (
     SeedSystem("DocuSnap-Backend", "single-server", "docusnap-single-server", "lab-docusnap"),
+    SeedSystem("DocuSnap-Backend", "containerized (Compose)", "docusnap-containerized", "lab-docusnap-compose"),
     SeedSystem("ALwrity", "multi-user", "alwrity-multi-user", "lab-alwrity"),
     SeedSystem("Vocabulo", "Compose", "vocabulo", "lab-vocabulo"),
     SeedSystem("STRV", "minimum", "strv-minimum", None),

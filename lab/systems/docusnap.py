@@ -153,10 +153,14 @@ def _status(port: int, path: str, *, tls: bool = False, host: str = "127.0.0.1")
 
 
 def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int, status_port: int,
-                 chain_file: Path, key_file: Path, knobs: Knobs) -> str:
+                 chain_file: Path, key_file: Path, knobs: Knobs, listen: str = "127.0.0.1",
+                 upstream: str | None = None) -> str:
     """nginx.conf: 80 -> 301 https, 443 TLS -> gunicorn, HSTS, security headers, CORS; a
-    JSON access log and stub_status on a loopback status port (for its metrics)."""
+    JSON access log and stub_status on a loopback status port (for its metrics).  ``listen``
+    is the address nginx binds (0.0.0.0 inside a container, whose published ports are bound
+    on the host's loopback); ``upstream`` the app's address (default 127.0.0.1:app_port)."""
     user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    upstream = upstream or f"127.0.0.1:{app_port}"
     tmp = layout.temp_dir
     if knobs.cors == "wildcard":
         cors = ('        add_header Access-Control-Allow-Origin "*" always;\n'
@@ -200,11 +204,11 @@ http {{
     proxy_max_temp_file_size 0;
 {maps}
     upstream docusnap_app {{
-        server 127.0.0.1:{app_port};
+        server {upstream};
     }}
 
     server {{
-        listen 127.0.0.1:{https_port} ssl;
+        listen {listen}:{https_port} ssl;
         server_name localhost;
         ssl_certificate {chain_file};
         ssl_certificate_key {key_file};
@@ -230,7 +234,7 @@ http {{
     }}
 
     server {{
-        listen 127.0.0.1:{status_port};
+        listen {listen}:{status_port};
         access_log off;
         location = /nginx_status {{
             stub_status;
@@ -238,7 +242,7 @@ http {{
     }}
 
     server {{
-        listen 127.0.0.1:{http_port} default_server;
+        listen {listen}:{http_port} default_server;
         server_name localhost;
         return 301 https://localhost:{https_port}$request_uri;
     }}
@@ -529,15 +533,8 @@ alerting:
   alertmanagers:
     - static_configs: [{{targets: ["127.0.0.1:{p['alertmanager']}"]}}]
 scrape_configs:
-  - job_name: node
-    static_configs: [{{targets: ["127.0.0.1:{p['node_exporter']}"]}}]
-  - job_name: nginx
-    static_configs: [{{targets: ["127.0.0.1:{p['nginx_exporter']}"]}}]
-  - job_name: gunicorn
-    static_configs: [{{targets: ["127.0.0.1:{p['app']}"]}}]
-  - job_name: ocr
-    static_configs: [{{targets: ["127.0.0.1:{p['ocr']}"]}}]
-""")
+""" + "".join(f'  - job_name: {job}\n    static_configs: [{{targets: ["{addr}"]}}]\n'
+              for job, addr in self.scrape_targets().items()))
         am_conf = mdir / "alertmanager.yml"
         am_conf.write_text(mon.alertmanager_config(webhook=p["webhook"]))
         self.logrotate_conf.write_text(mon.logrotate_conf(list(self.log_files().values())))
@@ -563,6 +560,12 @@ scrape_configs:
                    proc=self._procs["alertmanager"])
         wait_until("prometheus scraping node, nginx, gunicorn and ocr", self._all_up, timeout_s=max(t, 30),
                    proc=self._procs["prometheus"], interval_s=0.2)
+
+    def scrape_targets(self) -> dict[str, str]:
+        """Prometheus's jobs and the address each scrapes."""
+        p = self.ports
+        return {"node": f"127.0.0.1:{p['node_exporter']}", "nginx": f"127.0.0.1:{p['nginx_exporter']}",
+                "gunicorn": f"127.0.0.1:{p['app']}", "ocr": f"127.0.0.1:{p['ocr']}"}
 
     def _all_up(self) -> bool:
         import urllib.parse
