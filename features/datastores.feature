@@ -1,10 +1,12 @@
 @datastores
-Feature: Data stores as deployed: PostgreSQL, Redis and SQLite
+Feature: Data stores as deployed: PostgreSQL, Redis, SQLite and feature store files
   The databases the application runs on are checked as they are deployed, not only as they
   are backed up: reachable from where the application runs, initialised and migrated, with
   a least-privileged application role, encrypted application sessions, replication and
   connection headroom where the tier asks for them; Redis locked down and persistent; an
-  SQLite file private to the service user and intact.  golive reads with its own read-only
+  SQLite file private to the service user and intact; a feature store file (HDF5) private to
+  the service user, with the vector dimension the application is configured for and image
+  paths that exist.  golive reads with its own read-only
   role; no password it uses ever appears in a report.
 
   @high
@@ -100,3 +102,21 @@ Feature: Data stores as deployed: PostgreSQL, Redis and SQLite
     Given the target's app hosts and declared databases
     When they are counted
     Then one app host uses any database, several share one network database and no SQLite
+
+  @critical
+  Scenario: The feature store file opens as HDF5 with the configured vector dimension
+    Given the feature store file's path, from the target, and the vector dimension, from the profile
+    When the file is opened read-only on its host with the host's own Python and h5py
+    Then it is an HDF5 file whose vectors' dataset has the configured dimension
+
+  @high
+  Scenario: The feature store file belongs to the service user and is not readable by others
+    Given the feature store file's path and the service user, from the target
+    When the file is stat'ed on its host and test -r runs as the service user
+    Then it is a regular file owned by the service user, readable by it, with no permission beyond the tier's maximum mode
+
+  @high
+  Scenario: Image paths stored in the feature store exist on storage
+    Given the feature store file and the folder relative image paths resolve against
+    When a sample of the stored image paths is tested on the file's host
+    Then every sampled image path exists

@@ -8,6 +8,10 @@
   clients, listening addresses, AOF/RDB persistence, cluster mode and slot coverage;
 - :mod:`checks.datastores.sqlite` -- an SQLite file on its host: owner and mode,
   ``integrity_check``, writable by the service user;
+- :mod:`checks.datastores.feature_store` -- a feature store file (HDF5: vectors and image
+  paths) on its host: owner, mode, readable by the service user; opened with the host's own
+  h5py (:mod:`checks.datastores.feature_store_reader`): the vectors' dimension and a sample
+  of the stored image paths tested for existence;
 - :mod:`checks.datastores.family` -- the declarations (requirements, target, checks).
 
 Probes return :class:`golive.model.Measurement`; they never decide pass or fail.

@@ -1,4 +1,5 @@
-"""The datastores family, declared: PostgreSQL, Redis and SQLite as deployed.
+"""The datastores family, declared: PostgreSQL, Redis, SQLite and feature store files
+(HDF5, STRV's ``features.h5``) as deployed.
 
 Reads ``requirements.datastores`` (which checks the tier asks for, with the seeds'
 thresholds) and the target's ``datastores`` (where the stores are, golive's read-only
@@ -7,6 +8,7 @@ hosts, service user).  See docs/datastores.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any, Literal
@@ -63,12 +65,24 @@ class SqliteReq(Strict):
     writable: bool = False
 
 
+class FeatureStoreReq(Strict):
+    """What the tier requires of a feature store file (STRV's ``features.h5``)."""
+
+    dimension: int = Field(ge=1, le=1_000_000, description=(
+        "the vectors' dimension the application is configured with (ST-DB-01: 2048 = VECTOR_DIMENSION)"))
+    sample: int = Field(default=20, ge=1, le=10_000, description="stored image paths tested for existence (ST-DB-02)")
+    mode_max: str | None = Field(default="0640", pattern=r"^0?[0-7]{3}$", description=(
+        "no permission bit beyond these (ST-AUTH-04: not world-readable/writable); null: not checked"))
+    owner_is_service_user: bool = Field(default=True, description="owned by the target's service user (ST-AUTH-04)")
+
+
 class DatastoresReq(Block):
     """``requirements.datastores``: one sub-block per kind of store the tier uses."""
 
     postgres: PostgresReq | None = None
     redis: RedisReq | None = None
     sqlite: SqliteReq | None = None
+    feature_store: FeatureStoreReq | None = None
     single_network_db: bool = Field(default=False, description=(
         "more than one app host => one network database, no SQLite (DS-DI-DB-02)"))
 
@@ -148,17 +162,36 @@ class SqliteSpec(Strict):
         "target host holding the file (default: the only host, else the only 'app' host)"))
 
 
+class FeatureStoreSpec(Strict):
+    """A feature store file: HDF5 with a 2-D dataset of vectors and a 1-D dataset of image paths."""
+
+    path: str = Field(description="the file on its host, e.g. /opt/similarity-search/features.h5")
+    user: str = Field(description="the account (name or uid) the application reads it as")
+    host: str | None = Field(default=None, description=(
+        "target host holding the file (default: the only host, else the only 'app' host)"))
+    features: str = Field(default="features", description=(
+        "the vectors' dataset (default 'features'; else the first 2-D numeric dataset)"))
+    paths: str = Field(default="image_paths", description=(
+        "the image paths' dataset (default 'image_paths'; else the first 1-D string dataset)"))
+    image_root: str | None = Field(default=None, description=(
+        "folder on the host that relative image paths resolve against (default: the file's folder)"))
+    python: str = Field(default="python3", description="an interpreter with h5py on the host")
+    timeout_s: float = Field(default=30, gt=0, le=600, description=(
+        "per command on the host (at least the host's own timeout_s)"))
+
+
 class DatastoresSpec(Strict):
     """``datastores:`` in a target."""
 
     postgres: PostgresSpec | None = None
     redis: RedisSpec | None = None
     sqlite: SqliteSpec | None = None
+    feature_store: FeatureStoreSpec | None = None
 
     @model_validator(mode="after")
     def _declares_a_store(self) -> DatastoresSpec:
-        if self.postgres is None and self.redis is None and self.sqlite is None:
-            raise ValueError("datastores: declare at least one of postgres, redis, sqlite")
+        if self.postgres is None and self.redis is None and self.sqlite is None and self.feature_store is None:
+            raise ValueError("datastores: declare at least one of postgres, redis, sqlite, feature_store")
         return self
 
 
@@ -349,7 +382,8 @@ def _redis_probe(name: str) -> Callable[[CheckContext], Any]:
     return measure
 
 
-def _sqlite_host(ctx: CheckContext, spec: SqliteSpec) -> str:
+def _sqlite_host(ctx: CheckContext, spec: SqliteSpec | FeatureStoreSpec, what: str = "SQLite file",
+                 key: str = "sqlite") -> str:
     if spec.host:
         return spec.host
     hosts = ctx.host_specs
@@ -358,8 +392,8 @@ def _sqlite_host(ctx: CheckContext, spec: SqliteSpec) -> str:
         return str(hosts[0].name)
     if len(apps) == 1:
         return apps[0]
-    raise _Unverifiable(_no_spec(ctx, "host for the SQLite file (datastores.sqlite.host)",
-                                 "name the target host that holds the database file"))
+    raise _Unverifiable(_no_spec(ctx, f"host for the {what} (datastores.{key}.host)",
+                                 f"name the target host that holds the {what}"))
 
 
 def _sqlite_probe(name: str) -> Callable[[CheckContext], Any]:
@@ -381,6 +415,78 @@ def _sqlite_probe(name: str) -> Callable[[CheckContext], Any]:
         return ctx.on_host(host, sqlite.integrity, spec.path)
 
     return measure
+
+
+def _feature_store(part: str) -> Callable[[CheckContext], Any]:
+    """One probe run per file (ctx.memo), judged three ways: the file as HDF5 with its
+    dimension (``file``), its owner, mode and readability (``access``), its image paths
+    (``paths``).  Each part keeps the facts it judges and a display of its own."""
+
+    @_guard
+    def measure(ctx: CheckContext) -> Measurement:
+        from checks.datastores import feature_store as fs
+
+        spec = getattr(ctx.spec, "feature_store", None)
+        if spec is None:
+            raise _Unverifiable(_no_spec(ctx, "feature store file (datastores.feature_store.path, user)",
+                                         "add datastores.feature_store"))
+        req: FeatureStoreReq = ctx.req.feature_store
+        host = _sqlite_host(ctx, spec, "feature store file", "feature_store")
+        m: Measurement = ctx.memo(
+            ("datastores.feature_store", host, spec.path, spec.user, spec.features, spec.paths, req.sample,
+             spec.image_root, spec.python),
+            lambda: ctx.on_host(host, fs.inspect, spec.path, spec.user, spec.features, spec.paths, req.sample,
+                                spec.image_root, spec.python, spec.timeout_s))
+        if not m.ok:
+            return m
+        v = m.value
+        if part == "access" and v.get("exists"):
+            value = {k: v.get(k) for k in ("path", "exists", "type", "owner", "uid", "group", "mode", "user",
+                                            "readable_by_user")}
+            display = (f"{v['path']}: {v['owner']} (uid {v['uid']}):{v['group']} mode {v['mode']}; {v['user']} "
+                       f"{'can' if v.get('readable_by_user') else 'can NOT'} read it")
+            return dataclasses.replace(m, value=value, display=display)
+        if part == "paths" and v.get("exists") and v.get("hdf5"):
+            value = {k: v.get(k) for k in ("path", "exists", "hdf5", "paths", "paths_count", "sampled",
+                                            "missing_count", "missing", "image_root")}
+            if not v.get("paths"):
+                display = f"{v['path']}: no image paths dataset (looked for '{spec.paths}' or any 1-D string dataset)"
+            else:
+                display = (f"{v['missing_count']} of {v['sampled']} sampled image paths missing"
+                           + (f" (e.g. {', '.join(v['missing'][:3])})" if v.get("missing") else "")
+                           + f"; {v['paths_count']} paths in {v['paths']}, resolved against {v.get('image_root')}")
+            return dataclasses.replace(m, value=value, display=display)
+        return m
+
+    return measure
+
+
+def _feature_file_ok(req: DatastoresReq, v: dict[str, Any]) -> bool:
+    want = req.feature_store.dimension if req.feature_store else None
+    return bool(v.get("exists") and v.get("hdf5") and not v.get("error") and v.get("dimension") == want)
+
+
+def _feature_access_ok(req: DatastoresReq, v: dict[str, Any]) -> bool:
+    fs = req.feature_store or FeatureStoreReq(dimension=1)
+    if not v.get("exists") or v.get("type") != "regular file":
+        return False
+    extra = int(v["mode"], 8) & ~int(fs.mode_max, 8) if fs.mode_max else 0
+    owner_ok = not fs.owner_is_service_user or v["user"] in (v["owner"], str(v["uid"]))
+    return extra == 0 and owner_ok and bool(v.get("readable_by_user"))
+
+
+def _feature_access_expected(req: DatastoresReq) -> str:
+    fs = req.feature_store or FeatureStoreReq(dimension=1)
+    return ("a regular file" + (", owned by the service user" if fs.owner_is_service_user else "")
+            + (f", mode <= {fs.mode_max}" if fs.mode_max else "") + ", readable by the service user")
+
+
+def _feature_access_fix(req: DatastoresReq, m: Measurement) -> str:
+    v = m.value or {}
+    if not v.get("exists"):
+        return "put the feature store file at the configured path (python prepare_features.py ...)"
+    fs = req.feature_store or FeatureStoreReq(dimension=1)
+    return f"chown {v.get('user', 'SERVICE_USER')} FILE; chmod {fs.mode_max or 'u+r'} FILE"
 
 
 def _single_network_db(ctx: CheckContext) -> Measurement:
@@ -487,7 +593,7 @@ def _conn_expected(req: DatastoresReq) -> str:
 
 FAMILY = Family(
     name="datastores",
-    title="Data stores as deployed: PostgreSQL, Redis, SQLite",
+    title="Data stores as deployed: PostgreSQL, Redis, SQLite, feature store files",
     feature="datastores.feature",
     profile_block=DatastoresReq,
     target_block=DatastoresSpec,
@@ -712,6 +818,50 @@ FAMILY = Family(
             expected="the file and its folder writable by the service user",
             passes=lambda req, v: v["file"] is True and v["dir"] is True,
             remediation="give the service user write access to the file and its folder (journal files)",
+        ),
+        Check(
+            id="datastores.feature_store",
+            title="The feature store file opens as HDF5 with the configured vector dimension",
+            severity=Severity.CRITICAL,
+            refs=("ST-DB-01", "ST-OPS-02"),
+            measures="the feature store file read on its host with the host's Python and h5py (read-only): "
+                     "HDF5 signature, the vectors' dataset and its second axis",
+            applies=_needs("feature_store"),
+            measure=_feature_store("file"),
+            expected=lambda req: f"an HDF5 file whose vectors have dimension {req.feature_store.dimension}",
+            passes=_feature_file_ok,
+            remediation=lambda req, m: (
+                "create the feature store (extract the features of the image set) at the configured path"
+                if not (m.value or {}).get("exists") else
+                "rebuild the feature store with the model the API is configured for (VECTOR_DIMENSION "
+                f"{req.feature_store.dimension}), or restore the last good copy"),
+        ),
+        Check(
+            id="datastores.feature_store_access",
+            title="The feature store file belongs to the service user and is not readable by others",
+            severity=Severity.HIGH,
+            refs=("ST-AUTH-04",),
+            measures="stat of the file on its host (owner, uid, mode) and test -r as the service user",
+            applies=_needs("feature_store"),
+            measure=_feature_store("access"),
+            expected=_feature_access_expected,
+            passes=_feature_access_ok,
+            remediation=_feature_access_fix,
+        ),
+        Check(
+            id="datastores.feature_store_paths",
+            title="Image paths stored in the feature store exist on storage",
+            severity=Severity.HIGH,
+            refs=("ST-DB-02", "ST-NET-07"),
+            measures="a sample of the image paths stored in the file (evenly spread, first and last included), "
+                     "each tested with os.path.isfile on the file's host",
+            applies=_needs("feature_store"),
+            measure=_feature_store("paths"),
+            expected=lambda req: f"every one of up to {req.feature_store.sample} sampled image paths exists",
+            passes=lambda req, v: bool(v.get("paths")) and int(v.get("sampled") or 0) > 0
+            and v.get("missing_count") == 0,
+            remediation="mount the image storage where the stored paths point (or fix image_root), or rebuild the "
+                        "feature store from the images that exist",
         ),
         Check(
             id="datastores.single_network_db",
