@@ -121,8 +121,12 @@ def _age(which: Literal["full", "incremental"]) -> Callable[[CheckContext, Liste
 
 def _age_expected(which: Literal["full", "incremental"]) -> Callable[[BackupsReq], str]:
     def expected(req: BackupsReq) -> str:
-        limit = getattr(req.max_age, which)
         what = "full backup" if which == "full" else "restore point (full or incremental)"
+        # a profile without max_age (STRV: "regular" backups, no period) skips the check; its
+        # skip result still states what would be expected
+        limit = getattr(req.max_age, which, None) if req.max_age is not None else None
+        if limit is None:
+            return f"newest {what} within the owner's period (the profile sets no max_age.{which})"
         return f"newest {what} <= {fmt_duration(limit)} old"
     return expected
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from golive.blocks import Block, Strict
-from golive.checkdef import Check, CheckContext, Family, NotApplicable
+from golive.checkdef import Check, CheckContext, Family, NotApplicable, Skipped
 from golive.model import Evidence, Measurement, Severity
 from golive.units import Duration, fmt_duration
 
@@ -60,6 +60,9 @@ class ServiceSpec(Strict):
     stateful: list[str] = Field(default_factory=list, description="data paths inside the container")
     env: list[str] = Field(default_factory=list, description="names of variables that must be set")
     gpu: bool = False
+    healthcheck: bool = Field(default=True, description=(
+        "the service must define a healthcheck (false: the deployment's document gives it none, e.g. STRV's "
+        "frontend; containers.healthcheck skips it, saying so)"))
 
     @field_validator("ports")
     @classmethod
@@ -147,6 +150,26 @@ def _required(flag: str) -> Any:
         on = getattr(ctx.req, flag)
         return None if on else f"profile '{ctx.profile_name}' does not require this (containers.{flag})"
     return applies
+
+
+@_guarded
+def _health(ctx: CheckContext) -> Measurement | dict[str, Measurement | Skipped]:
+    """The healthcheck of each declared service that must have one (``healthcheck: true``,
+    the default); the others are skipped with the target's reason."""
+    from checks.containers import probes
+
+    snap_m = _snapshot(ctx)
+    if not snap_m.ok:
+        return snap_m
+    spec = _spec(ctx)
+    out: dict[str, Measurement | Skipped] = {}
+    measured = probes.per_service(snap_m.value, [n for n, s in spec.services.items() if s.healthcheck],
+                                  "healthcheck", "GET /containers/ID/json: Config.Healthcheck, State.Health",
+                                  probes.healthcheck)
+    for name, s in spec.services.items():
+        out[name] = measured[name] if s.healthcheck else Skipped(
+            f"the target declares no healthcheck for {name} (containers.services.{name}.healthcheck: false)")
+    return out
 
 
 @_guarded
@@ -407,8 +430,7 @@ FAMILY = Family(
             refs=("ST-CTR-02",),
             measures="Config.Healthcheck (interval, timeout, retries; engine defaults applied) and State.Health.Status",
             applies=lambda ctx: None if ctx.req.healthcheck else "the profile sets no healthcheck",
-            measure=_per_service("healthcheck", "GET /containers/ID/json: Config.Healthcheck, State.Health",
-                                 "healthcheck"),
+            measure=_health,
             expected=_health_expected,
             passes=_health_ok,
             remediation=lambda req, m: ("add a healthcheck: block to the service" if not (m.value or {}).get("defined")

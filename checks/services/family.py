@@ -113,6 +113,11 @@ def _port_owner(ctx: CheckContext) -> Measurement | dict[str, Any]:
             return Skipped("the service is not running (services.process)")
         pids = {facts.value["pid"], *facts.value["children"]}
         m = ctx.on_host(s.host, p.listeners, s.port)
+        if m.ok and m.value and all(f["process"] == "docker-proxy" for f in m.value):
+            # a port Docker publishes is held on the host by its proxy, never by the container's
+            # process: which container it reaches is the containers family's question
+            return Skipped(f"port {s.port} is published by Docker (held by docker-proxy); "
+                           "containers.published_ports judges what it publishes")
         return Judged(m, ctx.req, f"port {s.port} held by {s.name} (pid {facts.value['pid']} or its workers) only",
                       passes=lambda found: bool(found) and all(f["pid"] in pids for f in found))
     return _per_service(ctx, services, judge)
@@ -157,10 +162,11 @@ def _files(ctx: CheckContext) -> Measurement | dict[str, Any]:
 
 
 def _private(limit: int, user: str | None) -> Any:
-    """Exists, no permission bit beyond ``limit``, owned by ``user`` when one is declared."""
+    """Exists, no permission bit beyond ``limit``, owned by ``user`` (an account name, or a
+    uid such as a container's user without an account on the host) when one is declared."""
     def ok(v: Any) -> bool:
         return (v is not None and v["mode"] is not None and v["mode"] & ~limit == 0
-                and (user is None or v["owner"] == user))
+                and (user is None or user in (v["owner"], str(v.get("uid")))))
     return ok
 
 

@@ -117,10 +117,11 @@ def listeners(host: Any, port: int, *, subject: str | None = None, timeout_s: fl
 
 
 def file_modes(host: Any, paths: list[str], *, subject: str | None = None, timeout_s: float = 10) -> Measurement:
-    """Owner and permission bits of each file: {path: {"owner", "mode"}} (mode None: missing)."""
+    """Owner and permission bits of each file: {path: {"owner", "uid", "mode"}} (mode None:
+    missing).  ``owner`` is ``UNKNOWN`` for a uid without an account (a container's user)."""
     cmd = "for f in " + " ".join(shlex.quote(p) for p in paths) + \
-          "; do stat -c '%U %a %n' \"$f\" 2>/dev/null || echo \"- - $f\"; done"
-    ev = Evidence(probe="services.file_modes", subject=subject or "", method="stat -c '%U %a %n' FILE ...",
+          "; do stat -c '%U %u %a %n' \"$f\" 2>/dev/null || echo \"- - - $f\"; done"
+    ev = Evidence(probe="services.file_modes", subject=subject or "", method="stat -c '%U %u %a %n' FILE ...",
                   tool=tool(host))
     try:
         res = run(host, cmd, timeout_s)
@@ -128,8 +129,9 @@ def file_modes(host: Any, paths: list[str], *, subject: str | None = None, timeo
         return Measurement.failed(exc.reason, ev)
     out: dict[str, dict[str, Any]] = {}
     for line in res.stdout.splitlines():
-        owner, mode, path = ([*line.split(" ", 2), "", "", ""])[:3]
-        out[path] = {"owner": None if owner == "-" else owner, "mode": None if mode == "-" else int(mode, 8)}
+        owner, uid, mode, path = ([*line.split(" ", 3), "", "", "", ""])[:4]
+        out[path] = {"owner": None if owner == "-" else owner, "uid": None if uid == "-" else int(uid),
+                     "mode": None if mode == "-" else int(mode, 8)}
     ev = Evidence(probe=ev.probe, subject=ev.subject, method=ev.method, tool=ev.tool, raw=res.stdout[:1000])
     shown = "; ".join(f"{p}: " + (f"{v['owner']} {v['mode']:04o}" if v["mode"] is not None else "missing")
                       for p, v in out.items())
