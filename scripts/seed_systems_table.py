@@ -44,7 +44,7 @@ SYSTEMS: tuple[SeedSystem, ...] = (
     SeedSystem("DocuSnap-Backend", "containerized (Compose)", "docusnap-containerized", "lab-docusnap-compose"),
     SeedSystem("ALwrity", "multi-user", "alwrity-multi-user", "lab-alwrity"),
     SeedSystem("Vocabulo", "Compose", "vocabulo", "lab-vocabulo"),
-    SeedSystem("STRV", "minimum", "strv-minimum", None),
+    SeedSystem("STRV", "minimum", "strv-minimum", "lab-strv"),
     SeedSystem("Oz", "PoC (Compose)", "poc", None),
 )
 

@@ -173,6 +173,14 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
                for s in ("api", "frontend"))
     assert results["containers.required_env[api]"]["measurement"]["value"]["missing"] == []
     assert results["containers.non_root[api]"]["status"] == "pass"
+    # the containers' processes seen from the host: uid 10001; the ports Docker publishes are
+    # held by docker-proxy (skipped there, judged by containers.published_ports)
+    assert results["services.non_root[api@strv]"]["status"] == "pass"
+    owner = results["services.port_owner[api@strv]"]
+    assert owner["status"] == "skip" and "docker-proxy" in owner["reason"]
+    assert results["containers.published_ports[api]"]["status"] == "pass"
+    [secret] = [v for k, v in results.items() if _base_id(k) == "services.secret_files"]
+    assert secret["status"] == "pass" and secret["measurement"]["value"]["uid"] == 10001
     store = results["datastores.feature_store"]
     assert store["status"] == "pass" and store["measurement"]["value"]["dimension"] == 2048
     assert "ST-DB-01" in store["requirement"]["ids"]
