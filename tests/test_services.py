@@ -215,7 +215,7 @@ def test_secret_files(lab: Lab) -> None:
                                               files=[str(lab.env_file), str(lab.open_file), str(lab.dir / "nope")])])
     assert res[f"services.secret_files[{lab.env_file}@h]"].status == Status.PASS
     open_ = res[f"services.secret_files[{lab.open_file}@h]"]
-    assert open_.status == Status.FAIL and open_.value == {"owner": "root", "mode": 0o644}
+    assert open_.status == Status.FAIL and open_.value == {"owner": "root", "uid": 0, "mode": 0o644}
     assert res[f"services.secret_files[{lab.dir / 'nope'}@h]"].status == Status.FAIL
 
 
