@@ -19,7 +19,10 @@ private Docker Engine (:mod:`lab.docker_engine`, image :func:`lab.images.python_
   certificates" and "Use a reverse proxy like Nginx" (80 -> 443, TLS 1.2+, HSTS), the same
   front as the DocuSnap lab's (:func:`lab.systems.docusnap.render_nginx`);
 - ``backups/``: a copy of the feature store taken at start, with its sha256 in
-  ``manifest.json`` (the document's "Create regular backups of the H5 file").
+  ``manifest.json`` (the document's "Create regular backups of the H5 file");
+- monitoring ("Monitoring Setup"): the API's ``/metrics`` (response time, search latency,
+  feature extraction time), node-exporter (memory), Prometheus with alert rules, Alertmanager
+  routing to a webhook receiver in this process, a logrotate configuration for the logs.
 
 Both containers run as uid 10001, log through json-file rotated at 10 MB x 3, and publish
 their ports on 127.0.0.1 only (free ports chosen at start; the document's 8000 and 8501 are
@@ -181,6 +184,9 @@ class RunningStrv(StopsOnExit):
         self.tls_dir = workdir / "tls"
         self.ca_file = self.tls_dir / "ca.pem"
         self.nginx_layout = nginx.NginxLayout(workdir / "nginx")
+        self.monitoring_dir = workdir / "monitoring"
+        self.logrotate_conf = workdir / "config" / "logrotate.conf"
+        self.webhook: Any = None
         self.engine: Any = None
         self.own_engine = False
         self.health_wait_s = 0.0
@@ -241,13 +247,14 @@ class RunningStrv(StopsOnExit):
                 "contents": ["features"], "sources": [str(self.features)],
             }],
             "release": {"base_url": self.https_url, "ca_file": str(self.ca_file), "openapi": "/openapi.json"},
-            # the containers' processes as the host sees them (uid 10001 has no account on the host)
+            "monitoring": self._monitoring_overrides(host),
+            # the API's processes as the host sees them (uid 10001 has no account on the host); the
+            # frontend is judged as a container only (it is no metrics source: the document monitors
+            # the API's response time, search latency and feature extraction time)
             "services": [
                 {"name": "api", "host": host, "port": p["api"], "bind": "loopback", "user": str(APP_UID),
                  "process": "uvicorn main:app --app-dir /app/src", "env": list(API_ENV),
                  "files": [str(self.features)]},
-                {"name": "frontend", "host": host, "port": p["frontend"], "bind": "loopback", "user": str(APP_UID),
-                 "process": "python3 /app/src/frontend.py", "env": list(FRONTEND_ENV)},
             ],
         }
 
@@ -263,6 +270,8 @@ class RunningStrv(StopsOnExit):
                     self.engine.compose(self.compose_dir, self.project, "down", "-v", "-t", "2",
                                         "--remove-orphans", timeout=120, check=False)
             stop_processes(list(self._procs.values()))
+            if self.webhook is not None:
+                self.webhook.stop()
             if self.engine is not None and self.own_engine:
                 self.engine.stop()
         finally:
@@ -277,7 +286,7 @@ class RunningStrv(StopsOnExit):
         from lab.feature_store import make_feature_store, write_images
 
         for d in (self.app_dir, self.models_dir, self.logs_dir, self.key_file.parent, self.backup_dir,
-                  self.lab_logs):
+                  self.lab_logs, self.monitoring_dir, self.logrotate_conf.parent):
             d.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         self.compose_dir.chmod(0o755)
@@ -338,6 +347,7 @@ class RunningStrv(StopsOnExit):
                 "LOG_DIR": "/app/logs", "STRV_API_KEY": "${STRV_API_KEY}",
                 "STRV_AUTH": "on" if self.knobs.auth else "off",
                 "RATE_LIMIT_RPS": str(RATE_RPS), "RATE_LIMIT_BURST": str(RATE_BURST),
+                "METRICS_DIR": "/tmp/strv-metrics",
             },
             "restart": "always",
             "logging": dict(ROTATED_LOGS),
@@ -405,7 +415,8 @@ class RunningStrv(StopsOnExit):
         self._prepare_files()
         register(self)
         self._engine()
-        names = ["api", "frontend", "https", "http", "nginx_status"]
+        names = ["api", "frontend", "https", "http", "nginx_status", "node_exporter", "prometheus", "alertmanager",
+                 "webhook"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self.compose_file.write_text(yaml.safe_dump(self.compose(), sort_keys=False))
         self.engine.remember_bridges()
@@ -424,10 +435,99 @@ class RunningStrv(StopsOnExit):
                    timeout_s=t, interval_s=0.2)
         wait_until(f"nginx ({self.https_url}/health)", lambda: _status(p["https"], "/health", tls=True) == 200,
                    timeout_s=t, proc=self._procs["nginx"], interval_s=0.1)
+        self._start_monitoring()
         if self.knobs.healthcheck:
             self._wait_healthy()
             self.health_wait_s = time.monotonic() - compose_up
         self.start_duration_s = time.monotonic() - started
+
+    def log_files(self) -> dict[str, Path]:
+        """The logs the deployment writes, by kind (monitoring.logs)."""
+        return {"application": self.logs_dir / "api.log", "security": self.logs_dir / "security.log",
+                "access": self.nginx_layout.access_log, "error": self.nginx_layout.error_log}
+
+    def _start_monitoring(self) -> None:
+        """The document's "Monitoring Setup": node-exporter (memory usage), Prometheus scraping
+        it and the API's /metrics (response time, search latency, feature extraction time)
+        every second with the alert rules (error rate, API unavailable, resources),
+        Alertmanager routing to a webhook receiver in this process; logrotate for the logs."""
+        from lab import monitoring as mon
+
+        p, t, mdir = self.ports, self.start_timeout_s, self.monitoring_dir
+        self.webhook = mon.WebhookReceiver(p["webhook"])
+        rules = mdir / "rules.yml"
+        rules.write_text(mon.rules_yaml())
+        prom_conf = mdir / "prometheus.yml"
+        prom_conf.write_text(f"""global:
+  scrape_interval: {mon.SCRAPE_INTERVAL_S}s
+  scrape_timeout: 800ms
+  evaluation_interval: {mon.EVALUATION_INTERVAL_S}s
+rule_files: ["{rules}"]
+alerting:
+  alertmanagers:
+    - static_configs: [{{targets: ["127.0.0.1:{p['alertmanager']}"]}}]
+scrape_configs:
+  - job_name: node
+    static_configs: [{{targets: ["127.0.0.1:{p['node_exporter']}"]}}]
+  - job_name: api
+    static_configs: [{{targets: ["127.0.0.1:{p['api']}"]}}]
+""")
+        am_conf = mdir / "alertmanager.yml"
+        am_conf.write_text(mon.alertmanager_config(webhook=p["webhook"]))
+        self.logrotate_conf.write_text(mon.logrotate_conf(list(self.log_files().values())))
+        self._procs["node-exporter"] = spawn("node-exporter", [
+            mon.find_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{p['node_exporter']}",
+            "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.diskstats",
+            "--collector.netdev", "--collector.filesystem"], self.lab_logs / "node-exporter.log")
+        self._procs["alertmanager"] = spawn("alertmanager", [
+            mon.find_binary("prometheus-alertmanager"), f"--config.file={am_conf}",
+            f"--storage.path={mdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{p['alertmanager']}",
+            "--cluster.listen-address="], self.lab_logs / "alertmanager.log")
+        self._procs["prometheus"] = spawn("prometheus", [
+            mon.find_binary("prometheus"), f"--config.file={prom_conf}", f"--storage.tsdb.path={mdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--storage.tsdb.retention.time=1h"],
+            self.lab_logs / "prometheus.log")
+        wait_until("prometheus (/-/ready)", lambda: _status(p["prometheus"], "/-/ready") == 200, timeout_s=t,
+                   proc=self._procs["prometheus"], interval_s=0.1)
+        wait_until("alertmanager (/-/ready)", lambda: _status(p["alertmanager"], "/-/ready") == 200, timeout_s=t,
+                   proc=self._procs["alertmanager"], interval_s=0.1)
+        wait_until("prometheus scraping node and api", self._all_up, timeout_s=max(t, 30),
+                   proc=self._procs["prometheus"], interval_s=0.2)
+
+    def _all_up(self) -> bool:
+        import urllib.parse
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.ports['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": "up"})
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            result = json.load(resp)["data"]["result"]
+        return len(result) == 2 and all(r["value"][1] == "1" for r in result)
+
+    def _monitoring_overrides(self, host: str) -> dict[str, Any]:
+        """Prometheus and Alertmanager, the API found by its job with its search latency and
+        feature extraction time, the alert names, the logs, the synthetic alert's receiver,
+        and the unavailability drill: the api container paused (``docker pause``: every
+        uvicorn process frozen, the published port stops answering) and unpaused."""
+        logs = self.log_files()
+        docker = f"DOCKER_HOST={self.engine.host} /usr/bin/docker"
+        container = f"{self.project}_api_1"
+        return {
+            "prometheus": {"url": f"http://127.0.0.1:{self.ports['prometheus']}", "timeout_s": 3},
+            "alertmanager": {"url": f"http://127.0.0.1:{self.ports['alertmanager']}", "timeout_s": 3},
+            "services": {"api": {"labels": {"job": "api"}, "signals": {
+                "search_latency": "strv_search_latency_seconds_count{$selector}",
+                "feature_extraction_time": "strv_feature_extraction_seconds_count{$selector}"}}},
+            "alerts": {"unavailable": ["InstanceDown"], "error_rate": ["HighErrorRate"],
+                       "resources": ["HostMemoryExhausted", "HostDiskFull"]},
+            "logs": {host: {"application": [str(logs["application"])], "access": [str(logs["access"])],
+                            "error": [str(logs["error"])], "security": [str(logs["security"])],
+                            "logrotate": [str(self.logrotate_conf)],
+                            "rotation": "RotatingFileHandler maxBytes=10MB backupCount=5 (api.log, security.log)"}},
+            "synthetic": {"receiver_url": f"http://127.0.0.1:{self.ports['webhook']}/received", "timeout_s": 20},
+            "drill": {"service": "api", "stop": {"command": f"{docker} pause {container}"},
+                      "start": {"command": f"{docker} unpause {container}"},
+                      "timeout_s": 30, "restore_timeout_s": 20},
+        }
 
     def _start_nginx(self) -> None:
         from lab.systems.docusnap import Knobs as FrontKnobs

@@ -12,11 +12,17 @@ At start it loads the feature store (``FEATURES_PATH``, HDF5: ``features`` N x d
   without), and each key is rate limited (``RATE_LIMIT_RPS`` sustained, ``RATE_LIMIT_BURST``
   allowance; 429 with ``Retry-After`` above it) -- one token bucket per key shared by every
   uvicorn worker through a locked file;
+- ``POST /api/extract`` (key, rate limit): the feature vector of a stored image (a seeded
+  stand-in for the model: no model ships with the lab), timed as feature extraction;
+- ``GET /metrics`` (no credentials; nginx keeps it off the public side): Prometheus text --
+  requests by status and their duration, search latency, feature extraction time -- summed
+  over the uvicorn workers (one JSON file per worker in ``METRICS_DIR``);
 - ``GET /openapi.json`` (FastAPI's).
 
 ``STRV_AUTH=off`` turns the key check off (the lab's ``api_no_auth`` variant).  Logs go to
-stdout and to ``LOG_DIR/api.log``, rotated by size (``RotatingFileHandler``, 10 MB x 5).
-The API key is never logged.
+stdout and to ``LOG_DIR/api.log`` (refused keys and rate-limited clients also to
+``LOG_DIR/security.log``), rotated by size (``RotatingFileHandler``, 10 MB x 5).  The API
+key is never logged.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 VERSION = "1.0.0"
@@ -42,23 +48,80 @@ AUTH_ON = os.environ.get("STRV_AUTH", "on") != "off"
 RATE_RPS = float(os.environ.get("RATE_LIMIT_RPS", "5"))
 RATE_BURST = int(os.environ.get("RATE_LIMIT_BURST", "10"))
 BUCKETS = os.environ.get("RATE_LIMIT_FILE", "/tmp/strv-rate-limit.json")
+METRICS_DIR = os.environ.get("METRICS_DIR", "/tmp/strv-metrics")
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def _logger() -> logging.Logger:
-    log = logging.getLogger("strv")
+def _logger(name: str, filename: str) -> logging.Logger:
+    log = logging.getLogger(name)
     log.setLevel(logging.INFO)
+    log.propagate = False
     if not log.handlers:
         log.addHandler(logging.StreamHandler())
         try:
             os.makedirs(LOG_DIR, exist_ok=True)
-            log.addHandler(logging.handlers.RotatingFileHandler(os.path.join(LOG_DIR, "api.log"),
-                                                                maxBytes=10 * 2**20, backupCount=5))
+            handler = logging.handlers.RotatingFileHandler(os.path.join(LOG_DIR, filename),
+                                                           maxBytes=10 * 2**20, backupCount=5)
+            handler.setFormatter(logging.Formatter(FORMAT))
+            log.addHandler(handler)
         except OSError as exc:  # a read-only or missing logs mount: stdout only, said once
             log.warning("no log file in %s: %s", LOG_DIR, exc)
     return log
 
 
-LOG = _logger()
+LOG = _logger("strv", "api.log")
+SECURITY = _logger("strv.security", "security.log")
+
+# ----------------------------------------------------------------------------- metrics
+# One JSON file per worker process; /metrics sums them (what prometheus_client's
+# multiprocess mode does, in a few lines: the image has no prometheus_client).
+_COUNTS: dict[str, float] = {}
+
+
+def _observe(name: str, value: float, labels: str = "") -> None:
+    key = f"{name}{{{labels}}}" if labels else name
+    _COUNTS[f"{key}|count"] = _COUNTS.get(f"{key}|count", 0.0) + 1
+    _COUNTS[f"{key}|sum"] = _COUNTS.get(f"{key}|sum", 0.0) + value
+    try:
+        os.makedirs(METRICS_DIR, exist_ok=True)
+        tmp = os.path.join(METRICS_DIR, f".{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(_COUNTS, fh)
+        os.replace(tmp, os.path.join(METRICS_DIR, f"{os.getpid()}.json"))
+    except OSError as exc:
+        LOG.warning("metrics not written: %s", exc)
+
+
+def render_metrics() -> str:
+    total: dict[str, float] = {}
+    try:
+        names = [n for n in os.listdir(METRICS_DIR) if n.endswith(".json")]
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            with open(os.path.join(METRICS_DIR, name), encoding="utf-8") as fh:
+                for k, v in json.load(fh).items():
+                    total[k] = total.get(k, 0.0) + float(v)
+        except (OSError, ValueError):
+            continue
+    # every family present from the start (zero), so its series exist before the first request
+    for base in ("strv_search_latency_seconds", "strv_feature_extraction_seconds"):
+        for part in ("count", "sum"):
+            total.setdefault(f"{base}|{part}", 0.0)
+    for code in ("200", "401", "429", "500"):
+        for part in ("count", "sum"):
+            total.setdefault(f'http_request_duration_seconds{{code="{code}"}}|{part}', 0.0)
+    lines = ["# TYPE http_request_duration_seconds summary", "# TYPE http_requests_total counter",
+             "# TYPE strv_search_latency_seconds summary", "# TYPE strv_feature_extraction_seconds summary"]
+    for k in sorted(total):
+        key, part = k.rsplit("|", 1)
+        base, _, labels = key.partition("{")
+        labels = "{" + labels if labels else ""
+        lines.append(f"{base}_{part}{labels} {total[k]:g}")
+        if base == "http_request_duration_seconds" and part == "count":
+            lines.append(f"http_requests_total{labels} {total[k]:g}")
+    return "\n".join(lines) + "\n"
 
 
 def _load() -> dict[str, Any]:
@@ -84,6 +147,15 @@ def _load() -> dict[str, Any]:
 
 STORE = _load()
 app = FastAPI(title="STRV Similarity Search API (golive lab stand-in)", version=VERSION)
+
+
+@app.middleware("http")
+async def measure(request: Request, call_next: Any) -> Any:
+    started = time.perf_counter()
+    response = await call_next(request)
+    if request.url.path != "/metrics":
+        _observe("http_request_duration_seconds", time.perf_counter() - started, f'code="{response.status_code}"')
+    return response
 
 
 def _key_of(request: Request) -> str | None:
@@ -125,13 +197,20 @@ def guarded(request: Request) -> None:
     if AUTH_ON:
         expected = os.environ.get("STRV_API_KEY", "")
         if not expected or key is None or not hmac.compare_digest(key.encode(), expected.encode()):
+            SECURITY.warning("refused %s %s from %s: %s API key", request.method, request.url.path,
+                             request.client.host if request.client else "?", "no" if key is None else "a wrong")
             raise HTTPException(status_code=401, detail="missing or invalid API key",
                                 headers={"WWW-Authenticate": "Bearer"})
     client = "key" if AUTH_ON else (request.client.host if request.client else "?")
     wait = _take_token(client)
     if wait > 0:
+        SECURITY.warning("rate limited %s %s (%s)", request.method, request.url.path, client)
         raise HTTPException(status_code=429, detail="rate limit exceeded",
                             headers={"Retry-After": str(max(1, round(wait)))})
+
+
+class ExtractRequest(BaseModel):
+    index: int = Field(..., ge=0, description="a stored image's index")
 
 
 class SearchRequest(BaseModel):
@@ -144,6 +223,11 @@ def health() -> JSONResponse:
     body = {"status": "ok", "version": VERSION, "images": len(STORE["paths"]),
             "dimension": STORE["dimension"], "vector_dimension": VECTOR_DIMENSION}
     return JSONResponse(body)
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> PlainTextResponse:
+    return PlainTextResponse(render_metrics(), media_type="text/plain; version=0.0.4")
 
 
 @app.get("/api/stats", dependencies=[Depends(guarded)])
@@ -168,11 +252,38 @@ def search(body: SearchRequest) -> dict[str, Any]:
         raise HTTPException(status_code=503, detail=f"feature store unusable: {STORE['error']}")
     if len(body.vector) != VECTOR_DIMENSION:
         raise HTTPException(status_code=422, detail=f"vector must have {VECTOR_DIMENSION} values")
+    started = time.perf_counter()
     q = np.asarray(body.vector, dtype=np.float32)
     norm = float(np.linalg.norm(q))
     if not np.isfinite(norm) or norm == 0.0:
         raise HTTPException(status_code=422, detail="vector must be finite and non-zero")
     scores = STORE["vectors"] @ (q / norm)
     top = np.argsort(-scores)[: body.top_k]
+    _observe("strv_search_latency_seconds", time.perf_counter() - started)
     return {"results": [{"index": int(i), "path": STORE["paths"][int(i)], "score": round(float(scores[i]), 6)}
                         for i in top]}
+
+
+@app.post("/api/extract", dependencies=[Depends(guarded)])
+def extract(body: ExtractRequest) -> dict[str, Any]:
+    """The stored image's feature vector: read the file, derive a vector from its bytes (the
+    lab has no model), timed as feature extraction."""
+    import hashlib
+
+    import numpy as np
+
+    if body.index >= len(STORE["paths"]):
+        raise HTTPException(status_code=404, detail="no such image")
+    started = time.perf_counter()
+    path = STORE["paths"][body.index]
+    full = path if os.path.isabs(path) else os.path.join(IMAGE_ROOT, path)
+    try:
+        with open(full, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise HTTPException(status_code=404, detail=f"image not readable: {exc.strerror}") from None
+    seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
+    vec = np.random.default_rng(seed).standard_normal(VECTOR_DIMENSION).astype(np.float32)
+    vec /= np.linalg.norm(vec)
+    _observe("strv_feature_extraction_seconds", time.perf_counter() - started)
+    return {"index": body.index, "path": path, "dimension": VECTOR_DIMENSION, "vector_head": vec[:4].tolist()}
