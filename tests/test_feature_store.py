@@ -188,3 +188,11 @@ def test_target_without_feature_store_is_an_error(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(doc))
     r = _judge("feature_store", load_target(str(path), env={}))
     assert r.status.value == "error" and "datastores.feature_store" in r.reason
+
+
+def test_a_profile_without_a_feature_store_skips_the_checks(tmp_path: Path, stores: dict[str, Any]) -> None:
+    """docusnap's profile has datastores (SQLite) but no feature_store: skipped, with the reason."""
+    target = _target(tmp_path, _spec(stores, "ok"))
+    for check in CHECKS:
+        r = _judge(check, target, {"sqlite": {}})
+        assert r.status.value == "skip" and "requires nothing of feature_store" in r.reason, (check, r.reason)

@@ -828,7 +828,8 @@ FAMILY = Family(
                      "HDF5 signature, the vectors' dataset and its second axis",
             applies=_needs("feature_store"),
             measure=_feature_store("file"),
-            expected=lambda req: f"an HDF5 file whose vectors have dimension {req.feature_store.dimension}",
+            expected=lambda req: ("an HDF5 file whose vectors have dimension "
+                                  f"{req.feature_store.dimension if req.feature_store else '(not required)'}"),
             passes=_feature_file_ok,
             remediation=lambda req, m: (
                 "create the feature store (extract the features of the image set) at the configured path"
@@ -857,7 +858,8 @@ FAMILY = Family(
                      "each tested with os.path.isfile on the file's host",
             applies=_needs("feature_store"),
             measure=_feature_store("paths"),
-            expected=lambda req: f"every one of up to {req.feature_store.sample} sampled image paths exists",
+            expected=lambda req: ("every one of up to "
+                                  f"{req.feature_store.sample if req.feature_store else 20} sampled image paths exists"),
             passes=lambda req, v: bool(v.get("paths")) and int(v.get("sampled") or 0) > 0
             and v.get("missing_count") == 0,
             remediation="mount the image storage where the stored paths point (or fix image_root), or rebuild the "
