@@ -7,7 +7,9 @@ The drill (:class:`Drill`) is an experiment in Chaos Toolkit's sense:
 
 1. **steady state** -- an open-loop request stream (constant arrival rate, latency measured
    from each request's *scheduled* time, so a slow service is not hidden by a waiting
-   client) succeeds, the entrypoint answers, every instance's own health URL answers;
+   client) succeeds, the entrypoint answers, every instance's own health URL answers.  The
+   stream is the throughput family's load engine (``checks.throughput.load.Stream``): one
+   request spec, one success rule (``checks.request``), one scheduler loop and pool;
 2. **method**, for each instance in turn -- run the target's *stop* action, keep the stream
    going and poll the instance, until the service has been fully successful for ``stable``
    seconds (or ``failover_max + stable`` has passed), and, when a restart policy is
@@ -29,6 +31,10 @@ instance's host (ssh without connection sharing: a master connection breaks when
 move) or on the checking host: ``command`` as given; ``pidfile``: ``kill -SIGNAL`` to the pid
 read from the file, on that host; ``systemd``: ``systemctl stop|start UNIT``; ``pod``:
 ``kubectl delete pod NAME --wait=false`` (there is no start: the controller replaces it).
+
+Pinned addresses (the target's ``endpoints.resolve``, ``checks.pinning``) apply to the stream,
+the entrypoint check and the instance health polls: connections go to the address, Host and
+SNI stay the name.
 
 The probe measures; thresholds are judged by the declared checks (``checks/ha/family.py``).  The
 numbers the drill needs to know *how long to watch* (``failover_max``, ``restart_max``,

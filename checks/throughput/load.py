@@ -43,6 +43,13 @@ A workload is data (:class:`Workload`): one or more request templates with weigh
 number of *analyses* each request carries (catalogue OZ-PERF-00 counts analyses per media
 and analysis type); APM counts analyses, not HTTP requests.
 
+The HA drill's request stream is this engine too (:class:`Stream`: the same scheduler loop,
+pool and request spec, run in its own thread until the drill stops it, with no preflight;
+it keeps one :class:`Outcome` per request for the drill's timeline -- a load run keeps none).
+Address pinning (the target's ``endpoints.resolve``, ``RequestSpec.resolve``) goes through an
+aiohttp resolver (``checks.pinning``): connections to a pinned name go to its address, the
+Host header, SNI and the certificate check keep the name -- in worker processes too.
+
 aiohttp, not httpx: on these machines httpx cannot hold an open-loop rate (see
 docs/throughput.md).  No pytest imports and no pass/fail thresholds here.  Run
 ``python -m checks.throughput.load --help`` for the CLI used by ``benchmarks/bench_load.py``;
