@@ -156,10 +156,6 @@ class RequestSpec:
         return request_rule.judge(status, body, expect_status=self.expect_status, success_field=self.success_field,
                                   success_value=self.success_value)
 
-    def pinned_words(self) -> str:
-        """The evidence's sentence when this request's host is pinned, else ''."""
-        return pinning.words(self.url, self.resolve)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (for a worker process); the body base64-encoded."""
         return {"url": self.url, "method": self.method,
