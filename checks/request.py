@@ -1,5 +1,6 @@
-"""The one success rule for an inference request, shared by the throughput generator
-(checks/throughput/load.py) and the HA drill's request stream (checks/ha.py).
+"""The one success rule for an inference request, applied by the one request spec
+(``checks.throughput.load.RequestSpec.judge``) that the throughput generator and the HA
+drill's request stream (``checks/ha/probes.py``: the same engine, ``load.Stream``) both send.
 
 A response is a success when its HTTP status is ``expect_status`` (any 2xx when that is
 None) and, when ``success_field`` is set, the JSON body holds that field (a dotted path,

@@ -237,7 +237,7 @@ def test_signal_mid_drill_restores_every_instance(sig: signal.Signals, tmp_path:
 
 def _plan(lab: RunningLab, **bounds: Any) -> probe.DrillPlan:
     spec = HaSpec.model_validate(lab.ha_overrides())
-    return probe.DrillPlan(request=probe.RequestSpec(url=spec.entrypoint), entrypoint=spec.entrypoint,
+    return probe.DrillPlan(request=probe.entrypoint_request(spec.entrypoint), entrypoint=spec.entrypoint,
                            instances=probe.plan_instances(spec.instances, {}), drill=("app-1",),
                            ca_file=str(lab.ca_file), rate=20, steady_s=0.5, stable_s=2, **bounds)
 

@@ -5,7 +5,9 @@ analyses they served."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import json
 import math
 import threading
 import time
@@ -135,9 +137,13 @@ def local_server() -> Iterator[str]:
     async def error_body(_: web.Request) -> web.Response:
         return web.json_response({"status": "error"})
 
+    async def host(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "host": request.host})
+
     app = web.Application()
     app.router.add_post("/ok", ok)
     app.router.add_post("/error-body", error_body)
+    app.router.add_post("/host", host)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
     loop.run_until_complete(runner.setup())
@@ -160,6 +166,23 @@ def test_a_200_with_an_error_body_is_not_a_success(local_server: str) -> None:
     assert run.ok == 0 and run.error_rate == 1.0 and run.errors == {"body status='error'": 20}
     m = load.measurements(run)
     assert m.error_rate.value == 1.0 and m.apm.value == 0.0 and "success ratio 0.00%" in m.error_rate.display
+
+
+def test_a_pinned_name_is_connected_to_at_its_address_and_keeps_its_host_header(local_server: str) -> None:
+    """endpoints.resolve for the load engine: ``api.golive.test`` never resolves; pinned to
+    127.0.0.1 every request reaches the server with ``Host: api.golive.test:PORT`` (the
+    server judges it), and the pins travel to a worker process in the job."""
+    port = local_server.rsplit(":", 1)[1]
+    name = f"api.golive.test:{port}"
+    spec = RequestSpec(url=f"http://{name}/host", success_field="host", success_value=name,
+                       resolve={"api.golive.test": "127.0.0.1"})
+    run = run_load(spec, LoadPlan(rate=50, steady_s=0.4, warmup_s=0, ramp_s=0))
+    assert run.error is None and run.ok == run.steady == 20, run.raw()
+    assert run.pinned == {"api.golive.test": "127.0.0.1"} and run.summary()["pinned"] == run.pinned
+    assert "connections to api.golive.test go to 127.0.0.1 (pinned in endpoints.resolve" in run.method_words()
+    assert RequestSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    unpinned = run_load(dataclasses.replace(spec, resolve={}), LoadPlan(rate=50, steady_s=0.4, warmup_s=0, ramp_s=0))
+    assert unpinned.error is not None and unpinned.error.startswith("no HTTP answer from http://api.golive.test")
 
 
 def test_progress_is_reported_during_the_run(local_server: str) -> None:

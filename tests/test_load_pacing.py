@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,7 +88,14 @@ SERVER = textwrap.dedent("""
     async def stats(_):
         return web.json_response(state)
 
+    async def answer(request):
+        # the status and the body the query asks for (the success-rule tests)
+        await request.read()
+        return web.Response(status=int(request.query.get("status", "200")),
+                            body=request.query.get("body", "").encode(), content_type="application/json")
+
     app = web.Application()
+    app.router.add_route("*", "/answer", answer)
     app.router.add_post("/one", one)
     app.router.add_post("/one-slot", one_slot)
     app.router.add_post("/fast", fast)
@@ -338,17 +346,63 @@ def test_a_request_mix_counts_analyses_not_requests(server: OneAtATime) -> None:
 # ----------------------------------------------------------------------------- one success rule
 
 
-@pytest.mark.parametrize(("status", "body"), [
+BODIES = [
     (200, b'{"ok": false}'), (200, b'{"ok": true}'), (200, b'{"ok": 0}'), (200, b'{"ok": "yes"}'),
     (200, b'{"other": 1}'), (200, b"not json"), (200, b"[1, 2]"), (500, b'{"ok": true}'), (200, b'{"ok": null}'),
-])
+]
+
+
+def _both_requests(url: str) -> tuple[RequestSpec, RequestSpec]:
+    """The throughput family's request and the HA drill's (``ha.request: inference``), each
+    built by its family from one target whose inference section says ``success_field: ok``."""
+    from checks.ha.family import _request
+    from checks.ha.spec import HaReq
+    from golive.checkdef import CheckContext
+    from golive.target import target_model
+
+    target = target_model().model_validate({"name": "same-rule", "inference": {
+        "url": url, "method": "POST", "body": {"a": 1}, "success_field": "ok"},
+        "ha": {"entrypoint": url, "request": "inference"}})
+    throughput = load.workload_from_target(target.inference, None).primary
+    drill = _request(CheckContext.for_test(req=HaReq(), spec=target.ha, target=target))
+    return throughput, drill
+
+
+@pytest.mark.parametrize(("status", "body"), BODIES)
 def test_throughput_and_the_ha_drill_judge_a_body_the_same_way(status: int, body: bytes) -> None:
-    """Issue #12 item 5: ``success_field: ok`` with ``{"ok": false}`` is a failure in both."""
-    generator = RequestSpec(url="http://127.0.0.1:1/x", success_field="ok")
-    drill = ha.RequestSpec(url="http://127.0.0.1:1/x", expect_status=200, success_field="ok")
+    """Issue #12 item 5: ``success_field: ok`` with ``{"ok": false}`` is a failure in both:
+    both families build one request spec (checks.throughput.load.RequestSpec) with one rule."""
+    generator, drill = _both_requests("http://127.0.0.1:1/x")
+    assert type(drill) is type(generator) and drill.success_field == generator.success_field == "ok"
     assert load.judge_response(generator, status, body) == drill.judge(status, body)
     assert (drill.judge(status, body) is None) == (status == 200 and body in (b'{"ok": true}', b'{"ok": "yes"}'))
     assert request_rule.judge(200, b'{"ok": false}', expect_status=None, success_field="ok") == "body ok=false"
+
+
+@pytest.mark.parametrize(("status", "body"), [BODIES[0], BODIES[1], BODIES[5], BODIES[7]],
+                         ids=["ok-false", "ok-true", "not-json", "http-500"])
+def test_a_throughput_run_and_the_ha_drill_stream_judge_real_answers_the_same_way(
+        server: OneAtATime, status: int, body: bytes) -> None:
+    """The same answers from a real server, through the one engine: a throughput run and a
+    (zero-instance) HA drill, whose stream is the engine's Stream, count the same outcome
+    with the same failure kind as the rule (checks.request.judge)."""
+    url = f"{server.url}/answer?" + urllib.parse.urlencode({"status": status, "body": body.decode()})
+    generator, drill_request = _both_requests(url)
+    want = request_rule.judge(status, body, expect_status=200, success_field="ok")
+    run = _retrying(generator, LoadPlan(rate=20, steady_s=0.5, warmup_s=0.0, ramp_s=0.0))
+    assert run.error is None and run.steady == 10, run.raw()
+    assert run.errors == ({} if want is None else {want: 10}), run.raw()
+    record = ha.Drill(ha.DrillPlan(request=drill_request, entrypoint=f"{server.url}/stats", instances=(), drill=(),
+                                   rate=20, steady_s=0.5, timeout_s=2)).run()
+    held = want is None  # a failing stream: the steady state does not hold, nothing would be stopped
+    assert record.aborted == (None if held else "the steady state did not hold before the drill: nothing was "
+                              "stopped"), record.aborted
+    assert record.requests_sent >= 10
+    outcomes = {(s.ok, s.status, s.error) for s in record.samples}
+    assert outcomes == {(want is None, status, want)}, outcomes
+    assert record.before is not None and record.before.total >= 8
+    assert record.before.errors == ({} if want is None else {want: record.before.total})
+    assert record.series and sum(p["ok"] + p["err"] for p in record.series) == len(record.samples)
 
 
 def test_the_steady_phase_is_lengthened_within_the_profiles_bounds() -> None:

@@ -12,8 +12,6 @@ stops the run after its results are recorded.
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Any
 
 from checks.ha.spec import HaReq, HaSpec
@@ -53,7 +51,8 @@ def _health(ctx: CheckContext) -> dict[str, Measurement]:
     from checks.ha import probes
 
     def measure() -> dict[str, Measurement]:
-        return {i.name: probes.instance_health(i.url, ca_file=_ca(ctx)) for i in ctx.spec.instances if i.url}
+        return {i.name: probes.instance_health(i.url, ca_file=_ca(ctx), resolve=ctx.target.endpoints.resolve)
+                for i in ctx.spec.instances if i.url}
     return ctx.memo(("ha.health",), measure)  # type: ignore[no-any-return]
 
 
@@ -77,22 +76,16 @@ def _healthy(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
 # ----------------------------------------------------------------------------- the drill
 
 def _request(ctx: CheckContext) -> Any:
-    """What the drill's stream sends: GET entrypoint, or the target's inference request."""
+    """What the drill's stream sends: GET entrypoint, or the target's inference request --
+    the very request spec the throughput family sends (checks.throughput.load), judged by
+    the same rule (checks.request).  The drill's plan sets its timeout, CA file and pins."""
     from checks.ha import probes
+    from checks.throughput import load
 
     ha, inf = ctx.spec, getattr(ctx.target, "inference", None)
     if ha.request == "inference" and inf is not None:
-        body = inf.body
-        if body is None and inf.body_file:
-            body = json.loads(Path(inf.body_file).read_text())
-        content = json.dumps(body).encode() if body is not None else None
-        headers = dict(inf.headers)
-        if content is not None:
-            headers.setdefault("Content-Type", "application/json")
-        return probes.RequestSpec(url=inf.url, method=inf.method, body=content, headers=tuple(headers.items()),
-                                  expect_status=inf.expect_status, success_field=inf.success_field,
-                                  success_value=inf.success_value)
-    return probes.RequestSpec(url=ha.entrypoint)
+        return load.request_spec_from_target(inf, None)
+    return probes.entrypoint_request(ha.entrypoint)
 
 
 def plan(ctx: CheckContext) -> Any:
@@ -120,6 +113,7 @@ def plan(ctx: CheckContext) -> Any:
         rate=req.rate, steady_s=req.steady, stable_s=req.stable, failover_max_s=req.failover_max,
         restart_max_s=req.restart_max if req.auto_restart else None, steady_tolerance=req.error_rate_max,
         max_duration_s=req.max_duration, max_requests=req.max_requests, timeout_s=ha.timeout_s,
+        resolve=dict(ctx.target.endpoints.resolve),
         restore_timeout_s=ha.restore_timeout_s)
 
 

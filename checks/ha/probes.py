@@ -7,7 +7,9 @@ The drill (:class:`Drill`) is an experiment in Chaos Toolkit's sense:
 
 1. **steady state** -- an open-loop request stream (constant arrival rate, latency measured
    from each request's *scheduled* time, so a slow service is not hidden by a waiting
-   client) succeeds, the entrypoint answers, every instance's own health URL answers;
+   client) succeeds, the entrypoint answers, every instance's own health URL answers.  The
+   stream is the throughput family's load engine (``checks.throughput.load.Stream``): one
+   request spec, one success rule (``checks.request``), one scheduler loop and pool;
 2. **method**, for each instance in turn -- run the target's *stop* action, keep the stream
    going and poll the instance, until the service has been fully successful for ``stable``
    seconds (or ``failover_max + stable`` has passed), and, when a restart policy is
@@ -30,13 +32,16 @@ move) or on the checking host: ``command`` as given; ``pidfile``: ``kill -SIGNAL
 read from the file, on that host; ``systemd``: ``systemctl stop|start UNIT``; ``pod``:
 ``kubectl delete pod NAME --wait=false`` (there is no start: the controller replaces it).
 
+Pinned addresses (the target's ``endpoints.resolve``, ``checks.pinning``) apply to the stream,
+the entrypoint check and the instance health polls: connections go to the address, Host and
+SNI stay the name.
+
 The probe measures; thresholds are judged by the declared checks (``checks/ha/family.py``).  The
 numbers the drill needs to know *how long to watch* (``failover_max``, ``restart_max``,
 ``stable``) come in the :class:`DrillPlan`.
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import shlex
 import signal
@@ -44,25 +49,27 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from checks import connection
-from checks import request as request_rule
+from checks import connection, pinning
 from checks.connection import ProbeError, redact
 from checks.ha.spec import HaAction, HaInstance
 from golive.deadline import http_client
 from golive.model import Evidence, Measurement, utcnow
 
+if TYPE_CHECKING:
+    from checks.throughput import load
+    from checks.throughput.load import Outcome as Sample
+
 POLL_S = 0.1  # instance health polling while an instance is stopped
 NOT_DOWN_GRACE_S = 5.0  # a stop that left the instance healthy this long did nothing
 HEALTH_TIMEOUT_S = 1.0
-MAX_IN_FLIGHT = 200
 START_AGAIN_S = (5.0, 15.0, 30.0)  # re-run a start action while the instance is not healthy yet
 OUTPUT_LIMIT = 2000  # characters of an action's output kept in the journal
 LOCAL = "local://"
@@ -73,7 +80,10 @@ def _tool() -> str:
         testinfra = metadata.version("pytest-testinfra")
     except metadata.PackageNotFoundError:  # pragma: no cover
         testinfra = "unknown"
-    return f"golive HA drill (httpx {httpx.__version__}, pytest-testinfra {testinfra})"
+    import aiohttp
+
+    return (f"golive HA drill (request stream: golive open-loop generator, aiohttp {aiohttp.__version__}; "
+            f"health polls: httpx {httpx.__version__}; actions: pytest-testinfra {testinfra})")
 
 
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
@@ -94,28 +104,34 @@ def _short_error(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- read-only
 
 
-def instance_health(url: str, *, ca_file: str | None = None, timeout_s: float = 5) -> Measurement:
+def instance_health(url: str, *, ca_file: str | None = None, timeout_s: float = 5,
+                    resolve: Mapping[str, str] | None = None, through: str = "directly, not through the load balancer",
+                    ) -> Measurement:
     """Whether an instance's own health URL answers 2xx (GET, no redirects).
 
     True: 2xx.  False: another status, or the connection was refused (the instance is down:
     nothing listens).  Error: no answer at all (timeout, DNS, TLS failure), which cannot tell
-    a down instance from a broken path.
+    a down instance from a broken path.  A host pinned in ``resolve`` (the target's
+    ``endpoints.resolve``) is connected to at its address; Host and SNI stay the name.
     """
     shown = redact(url)
     started = time.monotonic()
+    pinned = pinning.words(url, resolve)
 
     def evidence(raw: str = "") -> Evidence:
         return Evidence(probe="ha.instance_health", subject=shown,
-                        method=f"GET {shown} directly, not through the load balancer (whole request bounded by {timeout_s:g} s)",
+                        method=f"GET {shown} {through} (whole request bounded by {timeout_s:g} s)"
+                               + (f"; {pinned}" if pinned else ""),
                         tool=f"httpx {httpx.__version__}", raw=raw, duration_s=round(time.monotonic() - started, 3))
 
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return Measurement.failed(f"not an http(s) URL: {shown}", evidence())
     client = None
+    target_url, headers, extensions = pinning.route(url, resolve)
     try:
         # the whole request, body included, is bounded by timeout_s (golive.deadline)
         with http_client(timeout_s, verify=_ssl_context(ca_file)) as client:
-            resp = client.get(url)
+            resp = client.get(target_url, headers=headers, extensions=extensions)
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         if client is not None and client.deadline.expired:
             return Measurement.failed(client.deadline.message(), evidence())
@@ -272,136 +288,17 @@ def journal_text(entries: Sequence[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- the request stream
+# The drill's stream is the throughput generator's engine (checks.throughput.load.Stream): one
+# request spec (load.RequestSpec), one success rule (checks.request), one open-loop scheduler with
+# its bounded pool, and the target's pinned addresses.  Each request's outcome is a
+# load.Outcome (scheduled time, ok, latency from the scheduled time, status, error).
 
 
-@dataclasses.dataclass(frozen=True)
-class RequestSpec:
-    """What each request of the stream is, and what counts as success."""
+def entrypoint_request(url: str) -> load.RequestSpec:
+    """The stream's default request: GET the entrypoint, any 2xx is a success."""
+    from checks.throughput import load
 
-    url: str
-    method: str = "GET"
-    body: bytes | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    expect_status: int | None = None  # None: any 2xx
-    success_field: str | None = None
-    success_value: Any = None
-
-    def judge(self, status: int, content: bytes) -> str | None:
-        """None when the answer is a success, else why not -- the throughput generator's rule
-        (checks.request.judge): a set ``success_field`` must be present and equal to
-        ``success_value``, or truthy when no value is given."""
-        return request_rule.judge(status, content, expect_status=self.expect_status,
-                                  success_field=self.success_field, success_value=self.success_value)
-
-
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    """One request: scheduled time (s since the drill started), outcome, latency from the
-    scheduled time, HTTP status, and why it failed."""
-
-    t: float
-    ok: bool
-    latency_ms: float
-    status: int | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"t": round(self.t, 3), "ok": self.ok, "latency_ms": round(self.latency_ms, 1)}
-        if self.status is not None:
-            out["status"] = self.status
-        if self.error:
-            out["error"] = self.error
-        return out
-
-
-class Stream(threading.Thread):
-    """An open-loop stream: request *i* is sent at ``t0 + i / rate`` whatever the previous
-    ones did, at most ``max_requests`` of them, each bounded by ``timeout_s``."""
-
-    def __init__(self, spec: RequestSpec, *, rate: float, t0: float, max_requests: int, timeout_s: float,
-                 ca_file: str | None) -> None:
-        super().__init__(name="golive-ha-stream", daemon=True)
-        self.spec = spec
-        self.rate = rate
-        self.t0 = t0
-        self.max_requests = max_requests
-        self.timeout_s = timeout_s
-        self.ca_file = ca_file
-        self._samples: list[Sample] = []
-        self._pending: dict[int, float] = {}
-        self._lock = threading.Lock()
-        self._stop_event = threading.Event()
-        self.sent = 0
-        self.exhausted = False
-        self.crashed: str | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except Exception as exc:
-            self.crashed = _short_error(exc)
-
-    def stop(self, wait_s: float) -> None:
-        self._stop_event.set()
-        self.join(wait_s)
-
-    def samples(self) -> list[Sample]:
-        with self._lock:
-            return list(self._samples)
-
-    def oldest_pending(self) -> float | None:
-        with self._lock:
-            return min(self._pending.values()) if self._pending else None
-
-    async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=32)
-        tasks: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(verify=_ssl_context(self.ca_file), timeout=self.timeout_s, trust_env=False,
-                                     limits=limits, follow_redirects=False) as client:
-            start = time.monotonic() - self.t0
-            i = 0
-            while not self._stop_event.is_set():
-                if i >= self.max_requests:
-                    self.exhausted = True
-                    break
-                due = start + i / self.rate
-                wait = self.t0 + due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(min(wait, 0.05))
-                    continue
-                if len(tasks) >= MAX_IN_FLIGHT:
-                    self._add(Sample(due, False, 0.0, None, f"not sent: {MAX_IN_FLIGHT} requests already waiting"))
-                else:
-                    task = asyncio.create_task(self._one(client, i, due))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                self.sent += 1
-                i += 1
-            if tasks:
-                await asyncio.wait(tasks, timeout=self.timeout_s + 1)
-
-    def _add(self, sample: Sample) -> None:
-        with self._lock:
-            self._samples.append(sample)
-
-    async def _one(self, client: httpx.AsyncClient, i: int, due: float) -> None:
-        with self._lock:
-            self._pending[i] = due
-        status: int | None = None
-        try:
-            # wait_for: httpx's timeout is per read; the whole request gets timeout_s
-            resp = await asyncio.wait_for(client.request(self.spec.method, self.spec.url, content=self.spec.body,
-                                                         headers=dict(self.spec.headers)), self.timeout_s)
-            status = resp.status_code
-            error = self.spec.judge(resp.status_code, resp.content)
-        except TimeoutError:
-            error = f"no complete answer within {self.timeout_s:g} s"
-        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
-            error = _short_error(exc)
-        latency = (time.monotonic() - self.t0 - due) * 1000
-        with self._lock:
-            self._pending.pop(i, None)
-            self._samples.append(Sample(due, error is None, latency, status, error))
+    return load.RequestSpec(url=url, method="GET", expect_status=None)
 
 
 # ----------------------------------------------------------------------------- the drill
@@ -419,7 +316,7 @@ class InstancePlan:
 class DrillPlan:
     """Everything a drill needs; no thresholds except the watch windows."""
 
-    request: RequestSpec
+    request: load.RequestSpec  # its ca_file, timeout and pins come from this plan
     entrypoint: str
     instances: tuple[InstancePlan, ...]
     drill: tuple[str, ...]  # names of the instances to stop, one at a time, in order
@@ -434,6 +331,7 @@ class DrillPlan:
     max_requests: int = 5000
     timeout_s: float = 2
     restore_timeout_s: float = 60
+    resolve: Mapping[str, str] = dataclasses.field(default_factory=dict)  # endpoints.resolve: name -> address
 
 
 @dataclasses.dataclass
@@ -491,6 +389,8 @@ class DrillRecord:
     duration_s: float
     requests_sent: int
     not_restored: tuple[str, ...]
+    #: The stream's per-second series (the engine's: sent, ok, err, p95_ms; t in drill seconds).
+    series: tuple[dict[str, Any], ...] = ()
 
     def instance(self, name: str) -> InstanceRun | None:
         return next((r for r in self.instances if r.name == name), None)
@@ -518,7 +418,7 @@ class Drill:
         self._abort: str | None = None
         self._soft_abort: str | None = None
         self.interrupted_by: str | None = None
-        self.stream: Stream | None = None
+        self.stream: load.Stream | None = None
         self._deadline = self.t0 + plan.max_duration_s
         self._by_name = {i.name: i for i in plan.instances}
         # How long an answer may take before a waiting request counts against stability:
@@ -564,9 +464,10 @@ class Drill:
             return None
         try:
             # each operation within HEALTH_TIMEOUT_S, the whole poll within three times that
+            url, headers, extensions = pinning.route(inst.url, self.plan.resolve)
             with http_client(3 * HEALTH_TIMEOUT_S, timeout_s=HEALTH_TIMEOUT_S,
                              verify=_ssl_context(self.plan.ca_file)) as client:
-                return 200 <= client.get(inst.url).status_code < 300
+                return 200 <= client.get(url, headers=headers, extensions=extensions).status_code < 300
         except (httpx.HTTPError, ssl.SSLError, OSError):
             return False
 
@@ -580,7 +481,7 @@ class Drill:
         oldest = self.stream.oldest_pending()
         if oldest is not None and oldest < horizon:
             return False
-        window = [s for s in self.stream.samples() if since <= s.t < horizon]
+        window = [s for s in self.stream.outcomes() if since <= s.t < horizon]
         need = max(1, int(self.plan.rate * (horizon - since) * 0.5))
         return len(window) >= need and all(s.ok for s in window)
 
@@ -593,7 +494,7 @@ class Drill:
             if oldest is None or oldest >= t_to:
                 break
             time.sleep(0.05)
-        return [s for s in self.stream.samples() if t_from <= s.t < t_to]
+        return [s for s in self.stream.outcomes() if t_from <= s.t < t_to]
 
     # -- signals ------------------------------------------------------------
 
@@ -653,14 +554,22 @@ class Drill:
                            + (f"; NOT RESTORED: {', '.join(self._stopped)}" if self._stopped else ""))
         return self._record()
 
+    def stream_request(self) -> load.RequestSpec:
+        """The plan's request with the drill's per-request timeout, CA file and pins."""
+        plan = self.plan
+        return dataclasses.replace(plan.request, timeout_s=plan.timeout_s, ca_file=plan.request.ca_file or plan.ca_file,
+                                   resolve=dict(plan.request.resolve or plan.resolve))
+
     def _stop_stream(self) -> None:
         if self.stream is not None and self.stream.is_alive():
             self.stream.stop(self.plan.timeout_s + 2)
 
     def _experiment(self) -> None:
+        from checks.throughput import load
+
         plan = self.plan
-        self.stream = Stream(plan.request, rate=plan.rate, t0=self.t0, max_requests=plan.max_requests,
-                             timeout_s=plan.timeout_s, ca_file=plan.ca_file)
+        self.stream = load.Stream(self.stream_request(), rate=plan.rate, t0=self.t0, max_requests=plan.max_requests,
+                                  max_s=plan.max_duration_s)
         self.stream.start()
         self.before = self._steady_state("before")
         latencies = sorted(s.latency_ms for s in self._settle(self.before.t_from, self.before.t_to) if s.ok)
@@ -701,7 +610,8 @@ class Drill:
         for s in samples:
             if s.error:
                 state.errors[s.error] = state.errors.get(s.error, 0) + 1
-        health = instance_health(self.plan.entrypoint, ca_file=self.plan.ca_file, timeout_s=self.plan.timeout_s)
+        health = instance_health(self.plan.entrypoint, ca_file=self.plan.ca_file, timeout_s=self.plan.timeout_s,
+                                 resolve=self.plan.resolve, through="through the load balancer")
         state.entrypoint = health.error or health.display
         state.entrypoint_ok = health.ok and health.value is True
         for inst in self.plan.instances:
@@ -827,13 +737,14 @@ class Drill:
         return list(self._stopped)
 
     def _record(self) -> DrillRecord:
-        samples = tuple(sorted(self.stream.samples(), key=lambda s: s.t)) if self.stream else ()
+        samples = tuple(sorted(self.stream.outcomes(), key=lambda s: s.t)) if self.stream else ()
         return DrillRecord(
             plan=self.plan, samples=samples, marks=tuple(self.marks), journal=tuple(self.journal.entries()),
             before=self.before, after=self.after, instances=tuple(self.runs.values()),
             aborted=self._abort or self._soft_abort, interrupted_by=self.interrupted_by,
             started_at=self.started_at, finished_at=utcnow(), duration_s=round(self._now(), 3),
-            requests_sent=self.stream.sent if self.stream else 0, not_restored=tuple(self._stopped))
+            requests_sent=self.stream.sent if self.stream else 0, not_restored=tuple(self._stopped),
+            series=tuple(self.stream.series()) if self.stream else ())
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -851,8 +762,10 @@ def _evidence(rec: DrillRecord, probe: str, subject: str, method: str, instance:
 
 
 def _stream_words(plan: DrillPlan) -> str:
+    pinned = pinning.words(plan.request.url, plan.request.resolve or plan.resolve)
     return (f"open-loop stream of {plan.request.method} {redact(plan.request.url)} at {plan.rate:g} req/s "
-            f"(timeout {plan.timeout_s:g} s each)")
+            f"(golive's load engine, constant arrivals, latency from the scheduled time; timeout {plan.timeout_s:g} s "
+            f"each; success = {plan.request.success_words()})" + (f" ({pinned})" if pinned else ""))
 
 
 def _not_measured(rec: DrillRecord, run: InstanceRun | None) -> str | None:
@@ -884,7 +797,8 @@ def timeline_data(rec: DrillRecord, name: str) -> dict[str, Any]:
     t_from = max(0.0, run.stop_t - 1.0)
     t_to = run.settle_end_t or run.healthy_t or run.observe_end_t or rec.duration_s
     return {"timeline": [s.to_dict() for s in rec.samples if t_from <= s.t <= t_to],
-            "marks": [m for m in rec.marks if t_from <= m["t"] <= t_to]}
+            "marks": [m for m in rec.marks if t_from <= m["t"] <= t_to],
+            "series": [p for p in rec.series if t_from - 1 <= p["t"] <= t_to]}
 
 
 def steady_state(rec: DrillRecord, which: str) -> Measurement:

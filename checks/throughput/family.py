@@ -89,7 +89,7 @@ def _no_endpoint(ctx: CheckContext, why: str) -> Measurement:
 def _workload(ctx: CheckContext) -> Workload:
     from checks.throughput import load
 
-    return load.workload_from_target(ctx.target.inference, ctx.target.endpoints.ca_file)
+    return load.workload_from_target(ctx.target.inference, ctx.target.endpoints.ca_file, ctx.target.endpoints.resolve)
 
 
 def steady_duration(req: ThroughputReq, rate_rps: float, cap: float | None) -> tuple[float, str]:

@@ -43,6 +43,13 @@ A workload is data (:class:`Workload`): one or more request templates with weigh
 number of *analyses* each request carries (catalogue OZ-PERF-00 counts analyses per media
 and analysis type); APM counts analyses, not HTTP requests.
 
+The HA drill's request stream is this engine too (:class:`Stream`: the same scheduler loop,
+pool and request spec, run in its own thread until the drill stops it, with no preflight;
+it keeps one :class:`Outcome` per request for the drill's timeline -- a load run keeps none).
+Address pinning (the target's ``endpoints.resolve``, ``RequestSpec.resolve``) goes through an
+aiohttp resolver (``checks.pinning``): connections to a pinned name go to its address, the
+Host header, SNI and the certificate check keep the name -- in worker processes too.
+
 aiohttp, not httpx: on these machines httpx cannot hold an open-loop rate (see
 docs/throughput.md).  No pytest imports and no pass/fail thresholds here.  Run
 ``python -m checks.throughput.load --help`` for the CLI used by ``benchmarks/bench_load.py``;
@@ -63,6 +70,7 @@ import re
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -73,6 +81,7 @@ from typing import Any, Literal
 import aiohttp
 from hdrh.histogram import HdrHistogram
 
+from checks import pinning
 from checks import request as request_rule
 from checks.connection import redact
 from golive.model import Evidence, Measurement, utcnow
@@ -126,11 +135,14 @@ class RequestSpec:
     method: str = "POST"
     body: bytes | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    expect_status: int = 200
+    expect_status: int | None = 200  # None: any 2xx
     success_field: str | None = None
     success_value: Any = None
     ca_file: str | None = None
     timeout_s: float = 30.0
+    #: Address pinning (the target's endpoints.resolve): name -> address to connect to; the
+    #: URL, Host header, SNI and certificate check keep the name (checks.pinning).
+    resolve: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def shown_url(self) -> str:
@@ -139,21 +151,27 @@ class RequestSpec:
     def success_words(self) -> str:
         return request_rule.success_words(self.expect_status, self.success_field, self.success_value)
 
+    def judge(self, status: int, body: bytes) -> str | None:
+        """None when the answer is a success, else the kind of failure (checks.request.judge)."""
+        return request_rule.judge(status, body, expect_status=self.expect_status, success_field=self.success_field,
+                                  success_value=self.success_value)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (for a worker process); the body base64-encoded."""
         return {"url": self.url, "method": self.method,
                 "body": None if self.body is None else base64.b64encode(self.body).decode(),
                 "headers": dict(self.headers), "expect_status": self.expect_status,
                 "success_field": self.success_field, "success_value": self.success_value,
-                "ca_file": self.ca_file, "timeout_s": self.timeout_s}
+                "ca_file": self.ca_file, "timeout_s": self.timeout_s, "resolve": dict(self.resolve)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RequestSpec:
         body = d.get("body")
         return cls(url=d["url"], method=d["method"], body=None if body is None else base64.b64decode(body),
-                   headers=dict(d.get("headers") or {}), expect_status=int(d["expect_status"]),
+                   headers=dict(d.get("headers") or {}),
+                   expect_status=None if d.get("expect_status") is None else int(d["expect_status"]),
                    success_field=d.get("success_field"), success_value=d.get("success_value"),
-                   ca_file=d.get("ca_file"), timeout_s=float(d["timeout_s"]))
+                   ca_file=d.get("ca_file"), timeout_s=float(d["timeout_s"]), resolve=dict(d.get("resolve") or {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -763,6 +781,8 @@ class LoadRun:
     started_at: str
     workload: str = ""
     analyses_per_request: float = 1.0
+    #: Pinned addresses in force (endpoints.resolve) for the workload's hosts: name -> address.
+    pinned: dict[str, str] = dataclasses.field(default_factory=dict)
     error: str | None = None
     duration_s: float = 0.0
     steady_s: float = 0.0
@@ -836,6 +856,8 @@ class LoadRun:
                 f"warm-up and {p.ramp_s:g} s ramp (one continuous arrival schedule); "
                 f"{self.connections_opened} keep-alive connections opened (cap {self.connections})"
                 + (f", {self.workers} worker processes" if self.workers > 1 else "")
+                + "".join(f"; connections to {name} go to {address} (pinned in endpoints.resolve; Host and SNI stay "
+                          f"{name})" for name, address in self.pinned.items())
                 + f"; success = {self.success}; latency from the scheduled send time (coordinated omission "
                 f"corrected); percentiles with {p.confidence:.0%} order-statistics confidence intervals")
 
@@ -843,6 +865,7 @@ class LoadRun:
         """Everything but the series and histogram (evidence data)."""
         return {
             "url": self.url, "method": self.method, "workload": self.workload, "success": self.success,
+            **({"pinned": dict(self.pinned)} if self.pinned else {}),
             "started_at": self.started_at, "error": self.error, "duration_s": round(self.duration_s, 3),
             "phases": {"warmup_s": self.plan.warmup_s, "ramp_s": self.plan.ramp_s, "steady_s": self.steady_s,
                        "warmup_fraction": self.plan.warmup_fraction},
@@ -957,11 +980,42 @@ def _ssl_context(spec: RequestSpec) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cafile=spec.ca_file) if spec.ca_file else ssl.create_default_context()
 
 
+def _connector(spec: RequestSpec, workload: Workload | None = None, **kw: Any) -> aiohttp.TCPConnector:
+    """The connector of a run: TLS per the spec's CA file, and the target's pinned addresses
+    (endpoints.resolve, checks.pinning) for every template's hosts."""
+    pins: dict[str, str] = {}
+    for t in (workload.templates if workload is not None else (Template(spec),)):
+        pins.update(pinning.normalise(t.spec.resolve))
+    resolver = pinning.resolver(pins)
+    if resolver is not None:
+        kw["resolver"] = resolver
+    return aiohttp.TCPConnector(ssl=_ssl_context(spec), **kw)
+
+
+#: Called for every outcome when set (the HA drill's stream): arrival index, success,
+#: latency from the scheduled time (s), HTTP status (None: no answer), failure kind.
+Observer = Callable[[int, bool, float, int | None, str | None], None]
+
+
 class _Engine:
-    """One generator process: the arrivals ``index, index + stride, ...`` of the schedule."""
+    """One generator process: the arrivals ``index, index + stride, ...`` of the schedule.
+
+    ``stream=True`` is the HA drill's mode (:class:`Stream`): no preflight (an unreachable
+    service is an outcome of the drill, not a reason to stop), no gc freeze (the drill
+    shares its process), the schedule can be halted from another thread, and every outcome
+    goes to ``observer``."""
 
     def __init__(self, workload: Workload, plan: LoadPlan, schedule: Schedule, progress: ProgressFn | None,
-                 progress_every_s: float, *, index: int = 0, stride: int = 1, start_at: float | None = None) -> None:
+                 progress_every_s: float, *, index: int = 0, stride: int = 1, start_at: float | None = None,
+                 observer: Observer | None = None, t0: float | None = None, stream: bool = False) -> None:
+        self.observer = observer
+        self.fixed_t0 = t0  # time.perf_counter() of t0, chosen by the caller (Stream)
+        self.stream = stream
+        self.halted = False  # set from another thread (Stream.stop): the scheduler ends at its next wake-up
+        self.schedule_done = False  # every arrival of the schedule was dispatched
+        self.next_k = index  # the next arrival to dispatch (updated once per wake-up)
+        # A halted stream must notice soon: its scheduler never sleeps longer than this.
+        self.max_sleep = 0.05 if stream else math.inf
         self.workload = workload
         self.plan = plan
         self.schedule = schedule
@@ -1001,10 +1055,12 @@ class _Engine:
         self.second_hist.reset()
 
     def _outcome(self, k: int, due: float, issued: float, sent: float, done: float, error: str | None,
-                 completed: bool) -> None:
+                 completed: bool, status: int | None = None) -> None:
         tally = self.tally
         steady = k >= self.schedule.first_steady
         ok = completed and error is None
+        if self.observer is not None:
+            self.observer(k, ok, done - due, status, error)
         if completed:
             tally.total_completed += 1
         i = max(0, int(done - self.t0))
@@ -1047,17 +1103,19 @@ class _Engine:
         sent = time.perf_counter()
         self.pending[k] = (due, issued, sent)
         self.tally.total_sent += 1
+        status = None
         try:
             async with session.request(spec.method, spec.url, data=spec.body, headers=self.headers[self.kinds[k]],
                                        allow_redirects=False, timeout=self.timeouts[self.kinds[k]]) as resp:
                 body = await resp.read()
-                error = judge_response(spec, resp.status, body)
+                status = resp.status
+                error = judge_response(spec, status, body)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             error = _client_error(exc, spec.timeout_s)
         del self.pending[k]
-        self._outcome(k, due, issued, sent, time.perf_counter(), error, True)
+        self._outcome(k, due, issued, sent, time.perf_counter(), error, True, status)
 
     async def _worker(self, session: aiohttp.ClientSession) -> None:
         self.tally.connections_opened += 1
@@ -1112,29 +1170,33 @@ class _Engine:
         plan, schedule, spec = self.plan, self.schedule, self.workload.primary
         cpu0 = time.process_time()
         cap = plan.pool_size
-        connector = aiohttp.TCPConnector(limit=cap, limit_per_host=cap, ssl=_ssl_context(spec), keepalive_timeout=60)
+        connector = _connector(spec, self.workload, limit=cap, limit_per_host=cap, keepalive_timeout=60)
         drain_s = plan.drain_s if plan.drain_s is not None else max(t.spec.timeout_s for t in self.workload.templates)
         # No cookies: every request stands alone (no session affinity the real clients may lack).
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
                                          trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
                                          skip_auto_headers=("User-Agent",),
                                          headers={"User-Agent": "golive-load"}) as session:
-            why = await self.preflight(session)
+            why = None if self.stream else await self.preflight(session)
             if why is not None:
                 run.error = f"no HTTP answer from {spec.shown_url}: {why}"
                 return self.tally
-            # The run's objects live to its end: keep the collector from rescanning them (a
-            # gen-2 pause is a pause of the schedule).  Before t0: a full collection takes time.
-            gc.collect()
-            gc.freeze()
-            if self.start_at is not None:
+            if not self.stream:
+                # The run's objects live to its end: keep the collector from rescanning them (a
+                # gen-2 pause is a pause of the schedule).  Before t0: a full collection takes time.
+                gc.collect()
+                gc.freeze()
+            if self.fixed_t0 is not None:
+                self.t0 = t0 = self.fixed_t0
+            elif self.start_at is not None:
                 self.t0 = t0 = time.perf_counter() + (self.start_at - time.time())
             else:
                 self.t0 = t0 = time.perf_counter() + 0.01
             self.window = (t0 + schedule.steady_start, t0 + schedule.steady_start + schedule.steady_s)
             run.steady_window = self.window
             # The pool starts at what the rate needs at the preflight's latency and grows on demand.
-            start_pool = min(cap, max(4, math.ceil(plan.rate / self.stride * self.tally.preflight_ms / 1000 * 2)))
+            pre_ms = self.tally.preflight_ms if math.isfinite(self.tally.preflight_ms) else 50.0
+            start_pool = min(cap, max(4, math.ceil(plan.rate / self.stride * pre_ms / 1000 * 2)))
             for _ in range(start_pool):
                 self._grow(session, cap)
             reporter = (asyncio.create_task(self._report(schedule.end))
@@ -1143,7 +1205,8 @@ class _Engine:
                 await self._schedule(session, cap, t0)
                 for _ in self.workers:
                     self.queue.put_nowait(None)
-                deadline = t0 + schedule.end + drain_s
+                # A halted stream drains from the halt, not from the schedule's planned end.
+                deadline = (time.perf_counter() if self.halted else t0 + schedule.end) + drain_s
                 _, stuck = await asyncio.wait(self.workers, timeout=max(0.0, deadline - time.perf_counter()))
                 end = time.perf_counter()
                 for task in stuck:
@@ -1151,7 +1214,8 @@ class _Engine:
                 if stuck:
                     await asyncio.gather(*stuck, return_exceptions=True)
             finally:
-                gc.unfreeze()
+                if not self.stream:
+                    gc.unfreeze()
                 if reporter is not None:
                     reporter.cancel()
                     await asyncio.gather(reporter, return_exceptions=True)
@@ -1184,10 +1248,13 @@ class _Engine:
         k = self.index
         n = len(offsets)
         clock = time.perf_counter
+        max_sleep = self.max_sleep
         while k < n:
             delay = t0 + offsets[k] - clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay if delay < max_sleep else max_sleep)
+            if self.halted:
+                return
             now = clock()
             batch = 0
             while k < n and t0 + offsets[k] <= now:
@@ -1204,17 +1271,30 @@ class _Engine:
                 batch += 1
                 if batch >= 64:
                     break  # let the workers run while catching up
+            self.next_k = k
             if self.queue.qsize() > self.idle and len(self.workers) < cap:
                 self._grow(session, cap)
             if batch >= 64:
                 await asyncio.sleep(0)
+        self.schedule_done = True
+
+
+def _pins(workload: Workload) -> dict[str, str]:
+    """The pinned addresses of every template's host (name -> address)."""
+    out: dict[str, str] = {}
+    for t in workload.templates:
+        address = pinning.address_for(t.spec.url, t.spec.resolve)
+        host = urllib.parse.urlsplit(t.spec.url).hostname
+        if address is not None and host:
+            out[host] = address
+    return out
 
 
 def _new_run(workload: Workload, plan: LoadPlan, schedule: Schedule) -> LoadRun:
     spec = workload.primary
     return LoadRun(url=spec.shown_url, method=spec.method, success=workload.success_words(), plan=plan,
                    connections=plan.pool_size, started_at=utcnow(), workload=workload.words(),
-                   analyses_per_request=workload.mean_analyses, steady_s=schedule.steady_s,
+                   analyses_per_request=workload.mean_analyses, pinned=_pins(workload), steady_s=schedule.steady_s,
                    truncated=schedule.truncated, planned=schedule.steady_count)
 
 
@@ -1262,6 +1342,125 @@ def run_load(spec: RequestSpec | Workload, plan: LoadPlan, progress: ProgressFn 
     """Run one bounded load test and return what it measured (never raises for target
     failures: they are outcomes, or ``LoadRun.error`` when nothing could be measured)."""
     return asyncio.run(run_load_async(spec, plan, progress, progress_every_s))
+
+
+# ----------------------------------------------------------------------------- a stream until stopped
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """One request of a :class:`Stream`: scheduled time (s since the caller's t0), success,
+    latency from the scheduled time, HTTP status (None: no answer) and why it failed."""
+
+    t: float
+    ok: bool
+    latency_ms: float
+    status: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"t": round(self.t, 3), "ok": self.ok, "latency_ms": round(self.latency_ms, 1)}
+        if self.status is not None:
+            out["status"] = self.status
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class Stream(threading.Thread):
+    """The generator as a constant-arrival stream that runs until it is stopped: the HA
+    drill's request stream.  The same engine as a load run (scheduler loop, bounded pool
+    of keep-alive connections, the request spec's success rule, pinned addresses), in its
+    own thread and event loop, with no preflight and one arrival every ``1 / rate`` s from
+    the start -- at most ``max_requests`` of them, or as many as ``max_s`` seconds hold.
+
+    What the drill reads while the stream runs: :meth:`outcomes` (every answered request,
+    its scheduled time on the caller's clock -- ``t0`` is a ``time.monotonic()`` value),
+    :meth:`oldest_pending` (the scheduled time of the oldest request without an outcome),
+    ``sent``, ``exhausted`` and ``crashed``; after :meth:`stop`, :meth:`series` (per second:
+    sent, ok, failed, p95, streamed by the engine) and :meth:`tally`.  A drill keeps one
+    outcome per request (its timeline); a load run keeps none."""
+
+    def __init__(self, spec: RequestSpec, *, rate: float, t0: float, max_requests: int, max_s: float) -> None:
+        super().__init__(name="golive-stream", daemon=True)
+        self.spec = spec
+        count = max(1, min(max_requests, math.ceil(rate * (max_s + 1))))
+        self.plan = LoadPlan(rate=rate, steady_s=count / rate, warmup_s=0.0, ramp_s=0.0,
+                             latency_bound_s=spec.timeout_s, drain_s=spec.timeout_s, max_requests=count)
+        self.schedule = build_schedule(self.plan)
+        now_mono, now_perf = time.monotonic(), time.perf_counter()
+        start = 0.05  # the first arrival, after the thread and its event loop have started
+        self.base = now_mono - t0 + start  # the schedule's offset 0 on the caller's clock
+        self._engine = _Engine(Workload.of(spec), self.plan, self.schedule, None, 0.0, observer=self._observe,
+                               t0=now_perf + start, stream=True)
+        self._outcomes: list[Outcome] = []
+        self._done = bytearray(len(self.schedule.offsets))
+        self._low = 0  # arrivals before this one all have an outcome
+        self._lock = threading.Lock()
+        self.crashed: str | None = None
+        self.run_record: LoadRun | None = None
+
+    # -- the engine's thread -------------------------------------------------
+
+    def _observe(self, k: int, ok: bool, latency_s: float, status: int | None, error: str | None) -> None:
+        outcome = Outcome(self.base + self.schedule.offsets[k], ok, latency_s * 1000, status, error)
+        with self._lock:
+            self._outcomes.append(outcome)
+            self._done[k] = 1
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:
+            self.crashed = _client_error(exc, self.spec.timeout_s)
+
+    async def _main(self) -> None:
+        run = _new_run(Workload.of(self.spec), self.plan, self.schedule)
+        self.run_record = run
+        await self._engine.run(run)
+
+    # -- the caller's thread -------------------------------------------------
+
+    def stop(self, wait_s: float) -> None:
+        """End the schedule (at the scheduler's next wake-up, within 0.05 s) and wait up to
+        ``wait_s`` for the requests in flight (bounded by the request timeout)."""
+        self._engine.halted = True
+        self.join(wait_s)
+
+    @property
+    def sent(self) -> int:
+        """Arrivals dispatched so far."""
+        return self._engine.next_k
+
+    @property
+    def exhausted(self) -> bool:
+        """Every arrival of the schedule was dispatched before the stream was stopped."""
+        return self._engine.schedule_done and not self._engine.halted
+
+    def outcomes(self) -> list[Outcome]:
+        with self._lock:
+            return list(self._outcomes)
+
+    def oldest_pending(self) -> float | None:
+        """Scheduled time (caller's clock) of the oldest arrival that is due and has no
+        outcome yet (queued or in flight), or None."""
+        with self._lock:
+            done, low, n = self._done, self._low, len(self._done)
+            while low < n and done[low]:
+                low += 1
+            self._low = low
+        if low >= min(n, self._engine.next_k):
+            return None
+        return self.base + self.schedule.offsets[low]
+
+    def series(self) -> list[dict[str, Any]]:
+        """Per second of completion (``t`` on the caller's clock): requests sent, ok,
+        failed and their p95 latency from the scheduled time -- the engine's streamed series."""
+        return [{"t": round(self.base + s["t"], 3), "sent": s["sent"], "ok": s["ok"], "err": s["err"],
+                 "p95_ms": s["p95_ms"]} for s in list(self._engine.tally.series)]
+
+    def tally(self) -> Tally:
+        return self._engine.tally
 
 
 # ----------------------------------------------------------------------------- several processes
@@ -1428,9 +1627,11 @@ def _body_of(body: Any, body_file: str | None, what: str) -> bytes | None:
     return json.dumps(body).encode() if body is not None else None
 
 
-def request_spec_from_target(inference: Any, ca_file: str | None) -> RequestSpec:
-    """A :class:`RequestSpec` from a target's ``inference`` section (golive.target.InferenceSpec).
-    Raises ValueError for an unreadable ``body_file``."""
+def request_spec_from_target(inference: Any, ca_file: str | None,
+                             resolve: Mapping[str, str] | None = None) -> RequestSpec:
+    """A :class:`RequestSpec` from a target's ``inference`` section (golive.target.InferenceSpec),
+    with the target's pinned addresses (``endpoints.resolve``).  Raises ValueError for an
+    unreadable ``body_file``."""
     headers = dict(inference.headers)
     body = _body_of(inference.body, inference.body_file, "inference")
     if body is not None and not any(k.lower() == "content-type" for k in headers):
@@ -1438,15 +1639,15 @@ def request_spec_from_target(inference: Any, ca_file: str | None) -> RequestSpec
     return RequestSpec(url=inference.url, method=inference.method, body=body, headers=headers,
                        expect_status=inference.expect_status, success_field=inference.success_field,
                        success_value=inference.success_value, ca_file=ca_file,
-                       timeout_s=float(getattr(inference, "timeout_s", 30.0)))
+                       timeout_s=float(getattr(inference, "timeout_s", 30.0)), resolve=dict(resolve or {}))
 
 
-def workload_from_target(inference: Any, ca_file: str | None) -> Workload:
+def workload_from_target(inference: Any, ca_file: str | None, resolve: Mapping[str, str] | None = None) -> Workload:
     """The target's request mix (``inference.requests``: templates with weights and
     analyses per request; each inherits the endpoint's url, method, headers and success
     rule unless it sets its own), or the single inference request.  ValueError for an
     unreadable body file."""
-    base = request_spec_from_target(inference, ca_file)
+    base = request_spec_from_target(inference, ca_file, resolve)
     mix = getattr(inference, "requests", None) or []
     if not mix:
         return Workload((Template(base, "request", 1.0, int(getattr(inference, "analyses", 1) or 1)),))
@@ -1655,7 +1856,7 @@ def search_capacity(spec: RequestSpec | Workload, *, start_apm: float, max_apm: 
 
 
 async def _probe_once_async(spec: RequestSpec) -> tuple[float, str | None]:
-    connector = aiohttp.TCPConnector(limit=1, ssl=_ssl_context(spec))
+    connector = _connector(spec, limit=1)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
                                      trust_env=False) as session:
         start = time.perf_counter()
