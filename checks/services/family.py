@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from golive.blocks import Block
 from golive.checkdef import Check, CheckContext, Family, Judged, NotApplicable, Skipped, when_flag
 from golive.model import Evidence, Measurement, Severity
+from golive.units import Duration
 
 
 class ServicesReq(Block):
@@ -28,7 +31,14 @@ class ServicesReq(Block):
     secret_files: bool = True
     pip_check: bool = True
     proxy: bool = True
+    boot_start: bool = True
+    security_updates: bool = True
     secret_mode_max: str = "0640"
+    security_window: Duration = Field(default=0.0, description=(
+        "how long a security update may stay pending (an update whose publication date the package "
+        "manager does not give -- apt -- counts as pending longer than any window)"))
+    apt_lists_max_age: Duration = Field(default=7 * 86400.0, description=(
+        "package lists older than this cannot show what is pending: could not verify"))
 
 
 def _probes() -> Any:
@@ -188,6 +198,51 @@ def _proxy(ctx: CheckContext) -> dict[str, Any]:
     return _per_service(ctx, services, judge)
 
 
+def _boot(ctx: CheckContext) -> Measurement | dict[str, Any]:
+    services = [s for s in ctx.target.services if s.unit or s.pidfile or s.process]
+    if not services:
+        return _nothing("unit:, pidfile: or process: (how it is started)")
+    p = _probes()
+    return _per_service(ctx, services, lambda s: ctx.on_host(s.host, p.boot_start, s.unit, s.pidfile, s.process))
+
+
+def _starts_again(req: Any, v: Any) -> bool:
+    from checks.services.probes import BOOT_STATES, RESTART_POLICIES
+    if v["manager"] == "systemd":
+        return v["state"] in BOOT_STATES
+    return v["restart"] in RESTART_POLICIES
+
+
+def _updates(ctx: CheckContext) -> dict[str, Any]:
+    hosts = sorted({s.host for s in ctx.target.services} or {h.name for h in ctx.target.hosts})
+    if not hosts:
+        raise NotApplicable("the target declares no hosts")
+    p = _probes()
+    req = ctx.req
+
+    def judge(host: str) -> Judged | Measurement:
+        m = ctx.on_host(host, p.security_updates)
+        if m.ok and m.value["lists_age_s"] > req.apt_lists_max_age:
+            return Measurement.failed(
+                f"the package lists are {m.value['lists_age_s'] / 86400:.1f} days old (apt_lists_max_age "
+                f"{req.apt_lists_max_age / 86400:g} d): run apt-get update on the host (golive never does); "
+                "what is pending cannot be known from them", m.evidence)
+        return Judged(m, req, _window_text(req), passes=lambda v: not _overdue(req, v))
+    return {host: judge(host) for host in hosts}
+
+
+def _window_text(req: Any) -> str:
+    return ("no security update pending" if not req.security_window else
+            f"no security update pending longer than {req.security_window / 86400:g} d")
+
+
+def _overdue(req: Any, value: Any) -> list[str]:
+    """Pending security updates beyond the window; one without a date is beyond any window."""
+    import time
+    return [p["package"] for p in value["pending"]
+            if p["since"] is None or time.time() - p["since"] > req.security_window]
+
+
 FAMILY = Family(
     name="services",
     title="services as they run: process, account, workers, ports, environment, secret files, proxy",
@@ -237,5 +292,20 @@ FAMILY = Family(
               measures="nginx -t of the proxy's configuration and its proxy_pass / upstream servers",
               measure=_proxy, expected="nginx -t ok, upstream to the application",
               remediation="fix the configuration (nginx -t shows the error) and point proxy_pass at the app's port"),
+        Check(id="services.boot_start", title="Services start at boot or are restarted by their manager",
+              severity=Severity.HIGH, refs=("DS-OPS-05",), applies=when_flag("boot_start"),
+              measures="systemctl is-enabled of the service's unit (host running systemd), else the restart "
+                       "policy of the process manager above its master process",
+              measure=_boot, passes=_starts_again,
+              expected="unit enabled at boot, or a restart policy (always, unless-stopped, on-failure)",
+              remediation="systemctl enable UNIT (WantedBy=multi-user.target), or give the service a restart "
+                          "policy (Restart=always, restart: always)"),
+        Check(id="services.security_updates", title="No security updates are left pending",
+              severity=Severity.HIGH, refs=("DS-HTTP-03",), applies=when_flag("security_updates"),
+              measures="the security updates apt would install now (apt-get -s dist-upgrade, read-only, "
+                       "origins *-security) on each service host",
+              measure=_updates, expected=_window_text,
+              remediation="install the pending security updates (apt-get upgrade) within the window; "
+                          "unattended-upgrades keeps them from piling up"),
     ),
 )

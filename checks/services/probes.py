@@ -177,3 +177,180 @@ def nginx_config(host: Any, config: str, prefix: str | None, *, subject: str | N
     value = {"syntax_ok": ok, "upstreams": ups, "output": head.strip()[-300:]}
     return Measurement(value, ("configuration ok" if ok else "nginx -t FAILED") + f"; upstreams {', '.join(ups) or 'none'}",
                        ev)
+
+
+# Boot start.  With a unit on a host that runs systemd: ``systemctl is-enabled`` (a unit-file
+# query that needs no running manager, hence also ``--root`` for an image or chroot).
+# Otherwise: the process manager that is the master's parent, and its restart policy.
+_BOOT = r"""
+unit={unit}
+root={root}
+if [ -n "$unit" ]; then
+  if [ -n "$root" ] || [ -d /run/systemd/system ]; then
+    if [ -n "$root" ]; then out=$(systemctl --root="$root" is-enabled -- "$unit" 2>&1); rc=$?
+    else out=$(systemctl is-enabled -- "$unit" 2>&1); rc=$?
+         echo "RESTART $(systemctl show -p Restart --value -- "$unit" 2>/dev/null)"
+    fi
+    echo "ENABLED $rc $(printf '%s' "$out" | head -3 | tr '\n' ' ')"
+    exit 0
+  fi
+  echo "NOSYSTEMD"
+fi
+pid=''
+what={what}
+{find}
+case "$pid" in ''|0|*[!0-9]*) echo "NOPROC $what"; exit 0;; esac
+[ -d "/proc/$pid" ] || {{ echo "NOPROC pid $pid is not running"; exit 0; }}
+p=$pid; i=0
+while [ $i -lt 4 ]; do
+  pp=$(ps -o ppid= -p "$p" | tr -d ' ')
+  case "$pp" in ''|0|1|*[!0-9]*) break;; esac
+  echo "ANC$i $pp $(cat "/proc/$pp/comm" 2>/dev/null)"
+  tr '\000' '\n' < "/proc/$pp/cmdline" 2>/dev/null | head -60 | cut -c1-300 | sed "s/^/ARG$i /"
+  p=$pp; i=$((i+1))
+done
+"""
+
+#: ``systemctl is-enabled`` states that mean "started at boot" (generated: units made by a
+#: generator from fstab or an init script, started like enabled ones)
+BOOT_STATES = ("enabled", "generated")
+#: restart policies of a supervisor that bring a service back (compose/Docker, systemd names)
+RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
+_IS_ENABLED_STATES = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias", "masked",
+                      "masked-runtime", "static", "indirect", "disabled", "generated", "transient", "bad")
+
+
+def boot_start(host: Any, unit: str | None, pidfile: str | None, process: str | None, root: str | None = None, *,
+               subject: str | None = None, timeout_s: float = 10) -> Measurement:
+    """Whether the service is brought up without a person: for a systemd ``unit`` (host
+    running systemd, or ``root`` an offline unit tree) the ``systemctl is-enabled`` state
+    (enabled, disabled, static, masked, not-found...) and the unit's ``Restart=``;
+    otherwise the restart policy of the process manager that is the master's parent (the
+    lab's supervisor: its ``--restart``).  Value: {"manager", "state", "restart"}."""
+    find, what = ("", "") if unit and not (pidfile or process) else _finder(pidfile, None, process)
+    script = _BOOT.format(unit=shlex.quote(unit or ""), root=shlex.quote(root or ""), find=find,
+                          what=shlex.quote(what))
+    method = (f"systemctl{' --root=' + root if root else ''} is-enabled {unit}; systemctl show -p Restart"
+              if unit else "the restart policy of the master's parent process manager (/proc/PPID/cmdline)")
+    ev = Evidence(probe="services.boot_start", subject=subject or "", method=method, tool=tool(host))
+    try:
+        res = run(host, f"sh -c {shlex.quote(script)}", timeout_s)
+    except ProbeError as exc:
+        return Measurement.failed(exc.reason, ev)
+    ev = Evidence(probe=ev.probe, subject=ev.subject, method=method, tool=ev.tool, raw=res.stdout[:1500])
+    lines = res.stdout.splitlines()
+    tags = {line.partition(" ")[0]: line.partition(" ")[2] for line in lines}
+    if "ENABLED" in tags:
+        rc, _, out = tags["ENABLED"].partition(" ")
+        first = out.split()[0] if out.split() else ""
+        if first in _IS_ENABLED_STATES:
+            state = first
+        elif "No such file" in out or "not found" in out.lower():
+            state = "not-found"
+        else:
+            return Measurement.failed(f"systemctl is-enabled {unit} answered (exit {rc}): {out.strip()[:200]}", ev)
+        restart = tags.get("RESTART", "").strip() or None
+        value = {"manager": "systemd", "state": state, "restart": restart}
+        return Measurement(value, f"{unit}: {state}" + (f" (Restart={restart})" if restart else ""), ev)
+    no_systemd = "NOSYSTEMD" in tags
+    if no_systemd and not (pidfile or process):
+        return Measurement.failed(f"unit {unit}: the host does not run systemd (no /run/systemd/system), so "
+                                  "nothing starts the unit at boot; declare pidfile: or process: instead so "
+                                  "the restart policy of the manager that runs it can be read", ev)
+    if "NOPROC" in tags:
+        return Measurement.failed(f"no process to ask its manager about: {tags['NOPROC'] or 'not running'}", ev)
+    # the manager may sit a few levels up (runuser, sh -c, an init shim between them)
+    parents = [tags[f"ANC{i}"] for i in range(4) if f"ANC{i}" in tags]
+    manager = None
+    for i in range(len(parents)):
+        manager = _supervisor([line.partition(" ")[2] for line in lines if line.startswith(f"ARG{i} ")])
+        if manager is not None:
+            break
+    if manager is None:
+        chain = " <- ".join(f"{a.partition(' ')[2] or '?'}[{a.partition(' ')[0]}]" for a in parents) or "init"
+        return Measurement.failed(
+            ("the host does not run systemd and " if no_systemd else "")
+            + f"no process manager golive reads (systemd unit, lab.supervisor) runs the service (parents: {chain}); "
+            "nothing shows it starts again", ev)
+    name, restart = manager
+    value = {"manager": name, "state": None, "restart": restart}
+    return Measurement(value, f"{name}: restart {restart}", ev)
+
+
+def _supervisor(argv: list[str]) -> tuple[str, str] | None:
+    """(manager, restart policy) from a parent's command line, for the managers golive knows."""
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    if "lab.supervisor" in own or any(a.endswith("lab/supervisor.py") for a in own):
+        policy = "always"  # the supervisor's default (python -m lab.supervisor --help)
+        for i, arg in enumerate(own):
+            if arg == "--restart" and i + 1 < len(own):
+                policy = own[i + 1]
+            elif arg.startswith("--restart="):
+                policy = arg.split("=", 1)[1]
+        return "lab.supervisor", policy
+    return None
+
+
+# Pending security updates (Debian/Ubuntu).  apt only simulates (-s) and never locks, writes
+# its cache or fetches: the lists are whatever the host's last ``apt-get update`` left.
+_APT = r"""
+command -v apt-get >/dev/null 2>&1 || {{ echo "NOAPT $(command -v dnf yum zypper 2>/dev/null | head -1)"; exit 0; }}
+eval "$(apt-config {opts} shell LISTS Dir::State::Lists/d)"
+echo "LISTS $LISTS"
+newest=0
+for f in "$LISTS"*_Packages "$LISTS"*_Packages.*; do
+  [ -f "$f" ] || continue
+  m=$(stat -c %Y "$f"); [ "$m" -gt "$newest" ] && newest=$m
+done
+echo "NEWEST $newest"
+echo "NOW $(date +%s)"
+[ "$newest" -gt 0 ] || exit 0
+apt-get -s -q {opts} -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= dist-upgrade 2>&1
+echo "APTRC $?"
+"""
+_INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) (.*?)(?: \[[^\]]*\])?\)")
+
+
+def security_updates(host: Any, apt_options: list[str] | None = None, *, subject: str | None = None,
+                     timeout_s: float = 60) -> Measurement:
+    """Security updates the host's package manager would install now: ``apt-get -s
+    dist-upgrade`` (simulated, no lock, no cache written, never ``apt-get update``) and the
+    packages whose candidate comes from a ``*-security`` origin.  Value: {"pending":
+    [{"package", "installed", "candidate", "origin", "since"}], "lists_age_s"}; ``since``
+    is None where the package manager does not say when the update appeared (apt).  No
+    package lists at all is an error (the host cannot know what is pending)."""
+    opts = " ".join(f"-o {shlex.quote(o)}" for o in apt_options or [])
+    script = _APT.format(opts=opts)
+    method = "apt-get -s dist-upgrade (simulated, read-only; origins *-security)"
+    ev = Evidence(probe="services.security_updates", subject=subject or "", method=method, tool=tool(host))
+    try:
+        res = run(host, f"sh -c {shlex.quote(script)}", timeout_s)
+    except ProbeError as exc:
+        return Measurement.failed(exc.reason, ev)
+    out = res.stdout
+    ev = Evidence(probe=ev.probe, subject=ev.subject, method=method, tool=ev.tool,
+                  raw="\n".join(x for x in out.splitlines() if x.startswith(("Inst ", "LISTS", "NEWEST", "APTRC",
+                                                                             "E:", "W:")))[:3000])
+    tags = {line.partition(" ")[0]: line.partition(" ")[2].strip() for line in out.splitlines()}
+    if "NOAPT" in tags:
+        other = tags["NOAPT"] or "no known package manager"
+        return Measurement.failed(f"not supported: the host has no apt-get ({other}); golive reads pending "
+                                  "security updates through apt only", ev)
+    newest, now = int(tags.get("NEWEST", "0") or 0), int(tags.get("NOW", "0") or 0)
+    if newest == 0:
+        return Measurement.failed(f"no apt package lists in {tags.get('LISTS', '?')} (apt-get update never ran "
+                                  "or the lists were cleaned): what is pending cannot be known", ev)
+    if tags.get("APTRC", "0") != "0":
+        errors = [x for x in out.splitlines() if x.startswith("E:")]
+        return Measurement.failed(f"apt-get -s exited {tags.get('APTRC')}: {'; '.join(errors)[:300] or 'no reason'}",
+                                  ev)
+    pending: list[dict[str, Any]] = []
+    for line in out.splitlines():
+        m = _INST.match(line)
+        if m and "security" in m.group(4).lower():
+            pending.append({"package": m.group(1), "installed": m.group(2) or None, "candidate": m.group(3),
+                            "origin": m.group(4), "since": None})
+    value = {"pending": pending, "lists_age_s": max(0, now - newest)}
+    names = ", ".join(str(p["package"]) for p in pending[:10]) + (" ..." if len(pending) > 10 else "")
+    shown = f"{len(pending)} pending: {names}" if pending else "none pending"
+    return Measurement(value, shown, ev, unit="packages")
