@@ -3,7 +3,8 @@ Feature: Services: what runs, as whom, with what
   Each service the target declares runs on its host as its own unprivileged account, with the
   workers it is configured for, holding its own port, with the environment variables it needs;
   its secret files are private to it, its Python environment has no broken requirements, and
-  the reverse proxy's configuration is valid and points at the application. Facts are read
+  the reverse proxy's configuration is valid and points at the application; services come back
+  at boot or after a crash, and their hosts have no security updates left pending. Facts are read
   over each host's connection; environment values never leave the host, only names do.
 
   Scenario: Each declared service is running
@@ -37,3 +38,14 @@ Feature: Services: what runs, as whom, with what
   Scenario: The reverse proxy configuration is valid and points at the app
     When nginx checks the proxy's configuration
     Then it is valid and proxies to the application's port
+
+  Scenario: Services start at boot or are restarted by their manager
+    When each service's systemd unit is asked whether it is enabled at boot
+    And a service run without systemd has its process manager's restart policy read
+    Then every unit is enabled, and every other service has a restart policy that brings it back
+
+  Scenario: No security updates are left pending
+    When the package manager of each service host simulates an upgrade from its current lists
+    And nothing is updated, downloaded or installed
+    Then no update from a security origin is pending beyond the window
+    And package lists too old to tell are reported as not verified

@@ -23,6 +23,8 @@ import datetime as dt
 import http.client
 import json
 import os
+import pwd
+import shlex
 import shutil
 import signal
 import ssl
@@ -56,6 +58,13 @@ MARKER = ".golive-lab"
 SAMPLE_BODY: dict[str, Any] = {"analysis": "quality", "media": "shot-001.png"}
 PORT_ATTEMPTS = 3
 RESTART_DELAY_S = 2.0  # the instances' restart policy delay (systemd RestartSec)
+#: The account the inference instances and the internal API run as when the lab runs as root
+#: (ST-AUTH-03, ST-SYS-04: services as their own unprivileged account).  Created for the run
+#: through lab.sshd's account bookkeeping and removed by the last lab holding it.
+SERVICE_USER = "golive-oz"
+#: Debian's interpreter (python3-aiohttp: scripts/setup.sh): the service account can run it,
+#: unlike a virtual environment under a private home
+SERVICE_PYTHON = "/usr/bin/python3"
 
 # What start_lab creates in a workdir (removed again when a workdir is reused).
 _GENERATED = ("haproxy", "run", "tls", "nginx", "logs", "backups", "app.sqlite3", "app.sqlite3-journal", "lab.json", "secrets", "pg")
@@ -147,6 +156,10 @@ class RunningLab(StopsOnExit):
         self._stopping = False
         self._stopped = False
         self._env = python_env(REPO_ROOT)
+        #: the services' account (None: they run as the invoking user) and, when the lab runs
+        #: as root but its services cannot run as their own account, why
+        self.account: pwd.struct_passwd | None = None
+        self.account_note: str | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -190,8 +203,7 @@ class RunningLab(StopsOnExit):
                 # untrusted_cert: the target does not name the lab's private CA (clients would not know it)
                 **({"ca_file": str(self.ca_file)} if self.knobs.declare_ca else {}),
             },
-            "services": [{"name": "internal-api", "host": "lab-host",
-                          "port": self.ports["internal"], "bind": "loopback"}],
+            "services": self.service_overrides(),
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
             "http": {"health_body": {"json_field": "status", "equals": "ok"}},
             **self._auth_overrides(),
@@ -213,6 +225,24 @@ class RunningLab(StopsOnExit):
             "ha": self.ha_overrides(),
             **({"datastores": self.ds.target_section()} if self.ds is not None else {}),
         }
+
+    @property
+    def service_user(self) -> str:
+        """The account the lab's services run as (root when the lab runs as root and could
+        not hand them to :data:`SERVICE_USER`: ``account_note`` says why)."""
+        return (self.account or pwd.getpwuid(os.getuid())).pw_name
+
+    def service_overrides(self) -> list[dict[str, Any]]:
+        """The target's ``services``: the internal API first (the ports family's internal
+        listener), then each inference instance -- each found by its supervisor's pid file,
+        to run as the lab's service account."""
+        user = self.service_user
+        return [
+            {"name": "internal-api", "host": "lab-host", "port": self.ports["internal"], "bind": "loopback",
+             "pidfile": str(self.run_dir / "internal-api.pid"), "user": user},
+            *({"name": n, "host": "lab-host", "port": self.ports[n], "bind": "loopback",
+               "pidfile": str(self.instance_pidfile(n)), "user": user} for n in self.instance_names),
+        ]
 
     def _backup_overrides(self) -> list[dict[str, Any]]:
         """The target's ``backups``: the SQLite backups (restore drill into a scratch folder),
@@ -293,9 +323,14 @@ class RunningLab(StopsOnExit):
         """(Re)start one inference instance on its original port and wait until it answers."""
         self._check_instance(name)
         if name in self._procs and self._procs[name].alive():
-            # The supervisor runs; ask it to start the service (a no-op when it runs).
+            # The supervisor runs; ask it to start the service (a no-op when it runs).  Its own
+            # pid file: under runuser the group leader is runuser, not the supervisor.
+            try:
+                pid = int(self.supervisor_pidfile(name).read_text().strip())
+            except (OSError, ValueError):
+                pid = self._procs[name].pid
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._procs[name].pid, signal.SIGUSR1)
+                os.kill(pid, signal.SIGUSR1)
             self._wait_instance(name)
             return
         self._start_instance(name, self.ports[name])
@@ -314,6 +349,11 @@ class RunningLab(StopsOnExit):
                 self.pg.stop()
             if self.ds is not None:
                 self.ds.stop()
+            if self.account is not None:
+                from lab.sshd import release_user
+
+                release_user(SERVICE_USER)
+                self.account = None
             self.stop_duration_s = time.monotonic() - started
             if killed:
                 sys.stderr.write(f"lab: needed SIGKILL for {', '.join(killed)}\n")
@@ -339,16 +379,58 @@ class RunningLab(StopsOnExit):
         self._procs[name] = proc
         return proc
 
+    def _service(self, name: str, module: str, *args: str, restart: str = "always") -> ManagedProcess:
+        """A service of the deployment under lab.supervisor (a one-unit systemd: pid file,
+        restart policy, SIGUSR1 = start), as the service account when there is one."""
+        python = SERVICE_PYTHON if self.account is not None else sys.executable
+        as_user = [_runuser(), "-u", self.account.pw_name, "--"] if self.account is not None else []
+        argv = [*as_user, python, "-m", "lab.supervisor", "--name", name,
+                "--pidfile", str(self.run_dir / f"{name}.pid"),
+                "--control-pidfile", str(self.run_dir / f"{name}.supervisor.pid"),
+                "--restart", restart, "--restart-delay", f"{RESTART_DELAY_S:g}", "--",
+                python, "-m", module, *args]
+        proc = spawn(name, argv, self.logs_dir / f"{name}.log", cwd=self.workdir, env=self._env)
+        self._procs[name] = proc
+        return proc
+
     def _start_instance(self, name: str, port: int) -> None:
-        # Under lab.supervisor (a one-unit systemd): pid file, restart policy, SIGUSR1 = start.
-        self._python(name, "lab.supervisor", "--name", name,
-                     "--pidfile", str(self.instance_pidfile(name)),
-                     "--control-pidfile", str(self.supervisor_pidfile(name)),
-                     "--restart", "always" if self.knobs.auto_restart else "no",
-                     "--restart-delay", f"{RESTART_DELAY_S:g}", "--",
-                     sys.executable, "-m", "lab.inference", "--host", "127.0.0.1", "--port", str(port),
-                     "--cost-ms", f"{self.cost_ms:g}", "--name", name,
-                     "--mode", self.knobs.inference_mode)
+        self._check_instance(name)
+        self._service(name, "lab.inference", "--host", "127.0.0.1", "--port", str(port),
+                      "--cost-ms", f"{self.cost_ms:g}", "--name", name, "--mode", self.knobs.inference_mode,
+                      restart="always" if self.knobs.auto_restart else "no")
+
+    def _take_account(self) -> None:
+        """As root, hand the services to :data:`SERVICE_USER`: the run folder becomes its
+        (the supervisors write their pid files there), the lab folder traversable.  When the
+        account cannot reach the lab's code, folder or Debian's aiohttp (a lab folder under a
+        private directory, python3-aiohttp missing), the services run as root and
+        ``account_note`` says why (services.non_root then fails on it, as it should)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            return
+        from lab.sshd import ensure_user, release_user
+
+        account = ensure_user(SERVICE_USER, system=True)
+        self.workdir.chmod(0o755)
+        os.chown(self.run_dir, account.pw_uid, account.pw_gid)
+        run_dir, workdir = shlex.quote(str(self.run_dir)), shlex.quote(str(self.workdir))
+        probe = (f"test -w {run_dir} || {{ echo 'cannot write {run_dir}: a parent folder is private' >&2; exit 1; }}; "
+                 f"cd {workdir} && exec {SERVICE_PYTHON} -c "
+                 "'import aiohttp, lab.supervisor, lab.inference, lab.internal_api'")
+        try:
+            res = subprocess.run([_runuser(), "-u", account.pw_name, "--", "sh", "-c", probe], env=self._env,
+                                 capture_output=True, text=True, timeout=60, check=False)
+            why = None if res.returncode == 0 else (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = str(exc)
+        if why is None:
+            self.account = account
+            return
+        os.chown(self.run_dir, 0, 0)
+        release_user(SERVICE_USER)
+        self.account_note = (f"the services run as root: {SERVICE_USER} cannot run them from {self.workdir} "
+                             f"with {SERVICE_PYTHON} ({why[:200]})")
+        sys.stderr.write(f"lab: {self.account_note}\n")
 
     def _wait_instance(self, name: str) -> None:
         port = self.ports[name]
@@ -363,6 +445,8 @@ class RunningLab(StopsOnExit):
             "pids": {n: p.pid for n, p in self._procs.items() if not self._stopped and p.alive()},
             "stopped": self._stopped,
             "start_duration_s": round(self.start_duration_s, 3),
+            "service_user": self.service_user,
+            **({"service_user_note": self.account_note} if self.account_note else {}),
         }
         with contextlib.suppress(OSError):
             (self.workdir / "lab.json").write_text(json.dumps(state, indent=2) + "\n")
@@ -392,8 +476,8 @@ class RunningLab(StopsOnExit):
         self.ports = dict(zip(names, free_ports(len(names)), strict=False))
         for name in self.instance_names:
             self._start_instance(name, self.ports[name])
-        self._python("internal-api", "lab.internal_api", "--host", self.knobs.internal_bind,
-                     "--port", str(self.ports["internal"]))
+        self._service("internal-api", "lab.internal_api", "--host", self.knobs.internal_bind,
+                      "--port", str(self.ports["internal"]))
         # haproxy balances over the instances with active health checks; nginx proxies to it.
         hap = self.haproxy_layout
         hap.run_dir.mkdir(parents=True, exist_ok=True)
@@ -441,6 +525,7 @@ class RunningLab(StopsOnExit):
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_files()
         register(self)
+        self._take_account()
         if self.knobs.postgres:
             from lab.postgres import start_postgres
 
@@ -473,6 +558,10 @@ class RunningLab(StopsOnExit):
                        timeout_s=self.start_timeout_s, proc=job)
         self.start_duration_s = time.monotonic() - started
         self._write_state()
+
+
+def _runuser() -> str:
+    return shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"  # util-linux
 
 
 def start_lab(

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(nginx-light gunicorn openssh-server openssh-client haproxy postgresql redis-server sqlite3 iproute2 procps testssl.sh git chromium openssl wrk
               prometheus prometheus-alertmanager prometheus-node-exporter docker.io docker-compose busybox-static
-              python3-pip python3-fastapi python3-uvicorn python3-h5py python3-psycopg2 python3-redis)
+              python3-pip python3-fastapi python3-uvicorn python3-h5py python3-psycopg2 python3-redis python3-aiohttp)
 
 # Only missing packages are installed; no service is started or left enabled by the
 # install, and nothing already running on the machine is stopped (scripts/install-packages.sh).

@@ -273,3 +273,65 @@ def test_security_updates_probe_reads_only(tmp_path: Path) -> None:
     m = functools.partial(probes.security_updates, get_host("local://"), options)(timeout_s=30)
     assert m.ok and len(m.value["pending"]) == 1
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+# ---------------------------------------------------------------------------- the reference lab
+
+def _lab_results(lab: Any, check_id: str) -> dict[str, Any]:
+    check = FAMILY.by_id(check_id)
+    assert check is not None
+    target = target_model().model_validate({"name": "oz-lab", **lab.target_overrides()})
+    ctx = checkdef.CheckContext.for_test(req=REQ, target=target, host_runner=_runner())
+    return {r.id: r for r in checkdef.evaluate(check, ctx)}
+
+
+@pytest.fixture()
+def open_folder() -> Iterator[Path]:
+    """A lab folder the service account can reach (pytest's own tmp folders are private to root)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="golive-services-lab-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab hands its services to an account only as root")
+def test_reference_lab_services_run_as_their_account_and_restart(open_folder: Path) -> None:
+    from lab.run import SERVICE_USER, start_lab
+
+    with start_lab(open_folder / "compliant") as lab:
+        assert lab.account_note is None and lab.service_user == SERVICE_USER
+        names = ["internal-api", *lab.instance_names]
+        users = _lab_results(lab, "services.non_root")
+        boot = _lab_results(lab, "services.boot_start")
+        for name in names:
+            r = users[f"services.non_root[{name}@lab-host]"]
+            assert r.status == Status.PASS and r.value["user"] == SERVICE_USER, (name, r.measured, r.reason)
+            b = boot[f"services.boot_start[{name}@lab-host]"]
+            assert b.status == Status.PASS and b.value["restart"] == "always", (name, b.measured, b.reason)
+    with start_lab(open_folder / "no-restart", "no_auto_restart", instances=1) as lab:
+        boot = _lab_results(lab, "services.boot_start")
+        r = boot["services.boot_start[app-1@lab-host]"]
+        assert r.status == Status.FAIL and r.value == {"manager": "lab.supervisor", "state": None, "restart": "no"}
+        assert boot["services.boot_start[internal-api@lab-host]"].status == Status.PASS
+    with contextlib.suppress(KeyError):  # the last lab gave the account back
+        import pwd
+
+        pwd.getpwnam(SERVICE_USER)
+        pytest.fail(f"{SERVICE_USER} is left behind")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lab hands its services to an account only as root")
+def test_reference_lab_in_a_private_folder_runs_as_root_and_fails(tmp_path: Path) -> None:
+    """pytest's tmp folders are private to root: the account cannot reach the lab there, so
+    the services stay root (the lab says why) -- and services.non_root says so."""
+    from lab.run import start_lab
+
+    with start_lab(tmp_path / "private", instances=1) as lab:
+        assert lab.account_note is not None and "private" in lab.account_note
+        users = _lab_results(lab, "services.non_root")
+        r = users["services.non_root[app-1@lab-host]"]
+        assert r.status == Status.FAIL and r.value["user"] == "root"

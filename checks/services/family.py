@@ -34,9 +34,9 @@ class ServicesReq(Block):
     boot_start: bool = True
     security_updates: bool = True
     secret_mode_max: str = "0640"
-    security_window: Duration = Field(default=0.0, description=(
-        "how long a security update may stay pending (an update whose publication date the package "
-        "manager does not give -- apt -- counts as pending longer than any window)"))
+    security_window: Duration | None = Field(default=None, description=(
+        "how long a security update may stay pending (unset: none may be pending; an update whose "
+        "publication date the package manager does not give -- apt -- counts as older than any window)"))
     apt_lists_max_age: Duration = Field(default=7 * 86400.0, description=(
         "package lists older than this cannot show what is pending: could not verify"))
 
@@ -232,7 +232,7 @@ def _updates(ctx: CheckContext) -> dict[str, Any]:
 
 
 def _window_text(req: Any) -> str:
-    return ("no security update pending" if not req.security_window else
+    return ("no security update pending" if req.security_window is None else
             f"no security update pending longer than {req.security_window / 86400:g} d")
 
 
@@ -240,7 +240,7 @@ def _overdue(req: Any, value: Any) -> list[str]:
     """Pending security updates beyond the window; one without a date is beyond any window."""
     import time
     return [p["package"] for p in value["pending"]
-            if p["since"] is None or time.time() - p["since"] > req.security_window]
+            if p["since"] is None or req.security_window is None or time.time() - p["since"] > req.security_window]
 
 
 FAMILY = Family(
