@@ -34,6 +34,8 @@ MACHINE_LIMITS: dict[str, set[str]] = {
     "hosts.storage": {"fail", "error", "pass"},
     "hosts.nic_speed": {"fail", "error", "pass"},
     "hosts.os_recommended": {"fail", "pass"},
+    # this machine's patch state (its apt lists, the packages installed here), not the lab's
+    "services.security_updates": {"fail", "error", "pass"},
 }
 
 
@@ -142,6 +144,10 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     # weekly full <= 7 d and a daily incremental, the smoke test through nginx
     assert results["services.workers[gunicorn@docusnap]"]["status"] == "pass"
     assert len(results["services.workers[gunicorn@docusnap]"]["measurement"]["value"]["children"]) == 2
+    # DS-OPS-05: nginx, the app and the OCR service come back by themselves (their supervisor's policy)
+    for svc in ("nginx", "gunicorn", "ocr"):
+        boot = results[f"services.boot_start[{svc}@docusnap]"]
+        assert boot["status"] == "pass" and boot["measurement"]["value"]["restart"] == "always", boot
     internal = [v for k, v in results.items() if _base_id(k) == "ports.internal_closed"]
     assert len(internal) == 2 and all(v["status"] == "pass" and v["measurement"]["value"] is False for v in internal)
     [full] = [v for k, v in results.items() if _base_id(k) == "backups.age.full"]

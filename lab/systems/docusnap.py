@@ -377,8 +377,9 @@ class RunningDocuSnap(StopsOnExit):
         for name in ("ocr", "node-exporter"):  # a process stopped by a drill (SIGSTOP) ignores SIGTERM
             proc = self._procs.get(name)
             if proc is not None:
+                # the OCR service runs under its supervisor: continue the whole group
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGCONT)
+                    os.killpg(proc.pid, signal.SIGCONT)
         killed = stop_processes(list(self._procs.values()))
         if self.webhook is not None:
             self.webhook.stop()
@@ -470,10 +471,10 @@ class RunningDocuSnap(StopsOnExit):
                  "alertmanager", "webhook"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         env = python_env(REPO_ROOT)
-        self._procs["ocr"] = spawn("ocr", [sys.executable, "-m", "lab.systems.docusnap_ocr", "--host",
-                                           self.knobs.ocr_bind, "--port", str(self.ports["ocr"]),
-                                           "--pidfile", str(self.ocr_pidfile)],
-                                   self.logs_dir / "ocr.log", cwd=self.workdir, env=env)
+        self._procs["ocr"] = spawn("ocr", self._supervised("ocr", [
+            sys.executable, "-m", "lab.systems.docusnap_ocr", "--host", self.knobs.ocr_bind,
+            "--port", str(self.ports["ocr"]), "--pidfile", str(self.ocr_pidfile)]),
+            self.logs_dir / "ocr.log", cwd=self.workdir, env=env)
         app_env = {
             "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
             "DOCUSNAP_DB": str(self.db_path), "DOCUSNAP_FILES": str(self.files_dir),
@@ -483,12 +484,13 @@ class RunningDocuSnap(StopsOnExit):
         }
         runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin") or "runuser"  # util-linux
         as_user = [runuser, "-u", self.account.pw_name, "--"] if os.geteuid() == 0 else []
-        self._procs["gunicorn"] = spawn("gunicorn", [
-            *as_user, GUNICORN, "-w", str(WORKERS), "-b", f"127.0.0.1:{self.ports['app']}", "--pid", str(self.app_pidfile),
+        # the supervisor needs the lab on PYTHONPATH, the app must not get it: env -u before runuser
+        self._procs["gunicorn"] = spawn("gunicorn", self._supervised("gunicorn", [
+            "env", "-u", "PYTHONPATH", *as_user, GUNICORN, "-w", str(WORKERS), "-b", f"127.0.0.1:{self.ports['app']}", "--pid", str(self.app_pidfile),
             "--chdir", str(self.app_dir), "--access-logfile", str(self.logs_dir / "gunicorn-access.log"),
-            "--error-logfile", str(self.logs_dir / "gunicorn-error.log"), "docusnap_app:app"],
+            "--error-logfile", str(self.logs_dir / "gunicorn-error.log"), "docusnap_app:app"]),
             # the environment, never the command line, carries the key (runuser -u keeps it)
-            self.logs_dir / "gunicorn.out", cwd=self.app_dir, env=app_env)
+            self.logs_dir / "gunicorn.out", cwd=self.app_dir, env={**app_env, "PYTHONPATH": str(REPO_ROOT)})
         layout = self.nginx_layout
         nginx.prepare(layout)
         assert self._tls is not None
@@ -496,8 +498,8 @@ class RunningDocuSnap(StopsOnExit):
                                             app_port=self.ports["app"], status_port=self.ports["nginx_status"],
                                             chain_file=self._tls.chain_file,
                                             key_file=self._tls.key_file, knobs=self.knobs))
-        self._procs["nginx"] = spawn("nginx", nginx.argv(nginx.find_nginx(), layout), layout.error_log,
-                                     cwd=layout.run_dir)
+        self._procs["nginx"] = spawn("nginx", self._supervised("nginx", nginx.argv(nginx.find_nginx(), layout)),
+                                     layout.error_log, cwd=layout.run_dir, env=env)
         t = self.start_timeout_s
         p = self.ports
         wait_until(f"OCR service (127.0.0.1:{p['ocr']}/health)", lambda: _status(p["ocr"], "/health") == 200,
@@ -581,6 +583,12 @@ scrape_configs:
         return {"application": self.logs_dir / "app.log", "security": self.logs_dir / "security.log",
                 "access": self.nginx_layout.access_log, "error": self.nginx_layout.error_log,
                 "gunicorn-error": self.logs_dir / "gunicorn-error.log"}
+
+    def _supervised(self, name: str, argv: list[str]) -> list[str]:
+        """``argv`` under lab.supervisor with restart policy ``always`` (DS-OPS-05: the
+        services come back by themselves, as under systemd ``Restart=always``)."""
+        return [sys.executable, "-m", "lab.supervisor", "--name", name,
+                "--pidfile", str(self.run_dir / f"{name}.supervised.pid"), "--restart", "always", "--", *argv]
 
     def _workers_up(self) -> bool:
         from lab.procs import descendants
