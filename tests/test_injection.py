@@ -145,3 +145,23 @@ def test_service_process_finders(sandbox: Path, payload: str, field: str) -> Non
     assert m.error is None, m.error
     if field != "process":  # (pgrep -f also sees the probe's own shell, whose command line names it)
         assert m.value["pid"] is None and m.value["why"], m.value
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("field", ["unit", "root", "pidfile", "process"])
+def test_service_boot_start_fields(sandbox: Path, payload: str, field: str) -> None:
+    where: dict[str, str | None] = {"unit": None, "pidfile": None, "process": None, "root": None}
+    if field == "root":  # an offline unit tree's path next to a unit (systemctl is the stand-in)
+        where.update(unit="app.service", root=f"/nonexistent/{payload}")
+    else:
+        where[field] = f"/nonexistent/{payload}" if field == "pidfile" else f"golive-none-{payload}"
+    m = services.boot_start(connection.get_host(LOCAL), where["unit"], where["pidfile"], where["process"],
+                            where["root"])
+    # whatever it measured (or could not), the payload did not run: the sandbox checks the canary
+    assert m.error is not None or m.value is not None
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_security_updates_apt_options(sandbox: Path, payload: str) -> None:
+    m = services.security_updates(connection.get_host(LOCAL), [f"Dir::State::Lists=/nonexistent/{payload}"])
+    assert m.error is not None and "no apt package lists" in m.error, m.error
