@@ -44,8 +44,9 @@ def test_exposed_internal_port_fails_both_port_checks(tmp_path, golive_run) -> N
     assert run.rc == 1, run.out
     closed = run.one("ports.internal_closed[")
     assert closed["status"] == "fail" and closed["measured"] == "reachable"
-    bind = run.one("ports.internal_bind[")
+    bind = run.one("ports.internal_bind[internal-api@")
     assert bind["status"] == "fail" and "0.0.0.0" in bind["measured"]
+    assert run.one("ports.internal_bind[app-1@")["status"] == "pass"  # the instances stay on loopback
     assert run.one("ports.public_open[")["status"] == "pass"
 
 
