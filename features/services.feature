@@ -4,7 +4,7 @@ Feature: Services: what runs, as whom, with what
   workers it is configured for, holding its own port, with the environment variables it needs;
   its secret files are private to it, its Python environment has no broken requirements, and
   the reverse proxy's configuration is valid and points at the application; services come back
-  at boot or after a crash, and their hosts have no security updates left pending. Facts are read
+  at boot or after a crash, and their hosts have no security updates or reboots left pending. Facts are read
   over each host's connection; environment values never leave the host, only names do.
 
   Scenario: Each declared service is running
@@ -49,3 +49,7 @@ Feature: Services: what runs, as whom, with what
     And nothing is updated, downloaded or installed
     Then no update from a security origin is pending beyond the window
     And package lists too old to tell are reported as not verified
+
+  Scenario: No installed update waits for a reboot
+    When each service host's reboot-required flag is read
+    Then no installed update waits for a reboot

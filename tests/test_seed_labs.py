@@ -36,6 +36,7 @@ MACHINE_LIMITS: dict[str, set[str]] = {
     "hosts.os_recommended": {"fail", "pass"},
     # this machine's patch state (its apt lists, the packages installed here), not the lab's
     "services.security_updates": {"fail", "error", "pass"},
+    "services.reboot_required": {"fail", "error", "pass"},
 }
 
 

@@ -335,3 +335,25 @@ def test_reference_lab_in_a_private_folder_runs_as_root_and_fails(tmp_path: Path
         users = _lab_results(lab, "services.non_root")
         r = users["services.non_root[app-1@lab-host]"]
         assert r.status == Status.FAIL and r.value["user"] == "root"
+
+
+def _reboot(flag: Path) -> Any:
+    check = FAMILY.by_id("services.reboot_required")
+    assert check is not None
+    target = target_model().model_validate({"name": "t", "hosts": [{"name": "h", "connection": "local://"}]})
+    ctx = checkdef.CheckContext.for_test(req=REQ, target=target, host_runner=_runner(flag=str(flag)))
+    [res] = checkdef.evaluate(check, ctx)
+    return res
+
+
+@pytest.mark.skipif(not Path("/var/lib/dpkg").is_dir(), reason="not a dpkg host")
+def test_reboot_required_flag(tmp_path: Path) -> None:
+    """The flag file as Debian's packages write it (update-notifier-common's hooks), at a path made here."""
+    flag = tmp_path / "reboot-required"
+    res = _reboot(flag)
+    assert res.status == Status.PASS and res.value == {"required": False, "packages": []}
+    flag.write_text("*** System restart required ***\n")
+    (tmp_path / "reboot-required.pkgs").write_text("linux-image-6.1.0-99-amd64\nlibc6\n")
+    res = _reboot(flag)
+    assert res.status == Status.FAIL and res.value == {"required": True, "packages": ["libc6", "linux-image-6.1.0-99-amd64"]}
+    assert res.measured == "reboot pending for libc6, linux-image-6.1.0-99-amd64"

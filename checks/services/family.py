@@ -33,6 +33,7 @@ class ServicesReq(Block):
     proxy: bool = True
     boot_start: bool = True
     security_updates: bool = True
+    reboot_required: bool = True
     secret_mode_max: str = "0640"
     security_window: Duration | None = Field(default=None, description=(
         "how long a security update may stay pending (unset: none may be pending; an update whose "
@@ -231,6 +232,14 @@ def _updates(ctx: CheckContext) -> dict[str, Any]:
     return {host: judge(host) for host in hosts}
 
 
+def _reboot(ctx: CheckContext) -> dict[str, Any]:
+    hosts = sorted({s.host for s in ctx.target.services} or {h.name for h in ctx.target.hosts})
+    if not hosts:
+        raise NotApplicable("the target declares no hosts")
+    p = _probes()
+    return {host: ctx.on_host(host, p.reboot_required) for host in hosts}
+
+
 def _window_text(req: Any) -> str:
     return ("no security update pending" if req.security_window is None else
             f"no security update pending longer than {req.security_window / 86400:g} d")
@@ -307,5 +316,11 @@ FAMILY = Family(
               measure=_updates, expected=_window_text,
               remediation="install the pending security updates (apt-get upgrade) within the window; "
                           "unattended-upgrades keeps them from piling up"),
+        Check(id="services.reboot_required", title="No installed update waits for a reboot",
+              severity=Severity.MEDIUM, refs=("DS-HTTP-03",), applies=when_flag("reboot_required"),
+              measures="the reboot-required flag that Debian and Ubuntu packages set (/var/run/reboot-required "
+                       "and the packages it names) on each service host",
+              measure=_reboot, expected="no reboot pending", passes=lambda req, v: not v["required"],
+              remediation="reboot the host in a maintenance window so the updated kernel and libraries run"),
     ),
 )

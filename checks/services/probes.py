@@ -217,7 +217,8 @@ BOOT_STATES = ("enabled", "generated")
 #: restart policies of a supervisor that bring a service back (compose/Docker, systemd names)
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "on-abnormal", "on-abort", "on-watchdog")
 _IS_ENABLED_STATES = ("enabled", "enabled-runtime", "linked", "linked-runtime", "alias", "masked",
-                      "masked-runtime", "static", "indirect", "disabled", "generated", "transient", "bad")
+                      "masked-runtime", "static", "indirect", "disabled", "generated", "transient", "bad",
+                      "not-found")  # newer systemd prints not-found itself
 
 
 def boot_start(host: Any, unit: str | None, pidfile: str | None, process: str | None, root: str | None = None, *,
@@ -354,3 +355,29 @@ def security_updates(host: Any, apt_options: list[str] | None = None, *, subject
     names = ", ".join(str(p["package"]) for p in pending[:10]) + (" ..." if len(pending) > 10 else "")
     shown = f"{len(pending)} pending: {names}" if pending else "none pending"
     return Measurement(value, shown, ev, unit="packages")
+
+
+def reboot_required(host: Any, flag: str = "/var/run/reboot-required", *, subject: str | None = None,
+                    timeout_s: float = 10) -> Measurement:
+    """Whether installed updates wait for a reboot: Debian's and Ubuntu's flag file (written
+    by the packages' hooks, e.g. a new kernel or libc) and the packages it names
+    (``FLAG.pkgs``).  Value: {"required": bool, "packages": [...]}.  A host without the
+    flag mechanism (no /var/lib/dpkg) is an error: its absence proves nothing there."""
+    q = shlex.quote(flag)
+    cmd = (f"[ -d /var/lib/dpkg ] || {{ echo NODPKG; exit 0; }}; "
+           f"if [ -e {q} ]; then echo REBOOT; cat {q}.pkgs 2>/dev/null | head -50; else echo NOREBOOT; fi")
+    ev = Evidence(probe="services.reboot_required", subject=subject or "", method=f"test -e {flag}; cat {flag}.pkgs",
+                  tool=tool(host))
+    try:
+        res = run(host, f"sh -c {shlex.quote(cmd)}", timeout_s)
+    except ProbeError as exc:
+        return Measurement.failed(exc.reason, ev)
+    lines = [x.strip() for x in res.stdout.splitlines() if x.strip()]
+    ev = Evidence(probe=ev.probe, subject=ev.subject, method=ev.method, tool=ev.tool, raw=res.stdout[:1000])
+    if not lines or lines[0] == "NODPKG":
+        return Measurement.failed(f"not supported: no dpkg on the host, so no {flag} flag to read", ev)
+    if lines[0] == "NOREBOOT":
+        return Measurement({"required": False, "packages": []}, "no reboot pending", ev)
+    pkgs = sorted(set(lines[1:]))
+    return Measurement({"required": True, "packages": pkgs},
+                       "reboot pending" + (f" for {', '.join(pkgs[:10])}" if pkgs else ""), ev)
