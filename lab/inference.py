@@ -28,25 +28,12 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.analysis import burn_cpu
+
 MODES = ("ok", "error-body", "fail-5pct")
 FAIL_EVERY = 20  # fail-5pct: every 20th analysis is a 500
 
 log = logging.getLogger("lab.inference")
-
-
-def burn_cpu(seed: bytes, cost_ms: float) -> str:
-    """Hash a SHA-256 chain until this thread has used ``cost_ms`` of CPU time.
-
-    Returns the final digest (hex).  ``time.thread_time`` counts only this thread's CPU, so
-    the event loop thread's work is not deducted from the analysis.
-    """
-    deadline = time.thread_time() + cost_ms / 1000.0
-    digest = hashlib.sha256(seed).digest()
-    while True:
-        for _ in range(200):
-            digest = hashlib.sha256(digest).digest()
-        if time.thread_time() >= deadline:
-            return digest.hex()
 
 
 class InferenceService:

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 #: The system labs, in the order of the seed documents' table (docs/seed-systems.md).
-SYSTEMS: tuple[str, ...] = ("oz", "docusnap", "docusnap_compose", "alwrity", "vocabulo", "strv")
+SYSTEMS: tuple[str, ...] = ("oz", "docusnap", "docusnap_compose", "alwrity", "vocabulo", "strv", "oz_compose")
 DEFAULT_SYSTEM = "oz"
 
 
