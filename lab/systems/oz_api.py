@@ -18,6 +18,7 @@ Nothing from requests, and no secret, is logged.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -97,7 +98,7 @@ def handler(api: Api) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "oz-api"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - no request data in logs
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
@@ -130,7 +131,7 @@ def handler(api: Api) -> type[BaseHTTPRequestHandler]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="oz_api.py", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - inside its container, on the project network
+    parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--name", default="api-1")
     args = parser.parse_args(argv)
@@ -139,10 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     # PID 1 of its container: SIGTERM (docker stop) must end it at once
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"oz-api {args.name} {VERSION} on :{args.port}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

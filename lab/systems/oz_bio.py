@@ -14,6 +14,7 @@ is logged.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import signal
@@ -60,7 +61,7 @@ def handler(bio: Bio) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "oz-bio"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - no request data in logs
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
@@ -102,7 +103,7 @@ def handler(bio: Bio) -> type[BaseHTTPRequestHandler]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="oz_bio.py", description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - inside its container, on the project network
+    parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--name", default="bio-1")
     parser.add_argument("--cost-ms", type=float, default=50.0)
@@ -114,10 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     # PID 1 of its container: SIGTERM (docker stop) must end it at once
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"oz-bio {args.name} on :{args.port} cost_ms={args.cost_ms} analysis_ms={args.analysis_ms}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
