@@ -45,7 +45,8 @@ SYSTEMS: tuple[SeedSystem, ...] = (
     SeedSystem("ALwrity", "multi-user", "alwrity-multi-user", "lab-alwrity"),
     SeedSystem("Vocabulo", "Compose", "vocabulo", "lab-vocabulo"),
     SeedSystem("STRV", "minimum", "strv-minimum", "lab-strv"),
-    SeedSystem("Oz", "PoC (Compose)", "poc", None),
+    SeedSystem("Oz", "PoC (Compose)", "poc", "lab-oz"),
+    SeedSystem("Oz", "Medium Load (Compose, HA)", "medium-load", "lab-oz-medium"),
 )
 
 
