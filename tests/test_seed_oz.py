@@ -117,7 +117,10 @@ def test_oz_compose_lab_uses_no_engine_but_a_lab_engine() -> None:
 
 
 def test_oz_poc_lab_passes_its_profile_but_for_this_machine(oz_run: Any) -> None:
-    run = oz_run("--profile", "poc", "--target", "lab-oz", "--allow-disruptive")
+    """Every family poc names, but the capacity search: a minute of the profile's budget,
+    left to the table's full run (scripts/seed_systems_table.py --run) to keep this file in
+    its time budget; the tier's APM load runs here."""
+    run = oz_run("--profile", "poc", "--target", "lab-oz", "--allow-disruptive", "-k", "not capacity_headroom")
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "oz_compose"
@@ -136,7 +139,6 @@ def test_oz_poc_lab_passes_its_profile_but_for_this_machine(oz_run: Any) -> None
     apm = results["throughput.apm"]
     assert apm["status"] == "pass" and apm["measurement"]["value"] >= 6
     assert {"OZ-POC-PERF-01", "OZ-PERF-00"} <= set(apm["requirement"]["ids"])
-    assert results["throughput.capacity"]["measurement"]["value"] >= 1.0
     # the Compose deployment as the document describes it (OZ-CTR-02, OZ-OPS-02)
     services = {"app", "bio", "nginx", "postgres", "redis"}
     for check in ("containers.compose_project", "containers.services_running"):
