@@ -10,8 +10,8 @@ Each broken variant drawn from the document is caught by the check that names it
 row, asserted on status, measured value and requirement id.
 
 Time: one private engine (and its images) serves every golive run of this file
-(``GOLIVE_LAB_DOCKER_HOST``), so each run pays only its Compose project; the variant runs are
-narrowed with ``-m``.  Traffic: loopback only (published 127.0.0.1 ports; the containers'
+(``GOLIVE_LAB_DOCKER_HOST``), so each run pays only its Compose project; the runs go at the
+same time, the variant runs narrowed with ``-m``.  Traffic: loopback only (published 127.0.0.1 ports; the containers'
 10.199.192.0/18 addresses are never contacted).
 """
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from lab import systems
+from tests.conftest import PYCACHE, PYTEST, ROOT, GoliveRun
 
-ROOT = Path(__file__).resolve().parent.parent
 CANARY = "golive-canary-4c1d-oz-db-password"
 
 #: What this machine honestly cannot meet: the document's two (or 2-4) nodes of 8-24 vCPU
@@ -43,38 +43,82 @@ def _base_id(result_id: str) -> str:
     return result_id.split("[", 1)[0]
 
 
-def _target(tmp_path: Path, variant: str) -> str:
-    path = tmp_path / f"lab-oz-{variant}.yaml"
-    path.write_text(f"name: lab-oz-{variant}\nenvironment: lab\nlab: {{system: oz_compose, variant: {variant}}}\n")
-    return str(path)
+#: variant -> (profile, golive selection, the check that must catch it, its catalogue row)
+VARIANTS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
+    "below_apm": ("poc", ("--allow-disruptive", "-m", "throughput", "-k", "sustains_the_tiers_apm"),
+                  "throughput.apm", "OZ-POC-PERF-01"),
+    "single_api_instance": ("medium-load", ("-m", "ha"), "ha.instances", "OZ-ML-HA-01"),
+    "postgres_all_interfaces": ("poc", ("-m", "ports"), "ports.internal_closed", "AW-NET-01"),
+}
+RUN_TIMEOUT_S = 400
+
+
+def _start(tmp: Path, engine_host: str, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:
+    from lab.systems.oz_compose import ENGINE_ENV, SECRET_ENV
+
+    report_dir = tmp / f"reports-{name}"
+    env = {**os.environ, ENGINE_ENV: engine_host, SECRET_ENV: CANARY}
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
+    cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, report_dir
+
+
+def _finish(proc: subprocess.Popen[str], report_dir: Path) -> GoliveRun:
+    try:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # golive stops its lab on SIGTERM
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        err += f"\n[test] golive did not finish within {RUN_TIMEOUT_S} s\n"
+    return GoliveRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), report_dir)
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[Any]:
-    """One private Docker Engine with the lab images, shared by this file's golive runs."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GoliveRun]]:
+    """Every golive run of this file, on one private Docker Engine with the lab images
+    (``GOLIVE_LAB_DOCKER_HOST``: each run pays only its Compose project).  The PoC run and
+    the variant runs start together; the Medium run (its failover drill) starts when the two
+    short variant runs are done, so at most four labs share the machine's two cores."""
     if os.geteuid() != 0:
         pytest.skip("the Oz Compose lab needs root (a private dockerd)")
     from lab.docker_engine import start_engine
     from lab.images import nginx_image, postgres_image, python_image, redis_image
 
-    eng = start_engine()
+    tmp = tmp_path_factory.mktemp("oz")
+    engine = start_engine()
+    started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
+    done: dict[str, GoliveRun] = {}
     try:
         for build in (python_image, postgres_image, redis_image, nginx_image):
-            build(eng)
-        yield eng
+            build(engine)
+        started["poc"] = _start(tmp, engine.host, "poc", "--profile", "poc", "--target", "lab-oz",
+                                "--allow-disruptive", "-k", "not capacity_headroom")
+        for variant, (profile, select, _check, _ref) in VARIANTS.items():
+            target = tmp / f"lab-oz-{variant}.yaml"
+            target.write_text(f"name: lab-oz-{variant}\nenvironment: lab\n"
+                              f"lab: {{system: oz_compose, variant: {variant}}}\n")
+            started[variant] = _start(tmp, engine.host, variant, "--profile", profile, f"--target={target}", *select)
+        for name in ("postgres_all_interfaces", "single_api_instance"):
+            done[name] = _finish(*started[name])
+        started["medium"] = _start(tmp, engine.host, "medium", "--profile", "medium-load", "--target",
+                                   "lab-oz-medium", "--allow-disruptive", "-m", "ha or containers")
+        for name, (proc, report_dir) in started.items():
+            if name not in done:
+                done[name] = _finish(proc, report_dir)
+        yield done
     finally:
-        eng.stop()
-
-
-@pytest.fixture
-def oz_run(engine: Any, golive_run: Any) -> Any:
-    """golive_run with the shared engine and the canary as the database password."""
-    from lab.systems.oz_compose import ENGINE_ENV, SECRET_ENV
-
-    def run(*args: str, timeout: float = 300) -> Any:
-        return golive_run(*args, env={ENGINE_ENV: engine.host, SECRET_ENV: CANARY}, timeout=timeout)
-
-    return run
+        for proc, _ in started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        engine.stop()
 
 
 def _assert_only_machine_limits(results: dict[str, dict[str, Any]]) -> None:
@@ -87,7 +131,7 @@ def _assert_only_machine_limits(results: dict[str, dict[str, Any]]) -> None:
     assert not unexpected, unexpected
 
 
-def _assert_no_canary(run: Any) -> None:
+def _assert_no_canary(run: GoliveRun) -> None:
     assert CANARY not in run.out
     assert run.run_dir is not None
     for f in run.run_dir.rglob("*"):
@@ -116,11 +160,11 @@ def test_oz_compose_lab_uses_no_engine_but_a_lab_engine() -> None:
             SharedEngine(host)
 
 
-def test_oz_poc_lab_passes_its_profile_but_for_this_machine(oz_run: Any) -> None:
+def test_oz_poc_lab_passes_its_profile_but_for_this_machine(runs: dict[str, GoliveRun]) -> None:
     """Every family poc names, but the capacity search: a minute of the profile's budget,
     left to the table's full run (scripts/seed_systems_table.py --run) to keep this file in
     its time budget; the tier's APM load runs here."""
-    run = oz_run("--profile", "poc", "--target", "lab-oz", "--allow-disruptive", "-k", "not capacity_headroom")
+    run = runs["poc"]
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "oz_compose"
@@ -153,13 +197,12 @@ def test_oz_poc_lab_passes_its_profile_but_for_this_machine(oz_run: Any) -> None
     _assert_no_canary(run)
 
 
-def test_oz_medium_lab_fails_over(oz_run: Any) -> None:
+def test_oz_medium_lab_fails_over(runs: dict[str, GoliveRun]) -> None:
     """What Medium Load adds, on the HA layout: two API + BIO instances, and the failover
     drill through nginx while each API instance is stopped (docker stop/start).  Its 40 APM
     load is the PoC run's generator at another rate: left to the table's full run
     (scripts/seed_systems_table.py --run) to keep this file in its time budget."""
-    run = oz_run("--profile", "medium-load", "--target", "lab-oz-medium", "--allow-disruptive",
-                 "-m", "ha or containers")
+    run = runs["medium"]
     results = run.results()
     assert results, run.out[-3000:]
     _assert_only_machine_limits(results)
@@ -175,15 +218,10 @@ def test_oz_medium_lab_fails_over(oz_run: Any) -> None:
     _assert_no_canary(run)
 
 
-@pytest.mark.parametrize(("variant", "profile", "select", "check", "ref"), [
-    ("below_apm", "poc", ["--allow-disruptive", "-m", "throughput", "-k", "sustains_the_tiers_apm"],
-     "throughput.apm", "OZ-POC-PERF-01"),
-    ("single_api_instance", "medium-load", ["-m", "ha"], "ha.instances", "OZ-ML-HA-01"),
-    ("postgres_all_interfaces", "poc", ["-m", "ports"], "ports.internal_closed", "AW-NET-01"),
-])
-def test_oz_broken_variant_is_caught(tmp_path: Path, oz_run: Any, variant: str, profile: str,
-                                     select: list[str], check: str, ref: str) -> None:
-    run = oz_run("--profile", profile, f"--target={_target(tmp_path, variant)}", *select)
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_oz_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: str) -> None:
+    _profile, _select, check, ref = VARIANTS[variant]
+    run = runs[variant]
     results = run.results()
     assert results, run.out[-3000:]
     caught = {k: v for k, v in results.items() if _base_id(k) == check and v["status"] == "fail"}
