@@ -502,7 +502,7 @@ def test_end_to_end_compliant_lab_is_go_and_reports_hold_no_password(lab: Lab, t
                        "sqlite": {"path": str(lab.sqlite["ok"]), "user": SERVICE_USER}}}, sort_keys=False))
     run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "datastores",
                      env={"GOLIVE_TEST_PGPW": pw}, timeout=300)
-    results = run.results("datastores.")
+    results = _without_feature_store(run.results("datastores."))
     assert len(results) == 17, (sorted(results), run.out[-3000:])
     assert {k: v["status"] for k, v in results.items()} == dict.fromkeys(results, "pass"), \
         {k: (v["measured"], v["reason"]) for k, v in results.items() if v["status"] != "pass"}
@@ -534,6 +534,14 @@ def test_embedded_lab_is_go_for_alwrity_enterprise(golive_run: Any) -> None:
     assert run.report["verdict"]["decision"] == "PASS-PARTIAL"  # -m: a part of the profile, never GO, run.report["verdict"]
 
 
+def _without_feature_store(results: dict[str, Any]) -> dict[str, Any]:
+    """The STRV feature-store checks skip on these targets (they name no features.h5: the
+    feature store's own self-test is tests/test_feature_store.py); the rest is judged."""
+    skipped = {k: v for k, v in results.items() if k.startswith("datastores.feature_store")}
+    assert all(v["status"] == "skip" for v in skipped.values()), skipped
+    return {k: v for k, v in results.items() if k not in skipped}
+
+
 @pytest.mark.parametrize(("variant", "check", "measured"), [
     ("ds_missing_table", "datastores.pg_schema", "2 of 3 tables present; missing: analyses"),
     ("ds_no_replica", "datastores.pg_replication", "0 streaming replica(s)"),
@@ -547,7 +555,7 @@ def test_embedded_lab_variant_fails_exactly_its_check(variant: str, check: str, 
     target.write_text(yaml.safe_dump({"name": f"lab-{variant}", "environment": "lab",
                                       "lab": {"variant": variant, "cost_ms": 50}}))
     run = golive_run(f"--profile={profile}", f"--target={target}", "-m", "datastores", timeout=600)
-    results = run.results("datastores.")
+    results = _without_feature_store(run.results("datastores."))
     failed = {k: v["measured"] for k, v in results.items() if v["status"] != "pass"}
     assert list(failed) == [check], ({k: (v["status"], v["measured"], v["reason"]) for k, v in results.items()
                                       if v["status"] != "pass"}, run.out[-2000:])
