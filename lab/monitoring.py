@@ -93,8 +93,16 @@ def find_binary(name: str) -> str:
 # ----------------------------------------------------------------------------- configs
 
 
-def prometheus_config(*, node: int, app: int, alertmanager: int, rules: Path) -> str:
-    """The lab's prometheus.yml: node-exporter and the app scraped every second."""
+def prometheus_config(*, alertmanager: int, rules: Path, targets: dict[str, str] | None = None,
+                      node: int | None = None, app: int | None = None) -> str:
+    """A lab's prometheus.yml: every target (job -> ``host:port``; default: node-exporter on
+    ``node`` and the app on ``app``, both on 127.0.0.1) scraped every second, the alert
+    rules in ``rules``, alerts to the Alertmanager on ``alertmanager``.  The system labs
+    pass their own jobs."""
+    if targets is None:
+        targets = {"node": f"127.0.0.1:{node}", "app": f"127.0.0.1:{app}"}
+    jobs = "".join(f'  - job_name: {job}\n    static_configs: [{{targets: ["{addr}"]}}]\n'
+                   for job, addr in targets.items())
     return f"""global:
   scrape_interval: {SCRAPE_INTERVAL_S}s
   scrape_timeout: 800ms
@@ -104,11 +112,7 @@ alerting:
   alertmanagers:
     - static_configs: [{{targets: ["127.0.0.1:{alertmanager}"]}}]
 scrape_configs:
-  - job_name: node
-    static_configs: [{{targets: ["127.0.0.1:{node}"]}}]
-  - job_name: app
-    static_configs: [{{targets: ["127.0.0.1:{app}"]}}]
-"""
+""" + jobs
 
 
 def rules_yaml(*, with_instance_down: bool = True, error_rate_breaks: bool = False, down_job: str | None = None

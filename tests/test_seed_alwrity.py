@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import base_id
 from lab import systems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,10 +41,6 @@ def _target(tmp_path: Path, variant: str) -> str:
     path = tmp_path / f"lab-alwrity-{variant}.yaml"
     path.write_text(f"name: lab-alwrity-{variant}\nenvironment: lab\nlab: {{system: alwrity, variant: {variant}}}\n")
     return str(path)
-
-
-def _base_id(result_id: str) -> str:
-    return result_id.split("[", 1)[0]
 
 
 def test_alwrity_variants_are_listed_and_validated() -> None:
@@ -81,13 +78,13 @@ def test_alwrity_lab_passes_its_profile_but_for_this_machine(golive_run) -> None
     assert run.report["target"].get("lab_system") == "alwrity"
     # every family the profile names ran (base: ports, tls, http, cors); containers is the
     # document's Docker variant of multi-user, skipped for this server deployment
-    ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
+    ran = {base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
     assert {"hosts", "ports", "tls", "http", "cors", "services", "release", "datastores", "backups",
             "monitoring"} <= ran
 
     unexpected = {}
     for rid, r in results.items():
-        base, status = _base_id(rid), r["status"]
+        base, status = base_id(rid), r["status"]
         if status in ("pass", "skip"):
             continue
         if base in MACHINE_LIMITS and status in MACHINE_LIMITS[base]:
@@ -97,20 +94,20 @@ def test_alwrity_lab_passes_its_profile_but_for_this_machine(golive_run) -> None
         unexpected[rid] = (status, r["measurement"]["display"], r.get("reason"))
     assert not unexpected, unexpected
 
-    [cores] = [v for k, v in results.items() if _base_id(k) == "hosts.cpu_cores"]
+    [cores] = [v for k, v in results.items() if base_id(k) == "hosts.cpu_cores"]
     if cores["status"] == "fail":
         assert cores["measurement"]["value"] == os.cpu_count() and (os.cpu_count() or 0) < 4
         assert "AW-MU-HW-01" in cores["requirement"]["ids"]
     # the document's deployment, as measured
     # TLS 1.3 at nginx and at PostgreSQL (STARTTLS after the SSLRequest), both with the lab CA's certificate
-    tls13 = {k: v for k, v in results.items() if _base_id(k) == "tls.tls13"}
+    tls13 = {k: v for k, v in results.items() if base_id(k) == "tls.tls13"}
     assert len(tls13) == 2 and any("postgres://" in k for k in tls13), sorted(tls13)
     assert all(v["status"] == "pass" and "AW-TLS-01" in v["requirement"]["ids"] for v in tls13.values())
-    [starttls] = [v for k, v in results.items() if _base_id(k) == "tls.starttls_offered"]
+    [starttls] = [v for k, v in results.items() if base_id(k) == "tls.starttls_offered"]
     assert starttls["status"] == "pass" and "AW-TLS-06" in starttls["requirement"]["ids"]
     hsts = results["http.hsts"]
     assert hsts["status"] == "pass" and hsts["measurement"]["value"]["max_age"] >= 180 * 86400
-    [pitr] = [v for k, v in results.items() if _base_id(k) == "backups.pitr"]
+    [pitr] = [v for k, v in results.items() if base_id(k) == "backups.pitr"]
     assert pitr["status"] == "pass" and pitr["measurement"]["value"]["archive_mode"] == "on"
     assert pitr["measurement"]["value"]["archived_count"] > 0 and pitr["measurement"]["value"]["in_archive"] is True
     assert results["datastores.redis_auth"]["status"] == "pass"
@@ -119,12 +116,12 @@ def test_alwrity_lab_passes_its_profile_but_for_this_machine(golive_run) -> None
     assert results["datastores.pg_app_role"]["status"] == "pass"
     [restore] = [v for k, v in results.items() if k.startswith("backups.restore[postgres:")]
     assert restore["status"] == "pass" and restore["measurement"]["value"]["restored"]
-    assert all(v["status"] == "pass" for k, v in results.items() if _base_id(k) == "backups.offsite")
+    assert all(v["status"] == "pass" for k, v in results.items() if base_id(k) == "backups.offsite")
     assert results["release.version[endpoint]"]["measurement"]["value"] == "2.4.0"
     assert all(v["status"] == "pass" for k, v in results.items() if k.startswith("release.smoke["))
-    internal = [v for k, v in results.items() if _base_id(k) == "ports.internal_closed"]
+    internal = [v for k, v in results.items() if base_id(k) == "ports.internal_closed"]
     assert len(internal) == 3 and all(v["status"] == "pass" and v["measurement"]["value"] is False for v in internal)
-    signals = [v for k, v in results.items() if _base_id(k) == "monitoring.service_signals"]
+    signals = [v for k, v in results.items() if base_id(k) == "monitoring.service_signals"]
     assert len(signals) == 8 and all(v["status"] == "pass" for v in signals)  # incl. user activity, API usage
     # AW-MU-SW-02: nginx's configuration is valid and proxies to the ASGI server, which runs as its account
     proxy = results["services.proxy[nginx@alwrity]"]
@@ -150,13 +147,13 @@ def test_alwrity_broken_variant_is_caught(tmp_path: Path, golive_run, variant: s
     run = golive_run("--profile", PROFILE, f"--target={_target(tmp_path, variant)}", "-m", marker, timeout=240)
     results = run.results()
     assert results, run.out[-3000:]
-    caught = {k: v for k, v in results.items() if _base_id(k) == check and v["status"] == "fail"}
+    caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
     assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])
     value = next(iter(caught.values()))["measurement"]["value"]
     # the variant breaks exactly one thing: the family's other checks still pass
-    others = {k: v["status"] for k, v in results.items() if _base_id(k) != check and v["status"] not in ("pass", "skip")}
+    others = {k: v["status"] for k, v in results.items() if base_id(k) != check and v["status"] not in ("pass", "skip")}
     assert not others, others
     if variant == "hsts_missing":
         assert value["present"] is False and value["max_age"] is None

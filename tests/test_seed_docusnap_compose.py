@@ -13,7 +13,6 @@ container network (Prometheus scrapes the app and OCR containers there).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import PYCACHE, PYTEST, ROOT, GoliveRun
+from conftest import ROOT, ConcurrentRuns, GoliveRun, base_id
 from lab import systems
 
 PROFILE = "docusnap-containerized"
@@ -47,25 +46,6 @@ VARIANTS: dict[str, tuple[str, str, str]] = {
     "cors_wildcard": ("cors", "cors.disallowed_origin", "DS-HTTP-01"),
     "no_log_rotation": ("containers", "containers.log_rotation", "DS-LOG-06"),
 }
-
-
-def _base_id(result_id: str) -> str:
-    return result_id.split("[", 1)[0]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    # os.environ carries conftest's session-wide GOLIVE_LAB_IMAGE_CACHE: the image tars are built once
-    env = {**os.environ, **extra}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-    return env
-
-
-def _golive(report_dir: Path, env: dict[str, str], *args: str, timeout: float) -> GoliveRun:
-    cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", "--profile", PROFILE, *args]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    return GoliveRun(proc, report_dir)
 
 
 def test_variants_are_listed_and_validated() -> None:
@@ -102,18 +82,18 @@ def test_profile_is_the_single_server_one_as_a_compose_deployment() -> None:
     assert req.backups.max_age.full == 7 * 86400
 
 
-def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path) -> None:
-    run = _golive(tmp_path / "reports", _env(GOLIVE_LAB_DOCUSNAP_KEY=CANARY),
-                  "--target", "lab-docusnap-compose", "--allow-disruptive", timeout=300)
+def test_compose_lab_passes_its_profile_but_for_this_machine(golive_run: Any) -> None:
+    run = golive_run("--profile", PROFILE, "--target", "lab-docusnap-compose", "--allow-disruptive",
+                     env={"GOLIVE_LAB_DOCUSNAP_KEY": CANARY}, timeout=300)
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == SYSTEM
-    ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
+    ran = {base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
     assert {"hosts", "backups", "release", "monitoring", "datastores", "containers", "ports", "tls", "http",
             "cors"} <= ran
     unexpected = {}
     for rid, r in results.items():
-        base, status = _base_id(rid), r["status"]
+        base, status = base_id(rid), r["status"]
         if status in ("pass", "skip"):
             continue
         if base in MACHINE_LIMITS and status in MACHINE_LIMITS[base]:
@@ -123,7 +103,7 @@ def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path) -> 
         unexpected[rid] = (status, r["measurement"]["display"], r.get("reason"))
     assert not unexpected, unexpected
 
-    [cores] = [v for k, v in results.items() if _base_id(k) == "hosts.cpu_cores"]
+    [cores] = [v for k, v in results.items() if base_id(k) == "hosts.cpu_cores"]
     if cores["status"] == "fail":
         assert cores["measurement"]["value"] == os.cpu_count() and (os.cpu_count() or 0) < 4
         assert "DS-SS-HW-01" in cores["requirement"]["ids"]
@@ -146,19 +126,19 @@ def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path) -> 
     assert value("containers.published_ports[ocr]")["published"] == []
     assert value("containers.published_ports[app]")["published"] == []
     assert all(p.startswith("127.0.0.1:") for p in value("containers.published_ports[nginx]")["published"])
-    internal = [v for k, v in results.items() if _base_id(k) == "ports.internal_closed"]
+    internal = [v for k, v in results.items() if base_id(k) == "ports.internal_closed"]
     assert len(internal) == 2 and all(v["status"] == "pass" and v["measurement"]["value"] is False for v in internal)
     assert "volume" in value("containers.stateful_volumes[app]")["/data"]
     assert "ZHIPU_API_KEY" in value("containers.required_env[app]")["required"]
     assert value("containers.log_rotation[app]")["max-size"] == "10m"
     # the database on the volume belongs to the account the app's container runs as
-    [owner] = [v for k, v in results.items() if _base_id(k) == "datastores.sqlite_file"]
+    [owner] = [v for k, v in results.items() if base_id(k) == "datastores.sqlite_file"]
     assert owner["status"] == "pass" and "/volumes/" in owner["measurement"]["display"]
     assert owner["measurement"]["value"]["owner"] == owner["measurement"]["value"]["expected_owner"]
-    [full] = [v for k, v in results.items() if _base_id(k) == "backups.age.full"]
+    [full] = [v for k, v in results.items() if base_id(k) == "backups.age.full"]
     assert full["status"] == "pass" and 5.9 * 86400 < full["measurement"]["value"] < 6.1 * 86400
     assert all(v["status"] == "pass" for k, v in results.items() if k.startswith("release.smoke["))
-    signals = [v for k, v in results.items() if _base_id(k) == "monitoring.service_signals"]
+    signals = [v for k, v in results.items() if base_id(k) == "monitoring.service_signals"]
     assert len(signals) == 12 and all(v["status"] == "pass" for v in signals)
     assert value("monitoring.unavailability_alert")["fired_after_s"] is not None
     # the LLM key (in .env and the app's environment) never reaches the output or the report
@@ -173,17 +153,16 @@ def test_compose_lab_passes_its_profile_but_for_this_machine(tmp_path: Path) -> 
 def variant_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GoliveRun]:
     """One golive run per broken variant, narrowed with -m, all three at once."""
     base = tmp_path_factory.mktemp("variants")
-
-    def run(variant: str) -> GoliveRun:
-        target = base / f"lab-docusnap-compose-{variant}.yaml"
-        target.write_text(f"name: lab-docusnap-compose-{variant}\nenvironment: lab\n"
-                          f"lab: {{system: {SYSTEM}, variant: {variant}}}\n")
-        return _golive(base / f"reports-{variant}", _env(), f"--target={target}", "--allow-disruptive",
-                       "-m", VARIANTS[variant][0], timeout=240)
-
-    with concurrent.futures.ThreadPoolExecutor(len(VARIANTS)) as pool:
-        futures = {v: pool.submit(run, v) for v in VARIANTS}
-        return {v: f.result() for v, f in futures.items()}
+    jobs = ConcurrentRuns(base, 240)
+    try:
+        for variant, (marker, _check, _ref) in VARIANTS.items():
+            target = base / f"lab-docusnap-compose-{variant}.yaml"
+            target.write_text(f"name: lab-docusnap-compose-{variant}\nenvironment: lab\n"
+                              f"lab: {{system: {SYSTEM}, variant: {variant}}}\n")
+            jobs.start(variant, "--profile", PROFILE, f"--target={target}", "--allow-disruptive", "-m", marker)
+        return jobs.finish()
+    finally:
+        jobs.kill_all()
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -192,7 +171,7 @@ def test_broken_variant_is_caught(variant_runs: dict[str, GoliveRun], variant: s
     _, check, ref = VARIANTS[variant]
     results = run.results()
     assert results, run.out[-3000:]
-    caught = {k: v for k, v in results.items() if _base_id(k) == check and v["status"] == "fail"}
+    caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
     assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import base_id
 from lab import systems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +53,6 @@ def _target(tmp_path: Path, variant: str) -> str:
     path = tmp_path / f"lab-docusnap-{variant}.yaml"
     path.write_text(f"name: lab-docusnap-{variant}\nenvironment: lab\nlab: {{system: docusnap, variant: {variant}}}\n")
     return str(path)
-
-
-def _base_id(result_id: str) -> str:
-    return result_id.split("[", 1)[0]
 
 
 def test_docusnap_variants_are_listed_and_validated() -> None:
@@ -117,14 +114,14 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "docusnap"
     # every family the profile names ran (base: ports, tls, http, cors)
-    ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
+    ran = {base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
     assert {"hosts", "backups", "release", "services", "monitoring", "datastores", "ports", "tls", "http",
             "cors"} <= ran
 
     pip_clean = _system_pip_clean()
     unexpected = {}
     for rid, r in results.items():
-        base, status = _base_id(rid), r["status"]
+        base, status = base_id(rid), r["status"]
         if status in ("pass", "skip"):
             continue
         if base in MACHINE_LIMITS and status in MACHINE_LIMITS[base]:
@@ -137,7 +134,7 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     assert not unexpected, unexpected
 
     # sizing fails with the measured value
-    [cores] = [v for k, v in results.items() if _base_id(k) == "hosts.cpu_cores"]
+    [cores] = [v for k, v in results.items() if base_id(k) == "hosts.cpu_cores"]
     if cores["status"] == "fail":
         assert cores["measurement"]["value"] == os.cpu_count() and os.cpu_count() < 4
         assert "DS-SS-HW-01" in cores["requirement"]["ids"]
@@ -149,23 +146,23 @@ def test_docusnap_lab_passes_its_profile_but_for_this_machine(golive_run) -> Non
     for svc in ("nginx", "gunicorn", "ocr"):
         boot = results[f"services.boot_start[{svc}@docusnap]"]
         assert boot["status"] == "pass" and boot["measurement"]["value"]["restart"] == "always", boot
-    internal = [v for k, v in results.items() if _base_id(k) == "ports.internal_closed"]
+    internal = [v for k, v in results.items() if base_id(k) == "ports.internal_closed"]
     assert len(internal) == 2 and all(v["status"] == "pass" and v["measurement"]["value"] is False for v in internal)
-    [full] = [v for k, v in results.items() if _base_id(k) == "backups.age.full"]
+    [full] = [v for k, v in results.items() if base_id(k) == "backups.age.full"]
     assert full["status"] == "pass" and 5.9 * 86400 < full["measurement"]["value"] < 6.1 * 86400
-    [incr] = [v for k, v in results.items() if _base_id(k) == "backups.age.incremental"]
+    [incr] = [v for k, v in results.items() if base_id(k) == "backups.age.incremental"]
     assert incr["status"] == "pass" and incr["measurement"]["value"] < 3600
     assert results["release.version[endpoint]"]["measurement"]["value"] == "1.0.0"
     assert all(v["status"] == "pass" for k, v in results.items() if k.startswith("release.smoke["))
     assert results["http.hsts"]["status"] == "pass"
     # monitored as the document's "Monitoring Metrics" say: host and application signals of
     # nginx, gunicorn and the OCR service, alerts delivered, the OCR service's outage alerted
-    signals = [v for k, v in results.items() if _base_id(k) == "monitoring.service_signals"]
+    signals = [v for k, v in results.items() if base_id(k) == "monitoring.service_signals"]
     assert len(signals) == 12 and all(v["status"] == "pass" for v in signals)
     drill = results["monitoring.unavailability_alert"]
     assert drill["status"] == "pass" and drill["measurement"]["value"]["fired_after_s"] is not None
     # DS-AUTH-03: the database belongs to the account gunicorn runs as, mode <= 0640
-    [owner] = [v for k, v in results.items() if _base_id(k) == "datastores.sqlite_file"]
+    [owner] = [v for k, v in results.items() if base_id(k) == "datastores.sqlite_file"]
     assert owner["status"] == "pass" and "DS-AUTH-03" in owner["requirement"]["ids"]
     # the LLM key the app holds in its environment never reaches the report
     assert "ZHIPU_API_KEY" in results["services.env[gunicorn@docusnap]"]["measurement"]["value"]["env_names"]
@@ -188,7 +185,7 @@ def test_docusnap_broken_variant_is_caught(tmp_path: Path, golive_run, variant: 
                      "-m", marker, timeout=240)
     results = run.results()
     assert results, run.out[-3000:]
-    caught = {k: v for k, v in results.items() if _base_id(k) == check and v["status"] == "fail"}
+    caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
     assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
     ports = run.report["target"].get("lab_ports", {})
     for rid, r in caught.items():
@@ -204,7 +201,7 @@ def test_docusnap_broken_variant_is_caught(tmp_path: Path, golive_run, variant: 
         assert "TLSv1.0" in value and "TLSv1.1" in value
     elif variant == "no_weekly_full":
         assert 8.9 * 86400 < value < 9.1 * 86400  # the last full, 9 days old
-        [incr] = [v for k, v in results.items() if _base_id(k) == "backups.age.incremental"]
+        [incr] = [v for k, v in results.items() if base_id(k) == "backups.age.incremental"]
         assert incr["status"] == "pass"  # the daily incrementals still run
     elif variant == "cors_wildcard":
         assert value["simple"]["allow_origin"] == "*" or value["preflight"]["allow_origin"] == "*"

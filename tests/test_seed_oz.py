@@ -20,13 +20,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import ROOT, ConcurrentRuns, GoliveRun, assert_no_secret, base_id, unexpected_results
 from lab import systems
-from tests.conftest import PYCACHE, PYTEST, ROOT, GoliveRun
 
 CANARY = "golive-canary-4c1d-oz-db-password"
 
@@ -39,10 +38,6 @@ MACHINE_LIMITS: dict[str, set[str]] = {
 }
 
 
-def _base_id(result_id: str) -> str:
-    return result_id.split("[", 1)[0]
-
-
 #: variant -> (profile, golive selection, the check that must catch it, its catalogue row)
 VARIANTS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "below_apm": ("poc", ("--allow-disruptive", "-m", "throughput", "-k", "sustains_the_tiers_apm"),
@@ -51,33 +46,6 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "postgres_all_interfaces": ("poc", ("-m", "ports"), "ports.internal_closed", "AW-NET-01"),
 }
 RUN_TIMEOUT_S = 400
-
-
-def _start(tmp: Path, engine_host: str, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:
-    from lab.systems.oz_compose import ENGINE_ENV, SECRET_ENV
-
-    report_dir = tmp / f"reports-{name}"
-    env = {**os.environ, ENGINE_ENV: engine_host, SECRET_ENV: CANARY}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-    cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return proc, report_dir
-
-
-def _finish(proc: subprocess.Popen[str], report_dir: Path) -> GoliveRun:
-    try:
-        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # golive stops its lab on SIGTERM
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        err += f"\n[test] golive did not finish within {RUN_TIMEOUT_S} s\n"
-    return GoliveRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), report_dir)
 
 
 @pytest.fixture(scope="module")
@@ -90,53 +58,37 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GoliveR
         pytest.skip("the Oz Compose lab needs root (a private dockerd)")
     from lab.docker_engine import start_engine
     from lab.images import nginx_image, postgres_image, python_image, redis_image
+    from lab.systems.oz_compose import ENGINE_ENV, SECRET_ENV
 
     tmp = tmp_path_factory.mktemp("oz")
     engine = start_engine()
-    started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    done: dict[str, GoliveRun] = {}
+    jobs = ConcurrentRuns(tmp, RUN_TIMEOUT_S, env={ENGINE_ENV: engine.host, SECRET_ENV: CANARY})
     try:
         for build in (python_image, postgres_image, redis_image, nginx_image):
             build(engine)
-        started["poc"] = _start(tmp, engine.host, "poc", "--profile", "poc", "--target", "lab-oz",
-                                "--allow-disruptive", "-k", "not capacity_headroom")
+        jobs.start("poc", "--profile", "poc", "--target", "lab-oz", "--allow-disruptive", "-k", "not capacity_headroom")
         for variant, (profile, select, _check, _ref) in VARIANTS.items():
             target = tmp / f"lab-oz-{variant}.yaml"
             target.write_text(f"name: lab-oz-{variant}\nenvironment: lab\n"
                               f"lab: {{system: oz_compose, variant: {variant}}}\n")
-            started[variant] = _start(tmp, engine.host, variant, "--profile", profile, f"--target={target}", *select)
-        for name in ("postgres_all_interfaces", "single_api_instance"):
-            done[name] = _finish(*started[name])
-        started["medium"] = _start(tmp, engine.host, "medium", "--profile", "medium-load", "--target",
-                                   "lab-oz-medium", "--allow-disruptive", "-m", "ha or containers")
-        for name, (proc, report_dir) in started.items():
-            if name not in done:
-                done[name] = _finish(proc, report_dir)
+            jobs.start(variant, "--profile", profile, f"--target={target}", *select)
+        done = jobs.finish("postgres_all_interfaces", "single_api_instance")
+        jobs.start("medium", "--profile", "medium-load", "--target", "lab-oz-medium", "--allow-disruptive",
+                   "-m", "ha or containers")
+        done.update(jobs.finish())
         yield done
     finally:
-        for proc, _ in started.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+        jobs.kill_all()
         engine.stop()
 
 
 def _assert_only_machine_limits(results: dict[str, dict[str, Any]]) -> None:
-    unexpected = {}
-    for rid, r in results.items():
-        base, status = _base_id(rid), r["status"]
-        if status in ("pass", "skip") or (base in MACHINE_LIMITS and status in MACHINE_LIMITS[base]):
-            continue
-        unexpected[rid] = (status, r["measurement"]["display"], r.get("reason"))
+    unexpected = unexpected_results(results, MACHINE_LIMITS)
     assert not unexpected, unexpected
 
 
 def _assert_no_canary(run: GoliveRun) -> None:
-    assert CANARY not in run.out
-    assert run.run_dir is not None
-    for f in run.run_dir.rglob("*"):
-        if f.is_file():
-            assert CANARY.encode() not in f.read_bytes(), f
+    assert_no_secret(run, CANARY)
 
 
 def test_oz_compose_variants_are_listed_and_validated() -> None:
@@ -168,7 +120,7 @@ def test_oz_poc_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Goli
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "oz_compose"
-    ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
+    ran = {base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
     assert {"hosts", "throughput", "datastores", "containers", "ports", "tls", "http", "cors"} <= ran
     _assert_only_machine_limits(results)
 
@@ -187,7 +139,7 @@ def test_oz_poc_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Goli
     services = {"app", "bio", "nginx", "postgres", "redis"}
     for check in ("containers.compose_project", "containers.services_running"):
         assert {k.split("[", 1)[1].rstrip("]") for k, v in results.items()
-                if _base_id(k) == check and v["status"] == "pass"} == services
+                if base_id(k) == check and v["status"] == "pass"} == services
     # PostgreSQL reachable from the app host (OZ-DB-01), its published port closed from outside
     assert results["datastores.pg_reachable_from_app_hosts[oz-lab]"]["status"] == "pass"
     ports = run.report["target"]["lab_ports"]
@@ -213,7 +165,7 @@ def test_oz_medium_lab_fails_over(runs: dict[str, GoliveRun]) -> None:
         failover = results[f"ha.failover[{app}]"]
         assert failover["status"] == "pass" and failover["measurement"]["value"] <= 30
         assert results[f"ha.restore[{app}]"]["status"] == "pass"
-    assert {k for k, v in results.items() if _base_id(k) == "containers.services_running"
+    assert {k for k, v in results.items() if base_id(k) == "containers.services_running"
             and v["status"] == "pass"} >= {"containers.services_running[app-2]", "containers.services_running[bio-2]"}
     _assert_no_canary(run)
 
@@ -224,7 +176,7 @@ def test_oz_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: str) -
     run = runs[variant]
     results = run.results()
     assert results, run.out[-3000:]
-    caught = {k: v for k, v in results.items() if _base_id(k) == check and v["status"] == "fail"}
+    caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
     assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])

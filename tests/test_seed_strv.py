@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import PYCACHE, PYTEST, ROOT, GoliveRun
+from conftest import ConcurrentRuns, GoliveRun, base_id
 from lab import systems
 
 pytestmark = [
@@ -62,10 +61,6 @@ VARIANTS: dict[str, tuple[tuple[str, ...], str, str]] = {
 }
 
 
-def _base_id(result_id: str) -> str:
-    return result_id.split("[", 1)[0]
-
-
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Any]:
     """One private engine with the python image for every lab of the module."""
@@ -84,38 +79,16 @@ def engine() -> Iterator[Any]:
 def runs(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, GoliveRun]:
     """The compliant run and one run per broken variant, in parallel (bounded: 300 s)."""
     base = tmp_path_factory.mktemp("strv")
-    env = {**os.environ, "GOLIVE_LAB_DOCKER_HOST": engine.host, "GOLIVE_LAB_STRV_KEY": CANARY}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-    jobs: dict[str, tuple[list[str], Path]] = {
-        "compliant": (["--profile", PROFILE, "--target", "lab-strv", "--allow-disruptive"], base / "compliant")}
-    for variant, (args, _, _) in VARIANTS.items():
-        target = base / f"lab-strv-{variant}.yaml"
-        target.write_text(f"name: lab-strv-{variant}\nenvironment: lab\nlab: {{system: strv, variant: {variant}}}\n")
-        jobs[variant] = ([*args, f"--target={target}", "--allow-disruptive"], base / variant)
-    procs = {}
-    for name, (args, report_dir) in jobs.items():
-        out = (base / f"{name}.out").open("w")
-        procs[name] = (subprocess.Popen([*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", *args],
-                                        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, env=env), out)
-    done: dict[str, GoliveRun] = {}
+    jobs = ConcurrentRuns(base, 300, env={"GOLIVE_LAB_DOCKER_HOST": engine.host, "GOLIVE_LAB_STRV_KEY": CANARY})
     try:
-        for name, (proc, out) in procs.items():
-            rc = proc.wait(timeout=300)
-            out.close()
-            text = (base / f"{name}.out").read_text()
-            done[name] = GoliveRun(subprocess.CompletedProcess(proc.args, rc, text, ""), jobs[name][1])
+        jobs.start("compliant", "--profile", PROFILE, "--target", "lab-strv", "--allow-disruptive")
+        for variant, (args, _, _) in VARIANTS.items():
+            target = base / f"lab-strv-{variant}.yaml"
+            target.write_text(f"name: lab-strv-{variant}\nenvironment: lab\nlab: {{system: strv, variant: {variant}}}\n")
+            jobs.start(variant, *args, f"--target={target}", "--allow-disruptive")
+        return jobs.finish()
     finally:
-        for proc, out in procs.values():
-            if proc.poll() is None:  # a run past its bound: SIGTERM lets golive stop its lab
-                proc.terminate()
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            out.close()
-    return done
+        jobs.kill_all()
 
 
 def test_strv_variants_are_listed_and_validated() -> None:
@@ -141,12 +114,12 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "strv"
-    ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
+    ran = {base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
     assert {"hosts", "auth", "backups", "release", "services", "containers", "datastores", "ports", "tls", "http",
             "cors"} <= ran, ran
     unexpected = {}
     for rid, r in results.items():
-        base, status = _base_id(rid), r["status"]
+        base, status = base_id(rid), r["status"]
         if status in ("pass", "skip"):
             continue
         if base in MACHINE_LIMITS and status in MACHINE_LIMITS[base]:
@@ -155,7 +128,7 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
     assert not unexpected, unexpected
 
     # sizing fails with the measured value
-    [cores] = [v for k, v in results.items() if _base_id(k) == "hosts.cpu_cores"]
+    [cores] = [v for k, v in results.items() if base_id(k) == "hosts.cpu_cores"]
     if cores["status"] == "fail":
         assert cores["measurement"]["value"] == os.cpu_count() and (os.cpu_count() or 0) < 4
         assert "ST-MIN-HW-01" in cores["requirement"]["ids"]
@@ -174,7 +147,7 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
     owner = results["services.port_owner[api@strv]"]
     assert owner["status"] == "skip" and "docker-proxy" in owner["reason"]
     assert results["containers.published_ports[api]"]["status"] == "pass"
-    [secret] = [v for k, v in results.items() if _base_id(k) == "services.secret_files"]
+    [secret] = [v for k, v in results.items() if base_id(k) == "services.secret_files"]
     assert secret["status"] == "pass" and secret["measurement"]["value"]["uid"] == 10001
     store = results["datastores.feature_store"]
     assert store["status"] == "pass" and store["measurement"]["value"]["dimension"] == 2048
@@ -184,10 +157,10 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
     limited = results["auth.rate_limit"]
     assert limited["status"] == "pass" and limited["measurement"]["value"]["statuses"].get("429", 0) > 0
     assert all(v["measurement"]["value"] in (401, 403) for k, v in results.items()
-               if _base_id(k) == "auth.anonymous_refused")
+               if base_id(k) == "auth.anonymous_refused")
     # monitored as the document says: API response time, memory, search latency, feature
     # extraction time; alerts delivered; stopping the API (docker pause) fires InstanceDown
-    signals = {k for k, v in results.items() if _base_id(k) == "monitoring.service_signals" and v["status"] == "pass"}
+    signals = {k for k, v in results.items() if base_id(k) == "monitoring.service_signals" and v["status"] == "pass"}
     assert signals == {f"monitoring.service_signals[api {s}]" for s in ("latency", "search_latency",
                                                                         "feature_extraction_time")}, signals
     drill = results["monitoring.unavailability_alert"]
@@ -206,7 +179,7 @@ def test_strv_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: str)
     _, check, ref = VARIANTS[variant]
     results = run.results()
     assert results, run.out[-3000:]
-    caught = {k: v for k, v in results.items() if (k == check or _base_id(k) == check) and v["status"] == "fail"}
+    caught = {k: v for k, v in results.items() if (k == check or base_id(k) == check) and v["status"] == "fail"}
     assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])

@@ -20,7 +20,6 @@ Compose network (10.199.192.0/18, checked with ``ip route get`` by the lab).
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,8 +28,8 @@ from typing import Any
 
 import pytest
 
+from conftest import ROOT, ConcurrentRuns, GoliveRun, base_id
 from lab import systems
-from tests.conftest import PYCACHE, PYTEST, ROOT, GoliveRun
 
 PROFILE = "vocabulo"
 CANARY = "golive-canary-7f3a-vocabulo-db-password"
@@ -44,53 +43,21 @@ VARIANTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _base_id(result_id: str) -> str:
-    return result_id.split("[", 1)[0]
-
-
-def _start(tmp: Path, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:
-    report_dir = tmp / f"reports-{name}"
-    env = {**os.environ, "GOLIVE_LAB_VOCABULO_DB_PASSWORD": CANARY}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
-    cmd = [*PYTEST, "-p", "no:cacheprovider", f"--report-dir={report_dir}", "--profile", PROFILE, *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return proc, report_dir
-
-
-def _finish(proc: subprocess.Popen[str], report_dir: Path) -> GoliveRun:
-    try:
-        out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # golive stops its lab on SIGTERM
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        err += f"\n[test] golive did not finish within {RUN_TIMEOUT_S} s\n"
-    return GoliveRun(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), report_dir)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GoliveRun]]:
     """The compliant run and one run per broken variant, started together."""
     tmp = tmp_path_factory.mktemp("vocabulo")
-    started: dict[str, tuple[subprocess.Popen[str], Path]] = {
-        "compliant": _start(tmp, "compliant", "--target", "lab-vocabulo", "--allow-disruptive")}
-    for variant, (marker, _check, _ref) in VARIANTS.items():
-        target = tmp / f"lab-vocabulo-{variant}.yaml"
-        target.write_text(f"name: lab-vocabulo-{variant}\nenvironment: lab\n"
-                          f"lab: {{system: vocabulo, variant: {variant}}}\n")
-        started[variant] = _start(tmp, variant, f"--target={target}", "--allow-disruptive", "-m", marker)
+    jobs = ConcurrentRuns(tmp, RUN_TIMEOUT_S, env={"GOLIVE_LAB_VOCABULO_DB_PASSWORD": CANARY})
     try:
-        yield {name: _finish(proc, report_dir) for name, (proc, report_dir) in started.items()}
+        jobs.start("compliant", "--profile", PROFILE, "--target", "lab-vocabulo", "--allow-disruptive")
+        for variant, (marker, _check, _ref) in VARIANTS.items():
+            target = tmp / f"lab-vocabulo-{variant}.yaml"
+            target.write_text(f"name: lab-vocabulo-{variant}\nenvironment: lab\n"
+                              f"lab: {{system: vocabulo, variant: {variant}}}\n")
+            jobs.start(variant, "--profile", PROFILE, f"--target={target}", "--allow-disruptive", "-m", marker)
+        yield jobs.finish()
     finally:
-        for proc, _ in started.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+        jobs.kill_all()
 
 
 def _summary(results: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -149,7 +116,7 @@ def test_vocabulo_lab_passes_its_profile(runs: dict[str, GoliveRun]) -> None:
     results = run.results()
     assert results, run.out[-3000:]
     assert run.report["target"].get("lab_system") == "vocabulo"
-    ran = {_base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
+    ran = {base_id(k).split(".", 1)[0] for k, v in results.items() if v["status"] != "skip"}
     assert {"hosts", "ports", "cors", "services", "release", "datastores", "backups", "containers"} <= ran
     # VO-TLS-00: plain HTTP on localhost, the profile switches the TLS and HTTP rules off
     assert not {"tls", "http"} & ran
@@ -159,7 +126,7 @@ def test_vocabulo_lab_passes_its_profile(runs: dict[str, GoliveRun]) -> None:
 
     ports = run.report["target"]["lab_ports"]
     # VO-CTR-01/02: postgres, pgAdmin, Quiz and Junior each in its own running container
-    running = {k: v for k, v in results.items() if _base_id(k) == "containers.services_running"}
+    running = {k: v for k, v in results.items() if base_id(k) == "containers.services_running"}
     assert set(running) == {f"containers.services_running[{s}]" for s in ("postgres", "quiz-api", "junior-api",
                                                                           "pgadmin")}
     # VO-NET-02: only the APIs' 8000, on 127.0.0.1; PostgreSQL and pgAdmin publish nothing
@@ -174,20 +141,20 @@ def test_vocabulo_lab_passes_its_profile(runs: dict[str, GoliveRun]) -> None:
     assert "volume" in results["containers.stateful_volumes[postgres]"]["measurement"]["display"]
     secrets_value = results["containers.no_literal_secrets"]["measurement"]["value"]
     assert secrets_value == {"problems": [], "env_files": {".env": "0600"}}
-    [env_file] = [v for k, v in results.items() if _base_id(k) == "services.secret_files"]
+    [env_file] = [v for k, v in results.items() if base_id(k) == "services.secret_files"]
     assert env_file["measurement"]["value"]["mode"] == 0o600
     # VO-DB-02: the dump's tables, with rows, read over the Compose network
     schema = results["datastores.pg_schema"]["measurement"]["value"]
     assert schema == {t: {"exists": True, "rows": True} for t in ("categorie", "mot", "quiz_reponse")}
     # VO-BAK-01: the operator's manual pg_dump, two days old
-    [age] = [v for k, v in results.items() if _base_id(k) == "backups.age.full"]
+    [age] = [v for k, v in results.items() if base_id(k) == "backups.age.full"]
     assert 1.9 * 86400 < age["measurement"]["value"] < 2.1 * 86400
     # VO-SW-02: the Quiz API is FastAPI -- /openapi.json lists routes that each answer (the write too)
-    endpoints = {k: v["measurement"]["value"] for k, v in results.items() if _base_id(k) == "release.endpoints"}
+    endpoints = {k: v["measurement"]["value"] for k, v in results.items() if base_id(k) == "release.endpoints"}
     assert endpoints["release.endpoints[GET /words/{word_id}]"] == 200
     assert endpoints["release.endpoints[POST /answers]"] == 201
     # VO-MON-01: docker-compose logs has output for every service
-    logs = [v for k, v in results.items() if _base_id(k) == "containers.logs_present"]
+    logs = [v for k, v in results.items() if base_id(k) == "containers.logs_present"]
     assert len(logs) == 4 and all(v["measurement"]["value"] > 0 for v in logs)
 
 
@@ -197,7 +164,7 @@ def test_vocabulo_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: 
     run = runs[variant]
     results = run.results()
     assert results, run.out[-3000:]
-    caught = {k: v for k, v in results.items() if _base_id(k) == check and v["status"] == "fail"}
+    caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
     assert caught, _summary(results)
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])

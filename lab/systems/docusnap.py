@@ -526,17 +526,8 @@ class RunningDocuSnap(StopsOnExit):
         rules = mdir / "rules.yml"
         rules.write_text(mon.rules_yaml())
         prom_conf = mdir / "prometheus.yml"
-        prom_conf.write_text(f"""global:
-  scrape_interval: {mon.SCRAPE_INTERVAL_S}s
-  scrape_timeout: 800ms
-  evaluation_interval: {mon.EVALUATION_INTERVAL_S}s
-rule_files: ["{rules}"]
-alerting:
-  alertmanagers:
-    - static_configs: [{{targets: ["127.0.0.1:{p['alertmanager']}"]}}]
-scrape_configs:
-""" + "".join(f'  - job_name: {job}\n    static_configs: [{{targets: ["{addr}"]}}]\n'
-              for job, addr in self.scrape_targets().items()))
+        prom_conf.write_text(mon.prometheus_config(alertmanager=p["alertmanager"], rules=rules,
+                                                   targets=self.scrape_targets()))
         am_conf = mdir / "alertmanager.yml"
         am_conf.write_text(mon.alertmanager_config(webhook=p["webhook"]))
         self.logrotate_conf.write_text(mon.logrotate_conf(list(self.log_files().values())))

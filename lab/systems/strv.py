@@ -458,20 +458,8 @@ class RunningStrv(StopsOnExit):
         rules = mdir / "rules.yml"
         rules.write_text(mon.rules_yaml())
         prom_conf = mdir / "prometheus.yml"
-        prom_conf.write_text(f"""global:
-  scrape_interval: {mon.SCRAPE_INTERVAL_S}s
-  scrape_timeout: 800ms
-  evaluation_interval: {mon.EVALUATION_INTERVAL_S}s
-rule_files: ["{rules}"]
-alerting:
-  alertmanagers:
-    - static_configs: [{{targets: ["127.0.0.1:{p['alertmanager']}"]}}]
-scrape_configs:
-  - job_name: node
-    static_configs: [{{targets: ["127.0.0.1:{p['node_exporter']}"]}}]
-  - job_name: api
-    static_configs: [{{targets: ["127.0.0.1:{p['api']}"]}}]
-""")
+        scrape = {"node": f"127.0.0.1:{p['node_exporter']}", "api": f"127.0.0.1:{p['api']}"}
+        prom_conf.write_text(mon.prometheus_config(alertmanager=p["alertmanager"], rules=rules, targets=scrape))
         am_conf = mdir / "alertmanager.yml"
         am_conf.write_text(mon.alertmanager_config(webhook=p["webhook"]))
         self.logrotate_conf.write_text(mon.logrotate_conf(list(self.log_files().values())))
