@@ -269,7 +269,9 @@ def test_unsaved_config_missing_key_and_a_too_short_rto_fail(tmp_path, golive_ru
     assert run.one("backups.completeness[database]")["status"] == "pass"
     r = _find(run, "backups.restore", str(labs.root / "sqlite-good"))
     assert r["status"] == "fail" and "within 1e-06 s (RTO)" in r["expected"], r
-    assert r["evidence"][0]["data"]["duration_s"] > 0.001 and "counts equal" in r["measured"]
+    # the restore itself worked (counts equal) and took longer than the 1 us RTO (a small
+    # SQLite restore can take under a millisecond)
+    assert r["evidence"][0]["data"]["duration_s"] > 0.000001 and "counts equal" in r["measured"]
     assert "scratch database" in _find(run, "backups.restore", "sets/config_unsaved/backups/postgres")["reason"]
 
 
