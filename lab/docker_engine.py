@@ -274,6 +274,37 @@ class DockerEngine(StopsOnExit):
         return f"DockerEngine({self.host})"
 
 
+#: ``unix://`` URL of a lab engine another process started and will stop: a system lab runs
+#: its project there instead of starting an engine of its own (the seed labs' self-tests
+#: share one engine and its images between golive runs; each lab removes only its project)
+SHARED_ENGINE_ENV = "GOLIVE_LAB_DOCKER_HOST"
+
+
+class SharedEngine(DockerEngine):
+    """A private lab engine another process started (:data:`SHARED_ENGINE_ENV`): used, never
+    stopped.  Only an engine of this module (``unix:///tmp/gld-*/s.sock``, running) is
+    accepted, never the machine's own dockerd."""
+
+    def __init__(self, host: str) -> None:  # no super().__init__: there is no process of ours
+        sock = Path(host.removeprefix("unix://"))
+        if not host.startswith(f"unix://{ROOT_PREFIX}") or not sock.exists():
+            raise LabError(f"{SHARED_ENGINE_ENV}={host!r} is not a lab engine (a running unix://{ROOT_PREFIX}*/s.sock); "
+                           "a system lab never uses another Docker Engine")
+        self.root, self.sock, self.host = sock.parent, sock, host
+        self._client = None
+        self._stopped = True  # stop() does nothing: the owner stops it
+
+    def remember_bridges(self) -> None:
+        """The owner's engine notes its bridges when it stops."""
+
+
+def lab_engine() -> tuple[DockerEngine, bool]:
+    """The engine a system lab runs its project on: the shared one :data:`SHARED_ENGINE_ENV`
+    names, or a private one started now; and whether the lab owns (so stops) it."""
+    shared = os.environ.get(SHARED_ENGINE_ENV)
+    return (SharedEngine(shared), False) if shared else (start_engine(), True)
+
+
 def _run(argv: list[str], env: dict[str, str], timeout: float, cwd: Path | None,
          check: bool) -> subprocess.CompletedProcess[str]:
     try:

@@ -56,13 +56,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GoliveR
     short variant runs are done, so at most four labs share the machine's two cores."""
     if os.geteuid() != 0:
         pytest.skip("the Oz Compose lab needs root (a private dockerd)")
-    from lab.docker_engine import start_engine
+    from lab.docker_engine import SHARED_ENGINE_ENV, start_engine
     from lab.images import nginx_image, postgres_image, python_image, redis_image
-    from lab.systems.oz_compose import ENGINE_ENV, SECRET_ENV
+    from lab.systems.oz_compose import SECRET_ENV
 
     tmp = tmp_path_factory.mktemp("oz")
     engine = start_engine()
-    jobs = ConcurrentRuns(tmp, RUN_TIMEOUT_S, env={ENGINE_ENV: engine.host, SECRET_ENV: CANARY})
+    jobs = ConcurrentRuns(tmp, RUN_TIMEOUT_S, env={SHARED_ENGINE_ENV: engine.host, SECRET_ENV: CANARY})
     try:
         for build in (python_image, postgres_image, redis_image, nginx_image):
             build(engine)
@@ -104,8 +104,8 @@ def test_oz_compose_variants_are_listed_and_validated() -> None:
 
 
 def test_oz_compose_lab_uses_no_engine_but_a_lab_engine() -> None:
+    from lab.docker_engine import SharedEngine
     from lab.procs import LabError
-    from lab.systems.oz_compose import SharedEngine
 
     for host in ("unix:///var/run/docker.sock", "tcp://127.0.0.1:2375"):
         with pytest.raises(LabError, match="not a lab engine"):

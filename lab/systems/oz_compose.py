@@ -71,55 +71,6 @@ RO_ROLE = "golive"
 DB = "oz"
 #: the inference request's timeout (the drain of a load run waits this long at most)
 ANALYSIS_TIMEOUT_S = 25.0
-#: ``unix://`` URL of a lab engine (lab.docker_engine) the caller started and will stop: the
-#: lab runs its project there instead of starting an engine of its own (the self-tests share
-#: one engine and its images between golive runs; the lab removes only its own project)
-ENGINE_ENV = "GOLIVE_LAB_DOCKER_HOST"
-
-
-class SharedEngine:
-    """A lab engine started by someone else (:data:`ENGINE_ENV`): used, never stopped.
-    Only a private lab engine (``unix:///tmp/gld-*``) is accepted, never the machine's
-    own dockerd."""
-
-    def __init__(self, host: str) -> None:
-        from lab.docker_engine import ROOT_PREFIX
-
-        if not host.startswith(f"unix://{ROOT_PREFIX}"):
-            raise LabError(f"{ENGINE_ENV}={host!r} is not a lab engine (unix://{ROOT_PREFIX}*/s.sock); "
-                           "the Oz Compose lab never uses another Docker Engine")
-        self.host = host
-        self._client: Any = None
-
-    def client(self) -> Any:
-        import docker
-
-        if self._client is None:
-            self._client = docker.DockerClient(base_url=self.host, timeout=60)
-            self._client.ping()
-        return self._client
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        return {**env, "DOCKER_HOST": self.host, "COMPOSE_INTERACTIVE_NO_CLI": "1"}
-
-    def cli(self, *args: str, timeout: float = 60, check: bool = True) -> Any:
-        from lab.docker_engine import DOCKER_CLI, _run
-
-        return _run([DOCKER_CLI, *args], self.env(), timeout, None, check)
-
-    def compose(self, project_dir: Path, project: str, *args: str, timeout: float = 180, check: bool = True) -> Any:
-        from lab.docker_engine import _run
-
-        return _run(["docker-compose", "--no-ansi", "-p", project, *args], self.env(), timeout, project_dir, check)
-
-    def remember_bridges(self) -> None:
-        """The owner's engine notes its bridges when it stops."""
-
-    def stop(self) -> None:
-        """Not ours to stop."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Knobs:
     """What one variant sets (defaults: the compliant PoC lab)."""
@@ -275,6 +226,7 @@ class RunningOzCompose(StopsOnExit):
         self.ports: dict[str, int] = {}
         self.project = f"oz{secrets.token_hex(3)}"
         self.engine: Any = None
+        self.own_engine = False
         self.start_duration_s = 0.0
         self._stopped = False
 
@@ -348,7 +300,7 @@ class RunningOzCompose(StopsOnExit):
             return
         self._stopped = True
         try:
-            if isinstance(self.engine, SharedEngine):
+            if self.engine is not None and not self.own_engine:
                 # someone else's engine: remove this project (containers, network, volume) only
                 self.engine.compose(self.project_dir, self.project, "down", "-v", "-t", "1", "--remove-orphans",
                                     timeout=120, check=False)
@@ -456,15 +408,14 @@ class RunningOzCompose(StopsOnExit):
 
     def _start(self) -> None:
         from lab.compose_lab import wait_health
-        from lab.docker_engine import start_engine
+        from lab.docker_engine import lab_engine
 
         started = time.monotonic()
         register(self)
         names = ["https", "http", "postgres", *(app for app, _ in instance_names(self.knobs))]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         self._write_files()
-        shared = os.environ.get(ENGINE_ENV)
-        self.engine = SharedEngine(shared) if shared else start_engine()
+        self.engine, self.own_engine = lab_engine()
         compose = self._compose()
         (self.project_dir / "docker-compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
         self.engine.remember_bridges()

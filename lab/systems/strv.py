@@ -88,7 +88,6 @@ ROTATED_LOGS = {"driver": "json-file", "options": {"max-size": "10m", "max-file"
 API_ENV = ("API_HOST", "API_PORT", "NUM_WORKERS", "VECTOR_DIMENSION")
 FRONTEND_ENV = ("API_URL",)
 KEY_ENV = "GOLIVE_LAB_STRV_KEY"  # optional: the API key's value (the self-test's canary)
-SHARED_ENGINE_ENV = "GOLIVE_LAB_DOCKER_HOST"
 STAMP = "%Y%m%dT%H%M%SZ"
 #: the first health probe comes one interval (30 s) after start; then up to one probe's timeout
 HEALTH_WAIT_S = 75.0
@@ -143,22 +142,6 @@ def _status(port: int, path: str, *, tls: bool = False, headers: dict[str, str] 
         return 0
     finally:
         conn.close()
-
-
-class _SharedEngine:
-    """A private lab engine another process started (``GOLIVE_LAB_DOCKER_HOST``): used, never
-    stopped.  Only engines of :mod:`lab.docker_engine` (``unix:///tmp/gld-*``) are accepted."""
-
-    def __new__(cls, host: str) -> Any:
-        from lab.docker_engine import ROOT_PREFIX, DockerEngine
-
-        sock = Path(host.removeprefix("unix://"))
-        if not host.startswith("unix://") or not str(sock).startswith(ROOT_PREFIX) or not sock.exists():
-            raise LabError(f"{SHARED_ENGINE_ENV}={host}: not a running lab engine socket ({ROOT_PREFIX}*/s.sock)")
-        engine = DockerEngine.__new__(DockerEngine)
-        engine.root, engine.sock, engine.host = sock.parent, sock, host
-        engine._client, engine._stopped = None, True  # stop() is a no-op: the owner stops it
-        return engine
 
 
 class RunningStrv(StopsOnExit):
@@ -370,16 +353,10 @@ class RunningStrv(StopsOnExit):
     # ------------------------------------------------------------------ start
 
     def _engine(self) -> None:
+        from lab.docker_engine import lab_engine
         from lab.images import python_image
 
-        shared = os.environ.get(SHARED_ENGINE_ENV)
-        if shared:
-            self.engine = _SharedEngine(shared)
-        else:
-            from lab.docker_engine import start_engine
-
-            self.engine = start_engine()
-            self.own_engine = True
+        self.engine, self.own_engine = lab_engine()
         python_image(self.engine)
 
     def _health(self) -> str:
