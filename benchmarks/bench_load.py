@@ -9,8 +9,10 @@ Two ways to run it (docs/throughput.md has the numbers measured on the project's
         the default target is nginx answering a static 200 over TLS (faster than the
         client, so the client's limits show), --target lab the lab's POST /v1/analyze.
         JSON results (with golive/locust ratios) go to benchmarks/results/bench_load-<UTC>.json
-        and a Markdown table to stdout.  wrk2 (the constant-rate reference) is not packaged
-        for Debian 12: the results record it as missing.
+        and a Markdown table to stdout.  wrk2 (the constant-rate reference, at --wrk2-rates) is
+        not packaged for Debian 12: benchmarks/build_wrk2.sh builds it from a source checkout
+        into benchmarks/.tools/wrk2; without it the results record it as missing.
+        GOLIVE_EVENT_LOOP=asyncio runs golive on asyncio's loop instead of uvloop.
 
     .venv/bin/pytest benchmarks/bench_load.py --benchmark-autosave [--benchmark-compare]
         per-request latency of the inference core (pytest-benchmark; saved in its storage,
@@ -173,7 +175,7 @@ def golive_cmd(target: Target, rate: float, seconds: float) -> list[str]:
 
 def run_golive(target: Target, rate: float, window_s: float) -> dict[str, Any]:
     run_s = window_s + START_S + 1
-    row = measure("golive (aiohttp, open loop)", golive_cmd(target, rate, run_s - 2), target.served, window_s, run_s,
+    row = measure("golive (open loop)", golive_cmd(target, rate, run_s - 2), target.served, window_s, run_s,
                   rate)
     try:
         data = json.loads(row.pop("_stdout"))
@@ -382,12 +384,19 @@ def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def golive_client() -> str:
+    """golive's HTTP client and event loop as the generator child process will use them."""
+    out = subprocess.run([sys.executable, "-c", "from checks.throughput import wire; print(wire.client_name())"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return out.stdout.strip() or out.stderr.strip()[-200:]
+
+
 def main(argv: list[str] | None = None) -> int:
     global CLIENT_CPU
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=("nginx", "lab"), default="nginx",
                         help="nginx: static 200 over TLS (the client's ceiling shows); lab: the lab's POST /v1/analyze")
-    parser.add_argument("--rates", default="500,1000,2000,2500,3000",
+    parser.add_argument("--rates", default="500,1000,2500,4000,6000,8000",
                         help="offered rates (req/s) for golive (its pacing ceiling is the highest it holds)")
     parser.add_argument("--locust-rates", default="500,1000", help="offered rates (req/s) for locust")
     parser.add_argument("--seconds", type=float, default=6.0, help="measured window per run")
@@ -439,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "platform": platform.platform(),
                     "python": platform.python_version(), "loadavg_at_end": os.getloadavg(),
                     "client_cpu": CLIENT_CPU, "server_cpu": None if args.server_cpu < 0 else args.server_cpu},
-        "target": target.name, "lab": {"cost_ms": args.cost_ms, "instances": 2} if args.target == "lab" else None,
+        "golive_client": golive_client(), "target": target.name, "lab": {"cost_ms": args.cost_ms, "instances": 2} if args.target == "lab" else None,
         "window_s": args.seconds, "rows": rows,
         "golive_pacing_ceiling_rps": max(held) if held else None,
         "ratios": ratios(rows),

@@ -2,21 +2,17 @@
 (name -> IP address, like curl's ``--resolve``) decides where a connection to a pinned name
 goes, while the URL, the ``Host`` header, TLS SNI and certificate validation keep the name.
 
-Two clients use it: the open-loop generator's aiohttp connections (:class:`PinnedResolver`:
-the throughput runs, their worker processes and the HA drill's request stream) and the HA
-drill's httpx health polls (:func:`route`).  The HTTP, CORS and TLS families pin through
-their own clients (checks/http/probes.py, checks/tls/probes.py) with the same semantics.
+Two clients use it: the open-loop generator's connections (:func:`address_for`, in
+checks/throughput/wire.py: the throughput runs, their worker processes and the HA drill's
+request stream) and the HA drill's httpx health polls (:func:`route`).  The HTTP, CORS
+and TLS families pin through their own clients (checks/http/probes.py, checks/tls/probes.py) with the same semantics.
 Names that are not pinned resolve as usual.
 """
 from __future__ import annotations
 
-import socket
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 
 def normalise(resolve: Mapping[str, str] | None) -> dict[str, str]:
@@ -37,36 +33,6 @@ def words(url: str, resolve: Mapping[str, str] | None) -> str:
         return ""
     name = urllib.parse.urlsplit(url).hostname
     return f"connected to {address} (pinned in endpoints.resolve; Host and SNI stay {name})"
-
-
-class PinnedResolver(AbstractResolver):
-    """aiohttp resolver: a pinned name resolves to its address only (no DNS query); any
-    other name goes to aiohttp's default resolver.  aiohttp keeps the URL's host name for
-    the Host header, SNI and the certificate check (``ResolveResult.hostname``)."""
-
-    def __init__(self, resolve: Mapping[str, str]) -> None:
-        self.pins = normalise(resolve)
-        self._fallback: AbstractResolver | None = None
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        address = self.pins.get(host.lower().rstrip("."))
-        if address is None:
-            if self._fallback is None:
-                self._fallback = DefaultResolver()
-            return await self._fallback.resolve(host, port, family)
-        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)]
-
-    async def close(self) -> None:
-        if self._fallback is not None:
-            await self._fallback.close()
-
-
-def resolver(resolve: Mapping[str, str] | None) -> PinnedResolver | None:
-    """A :class:`PinnedResolver` for a non-empty mapping, else None (aiohttp's default)."""
-    return PinnedResolver(resolve) if resolve else None
 
 
 def route(url: str, resolve: Mapping[str, str] | None) -> tuple[str, dict[str, str], dict[str, Any]]:

@@ -217,7 +217,7 @@ class InferenceSpec(Strict):
         "worker commands that load slices of the schedule when the rate exceeds pacing_ceiling_rps: 'local' (a "
         "process on the checking host) or a command line starting `python -m checks.throughput.load --worker` "
         "on a worker host (ssh ..., ip netns exec ...)"))
-    pacing_ceiling_rps: float = Field(default=2500, gt=0, description=(
+    pacing_ceiling_rps: float = Field(default=5000, gt=0, description=(
         "requests per second one generator process is trusted to pace (measured: docs/throughput.md)"))
 
     @field_validator("url")

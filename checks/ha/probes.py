@@ -80,9 +80,9 @@ def _tool() -> str:
         testinfra = metadata.version("pytest-testinfra")
     except metadata.PackageNotFoundError:  # pragma: no cover
         testinfra = "unknown"
-    import aiohttp
+    from checks.throughput import wire
 
-    return (f"golive HA drill (request stream: golive open-loop generator, aiohttp {aiohttp.__version__}; "
+    return (f"golive HA drill (request stream: golive open-loop generator, {wire.client_name()}; "
             f"health polls: httpx {httpx.__version__}; actions: pytest-testinfra {testinfra})")
 
 

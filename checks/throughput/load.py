@@ -46,11 +46,14 @@ and analysis type); APM counts analyses, not HTTP requests.
 The HA drill's request stream is this engine too (:class:`Stream`: the same scheduler loop,
 pool and request spec, run in its own thread until the drill stops it, with no preflight;
 it keeps one :class:`Outcome` per request for the drill's timeline -- a load run keeps none).
-Address pinning (the target's ``endpoints.resolve``, ``RequestSpec.resolve``) goes through an
-aiohttp resolver (``checks.pinning``): connections to a pinned name go to its address, the
-Host header, SNI and the certificate check keep the name -- in worker processes too.
+Address pinning (the target's ``endpoints.resolve``, ``RequestSpec.resolve``): connections
+to a pinned name go to its address, the Host header, SNI and the certificate check keep
+the name (``checks.pinning.address_for``) -- in worker processes too.
 
-aiohttp, not httpx: on these machines httpx cannot hold an open-loop rate (see
+The HTTP client is :mod:`checks.throughput.wire` (an asyncio Protocol per keep-alive
+connection, llhttp's C parser, uvloop when installed; no task, future or timer per request),
+not aiohttp's or httpx's client session: httpx cannot hold an open-loop rate on these
+machines, and aiohttp's session cost 1.5-2x locust's CPU per request (see
 docs/throughput.md).  No pytest imports and no pass/fail thresholds here.  Run
 ``python -m checks.throughput.load --help`` for the CLI used by ``benchmarks/bench_load.py``;
 ``python -m checks.throughput.load --worker`` is the worker process of :func:`run_distributed`.
@@ -60,6 +63,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import contextlib
 import dataclasses
 import gc
@@ -78,17 +82,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
 from hdrh.histogram import HdrHistogram
 
 from checks import pinning
 from checks import request as request_rule
 from checks.connection import redact
+from checks.throughput import wire
 from golive.model import Evidence, Measurement, utcnow
 
 Phase = Literal["warmup", "ramp", "steady"]
 PHASES: tuple[Phase, ...] = ("warmup", "ramp", "steady")
-TOOL = f"golive open-loop generator (aiohttp {aiohttp.__version__}, Python {sys.version.split()[0]})"
+TOOL = f"golive open-loop generator ({wire.client_name()}, Python {sys.version.split()[0]})"
 SCHEDULE_ERROR = "the load generator could not keep the schedule"
 #: Dispatch-lag bound: at most LATE_ALLOWED of the steady requests (and at least one may)
 #: are dispatched later than max(LAG_FRACTION x interval, LAG_FLOOR_S), capped at LAG_CAP_S.
@@ -105,10 +109,18 @@ DEFAULT_LATENCY_BOUND_S = 2.0
 MAX_CONNECTIONS = 512
 MAX_REQUESTS = 200_000
 MAX_ERROR_KINDS = 20
-#: The requests per second one generator process holds on one core with <= 1 % late
-#: dispatches (measured: benchmarks/bench_load.py, docs/throughput.md).  Above it, a target
-#: that declares worker hosts is loaded from several processes (run_distributed).
-PACING_CEILING_RPS = 2500.0
+#: The requests per second one generator process is trusted to pace (the default of a
+#: target's inference.pacing_ceiling_rps).  Measured on one idle core: 8,000-12,000 req/s
+#: with <= 1 % late dispatches (benchmarks/bench_load.py, docs/throughput.md); the default
+#: leaves room for a checking host that is busy with other work.  Above it, a target that
+#: declares worker hosts is loaded from several processes (run_distributed).
+PACING_CEILING_RPS = 5000.0
+#: Below this many successful steady completions the achieved rate is counted (successes
+#: over the steady span), not fitted: a slope through 3-9 completion times is moved by the
+#: latency jitter of its end points more than by the rate (at 6 APM, 3 completions read 5.99
+#: APM against 6.12 offered on a healthy lab); from 10 on that error is under 0.5 % for a
+#: jitter of 3 % of the interval.
+FIT_MIN_COMPLETIONS = 10
 #: Default confidence level of the percentiles' intervals and sample-size rule.
 DEFAULT_CONFIDENCE = 0.95
 #: HdrHistogram range: 1 microsecond to one hour, 3 significant digits.
@@ -592,16 +604,9 @@ def judge_response(spec: RequestSpec, status: int, body: bytes) -> str | None:
 
 
 def _client_error(exc: BaseException, timeout_s: float) -> str:
+    """The failure kind of an exception that escaped the engine (a crashed stream)."""
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return f"timeout after {timeout_s:g} s"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate not trusted: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return f"TLS handshake failed: {exc}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
@@ -798,6 +803,8 @@ class LoadRun:
     achieved_rate: float = 0.0
     #: Standard error of achieved_rate (the completion-time fit's residuals).
     achieved_rate_se: float = 0.0
+    #: The achieved rate is successes / steady span (fewer than FIT_MIN_COMPLETIONS to fit).
+    rate_counted: bool = False
     completed_in_window_rate: float = 0.0
     dispatched_rate: float = 0.0
     corrected: LatencySummary = NO_SAMPLES
@@ -873,7 +880,7 @@ class LoadRun:
             "connections_opened": self.connections_opened, "workers": self.workers,
             "offered_apm": round(self.offered_apm, 4), "achieved_apm": round(self.achieved_apm, 4),
             "offered_rps": round(self.offered_rate, 4), "achieved_rps": round(self.achieved_rate, 4),
-            "achieved_rps_se": round(self.achieved_rate_se, 4),
+            "achieved_rps_se": round(self.achieved_rate_se, 4), "achieved_rate_counted": self.rate_counted,
             "analyses_per_request": round(self.analyses_per_request, 4),
             "completed_in_window_apm": round(self.completed_in_window_rate * 60 * self.analyses_per_request, 4),
             "dispatched_apm": round(self.dispatched_rate * 60 * self.analyses_per_request, 4),
@@ -937,8 +944,12 @@ def finish_run(run: LoadRun, tally: Tally, schedule: Schedule) -> LoadRun:
     run.ok, run.ok_analyses, run.incomplete = tally.ok, tally.ok_analyses, tally.incomplete
     run.total_sent, run.total_completed = tally.total_sent, tally.total_completed
     run.errors = dict(tally.errors.most_common(MAX_ERROR_KINDS))
-    run.achieved_rate = min(tally.achieved_rate, run.ok / schedule.steady_s)
-    run.achieved_rate_se = tally.achieved_rate_se
+    if run.ok < FIT_MIN_COMPLETIONS:
+        run.achieved_rate, run.achieved_rate_se = run.ok / schedule.steady_s, 0.0
+        run.rate_counted = True
+    else:
+        run.achieved_rate = min(tally.achieved_rate, run.ok / schedule.steady_s)
+        run.achieved_rate_se = tally.achieved_rate_se
     run.dispatched_rate = tally.dispatched_rate
     run.completed_in_window_rate = tally.completed_in_window / schedule.steady_s
     run.completion_window = ((tally.first_ok_done, tally.last_ok_done) if tally.ok
@@ -974,22 +985,28 @@ def lag_limit_s(rate: float) -> float:
 # ----------------------------------------------------------------------------- the engine
 
 
-def _ssl_context(spec: RequestSpec) -> ssl.SSLContext | bool:
-    if urllib.parse.urlsplit(spec.url).scheme != "https":
-        return False
-    return ssl.create_default_context(cafile=spec.ca_file) if spec.ca_file else ssl.create_default_context()
+def _ssl_context(spec: RequestSpec) -> ssl.SSLContext | None:
+    return wire.ssl_context(spec.url, spec.ca_file)
 
 
-def _connector(spec: RequestSpec, workload: Workload | None = None, **kw: Any) -> aiohttp.TCPConnector:
-    """The connector of a run: TLS per the spec's CA file, and the target's pinned addresses
-    (endpoints.resolve, checks.pinning) for every template's hosts."""
-    pins: dict[str, str] = {}
-    for t in (workload.templates if workload is not None else (Template(spec),)):
-        pins.update(pinning.normalise(t.spec.resolve))
-    resolver = pinning.resolver(pins)
-    if resolver is not None:
-        kw["resolver"] = resolver
-    return aiohttp.TCPConnector(ssl=_ssl_context(spec), **kw)
+def prepare(spec: RequestSpec, tls: dict[str | None, ssl.SSLContext] | None = None) -> wire.Prepared:
+    """The spec serialised for :mod:`checks.throughput.wire`: its pinned address (checks.pinning),
+    its TLS context (one per CA file when ``tls`` is shared), a body only kept when the success
+    rule reads it.  A body without a Content-Type is sent as application/octet-stream."""
+    context = None
+    if urllib.parse.urlsplit(spec.url).scheme == "https":
+        cache = tls if tls is not None else {}
+        context = cache.get(spec.ca_file)
+        if context is None:
+            context = _ssl_context(spec)
+            if context is not None:
+                cache[spec.ca_file] = context
+    headers = dict(spec.headers)
+    if spec.body is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/octet-stream"
+    return wire.prepare(spec.url, method=spec.method, body=spec.body, headers=headers, timeout_s=spec.timeout_s,
+                        connect_to=pinning.address_for(spec.url, spec.resolve), tls=context,
+                        keep_body=bool(spec.success_field))
 
 
 #: Called for every outcome when set (the HA drill's stream): arrival index, success,
@@ -1026,12 +1043,15 @@ class _Engine:
         self.tally = Tally(steady_planned=len(range(schedule.first_steady + (index - schedule.first_steady) % stride,
                                                     len(schedule.offsets), stride)))
         self.kinds = workload.sequence(len(schedule.offsets))
-        self.headers = [dict(t.spec.headers) for t in workload.templates]
-        self.timeouts = [aiohttp.ClientTimeout(total=t.spec.timeout_s) for t in workload.templates]
+        tls: dict[str | None, ssl.SSLContext] = {}
+        self.prepared = [prepare(t.spec, tls) for t in workload.templates]
+        self.specs = [t.spec for t in workload.templates]
         self.pending: dict[int, tuple[float, float, float]] = {}  # arrival -> (due, issued, sent)
-        self.queue: asyncio.Queue[tuple[int, float, float] | None] = asyncio.Queue()
-        self.idle = 0
-        self.workers: list[asyncio.Task[None]] = []
+        # Arrivals due while every connection was busy, oldest first: the next free one takes them.
+        self.backlog: collections.deque[tuple[int, float, float]] = collections.deque()
+        self.idle: list[wire.Connection] = []  # free connections (the most recently used is reused first)
+        self.conns: list[wire.Connection] = []
+        self.settled: asyncio.Event | None = None  # after the schedule: set when nothing is pending
         self.t0 = 0.0
         self.done_fit = _Fit()
         self.issue_fit = _Fit()
@@ -1097,43 +1117,51 @@ class _Engine:
 
     # -- the request ---------------------------------------------------------
 
-    async def _one(self, session: aiohttp.ClientSession, k: int, due: float, issued: float) -> None:
-        template = self.workload.templates[self.kinds[k]]
-        spec = template.spec
-        sent = time.perf_counter()
-        self.pending[k] = (due, issued, sent)
+    def _connection(self) -> wire.Connection:
+        conn = wire.Connection(asyncio.get_running_loop(), self._answered)
+        self.conns.append(conn)
+        return conn
+
+    def _send(self, conn: wire.Connection, k: int, due: float, issued: float) -> None:
+        self.pending[k] = (due, issued, time.perf_counter())
         self.tally.total_sent += 1
-        status = None
-        try:
-            async with session.request(spec.method, spec.url, data=spec.body, headers=self.headers[self.kinds[k]],
-                                       allow_redirects=False, timeout=self.timeouts[self.kinds[k]]) as resp:
-                body = await resp.read()
-                status = resp.status
-                error = judge_response(spec, status, body)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            error = _client_error(exc, spec.timeout_s)
-        del self.pending[k]
-        self._outcome(k, due, issued, sent, time.perf_counter(), error, True, status)
+        conn.send(self.prepared[self.kinds[k]], k)
 
-    async def _worker(self, session: aiohttp.ClientSession) -> None:
-        self.tally.connections_opened += 1
-        self.idle += 1
-        queue = self.queue
+    def _dispatch(self, k: int, due: float, issued: float) -> None:
+        """Arrival k goes out on a free connection now, or waits in the backlog."""
+        if self.idle:
+            self._send(self.idle.pop(), k, due, issued)
+        else:
+            self.backlog.append((k, due, issued))
+
+    def _answered(self, conn: wire.Connection, status: int | None, body: bytes, error: str | None) -> None:
+        """A request ended (answer or failure): record it, give the connection the oldest
+        waiting arrival or free it."""
+        k = conn.tag
+        due, issued, sent = self.pending.pop(k)
+        done = time.perf_counter()
+        if error is None and status is not None:
+            error = judge_response(self.specs[self.kinds[k]], status, body)
+        self._outcome(k, due, issued, sent, done, error, True, status)
+        if self.backlog:
+            self._send(conn, *self.backlog.popleft())
+            return
+        self.idle.append(conn)
+        if self.settled is not None and not self.pending:
+            self.settled.set()
+
+    async def _expire(self) -> None:
+        """Time out requests past their deadline (each template's timeout_s), every 1/20 of
+        the shortest timeout and at least every 0.05 s.  (An answer that arrives after its
+        deadline but before this pass is a timeout too: wire.Connection checks.)"""
+        loop = asyncio.get_running_loop()
+        every = min(0.05, min(p.timeout_s for p in self.prepared) / 20)
         while True:
-            item = await queue.get()
-            if item is None:
-                self.idle -= 1
-                return
-            self.idle -= 1
-            try:
-                await self._one(session, *item)
-            finally:
-                self.idle += 1
-
-    def _grow(self, session: aiohttp.ClientSession, cap: int) -> None:
-        self.workers.append(asyncio.create_task(self._worker(session)))
+            await asyncio.sleep(every)
+            now = loop.time()
+            for conn in self.conns:
+                if conn.busy and conn.deadline <= now:
+                    conn.expire()
 
     async def _report(self, total_s: float) -> None:
         assert self.progress is not None
@@ -1141,7 +1169,7 @@ class _Engine:
             await asyncio.sleep(self.progress_every_s)
             t = self.tally
             elapsed = time.perf_counter() - self.t0
-            queued = self.queue.qsize()
+            queued = len(self.backlog)
             with contextlib.suppress(Exception):
                 self.progress(Progress(elapsed, total_s, _phase_at(elapsed, self.plan, self.schedule), self.plan.rate,
                                        t.total_sent + queued, t.total_completed - sum(t.errors.values()),
@@ -1150,116 +1178,128 @@ class _Engine:
 
     # -- the run -------------------------------------------------------------
 
-    async def preflight(self, session: aiohttp.ClientSession) -> str | None:
-        """One request on a fresh connection before any load: None, or why no answer came."""
+    async def preflight(self) -> str | None:
+        """One request on a fresh connection before any load: None, or why no answer came.
+        The connection then joins the pool."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str | None] = loop.create_future()
         spec = self.workload.primary
+
+        def answered(conn: wire.Connection, status: int | None, body: bytes, error: str | None) -> None:
+            # Any HTTP answer will do (whether it is a success is the load run's finding).
+            if not answer.done():
+                answer.set_result(None if status is not None else error or "no answer")
+
+        conn = wire.Connection(loop, answered)
         start = time.perf_counter()
+        conn.send(self.prepared[0], None)
         try:
-            async with session.request(spec.method, spec.url, data=spec.body, headers=self.headers[0],
-                                       allow_redirects=False) as resp:
-                await resp.read()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            return _client_error(exc, spec.timeout_s)
+            why = await asyncio.wait_for(asyncio.shield(answer), timeout=spec.timeout_s + 0.05)
+        except TimeoutError:
+            conn.expire()
+            why = await answer
         finally:
             self.tally.preflight_ms = (time.perf_counter() - start) * 1000
-        return None
+        if why is None:
+            conn.answered = self._answered
+            self.conns.append(conn)
+            self.idle.append(conn)
+            return None
+        conn.abort()
+        return why
 
     async def run(self, run: LoadRun) -> Tally:
         plan, schedule, spec = self.plan, self.schedule, self.workload.primary
         cpu0 = time.process_time()
         cap = plan.pool_size
-        connector = _connector(spec, self.workload, limit=cap, limit_per_host=cap, keepalive_timeout=60)
         drain_s = plan.drain_s if plan.drain_s is not None else max(t.spec.timeout_s for t in self.workload.templates)
-        # No cookies: every request stands alone (no session affinity the real clients may lack).
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
-                                         trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
-                                         skip_auto_headers=("User-Agent",),
-                                         headers={"User-Agent": "golive-load"}) as session:
-            why = None if self.stream else await self.preflight(session)
-            if why is not None:
-                run.error = f"no HTTP answer from {spec.shown_url}: {why}"
-                return self.tally
+        why = None if self.stream else await self.preflight()
+        if why is not None:
+            run.error = f"no HTTP answer from {spec.shown_url}: {why}"
+            self._close()
+            return self.tally
+        if not self.stream:
+            # The run's objects live to its end: keep the collector from rescanning them (a
+            # gen-2 pause is a pause of the schedule).  Before t0: a full collection takes time.
+            gc.collect()
+            gc.freeze()
+        if self.fixed_t0 is not None:
+            self.t0 = t0 = self.fixed_t0
+        elif self.start_at is not None:
+            self.t0 = t0 = time.perf_counter() + (self.start_at - time.time())
+        else:
+            self.t0 = t0 = time.perf_counter() + 0.01
+        self.window = (t0 + schedule.steady_start, t0 + schedule.steady_start + schedule.steady_s)
+        run.steady_window = self.window
+        # The pool starts at what the rate needs at the preflight's latency and grows on demand;
+        # its connections open when first used.
+        pre_ms = self.tally.preflight_ms if math.isfinite(self.tally.preflight_ms) else 50.0
+        start_pool = min(cap, max(4, math.ceil(plan.rate / self.stride * pre_ms / 1000 * 2)))
+        while len(self.conns) < start_pool:
+            self.idle.append(self._connection())
+        helpers = [asyncio.create_task(self._expire())]
+        if self.progress is not None and self.progress_every_s > 0:
+            helpers.append(asyncio.create_task(self._report(schedule.end)))
+        try:
+            await self._schedule(cap, t0)
+            self.settled = asyncio.Event()  # set by the last answer
+            # A halted stream drains from the halt, not from the schedule's planned end.
+            deadline = (time.perf_counter() if self.halted else t0 + schedule.end) + drain_s
+            if self.pending or self.backlog:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.settled.wait(), timeout=max(0.0, deadline - time.perf_counter()))
+            end = time.perf_counter()
+        finally:
             if not self.stream:
-                # The run's objects live to its end: keep the collector from rescanning them (a
-                # gen-2 pause is a pause of the schedule).  Before t0: a full collection takes time.
-                gc.collect()
-                gc.freeze()
-            if self.fixed_t0 is not None:
-                self.t0 = t0 = self.fixed_t0
-            elif self.start_at is not None:
-                self.t0 = t0 = time.perf_counter() + (self.start_at - time.time())
-            else:
-                self.t0 = t0 = time.perf_counter() + 0.01
-            self.window = (t0 + schedule.steady_start, t0 + schedule.steady_start + schedule.steady_s)
-            run.steady_window = self.window
-            # The pool starts at what the rate needs at the preflight's latency and grows on demand.
-            pre_ms = self.tally.preflight_ms if math.isfinite(self.tally.preflight_ms) else 50.0
-            start_pool = min(cap, max(4, math.ceil(plan.rate / self.stride * pre_ms / 1000 * 2)))
-            for _ in range(start_pool):
-                self._grow(session, cap)
-            reporter = (asyncio.create_task(self._report(schedule.end))
-                        if self.progress is not None and self.progress_every_s > 0 else None)
-            try:
-                await self._schedule(session, cap, t0)
-                for _ in self.workers:
-                    self.queue.put_nowait(None)
-                # A halted stream drains from the halt, not from the schedule's planned end.
-                deadline = (time.perf_counter() if self.halted else t0 + schedule.end) + drain_s
-                _, stuck = await asyncio.wait(self.workers, timeout=max(0.0, deadline - time.perf_counter()))
-                end = time.perf_counter()
-                for task in stuck:
-                    task.cancel()
-                if stuck:
-                    await asyncio.gather(*stuck, return_exceptions=True)
-            finally:
-                if not self.stream:
-                    gc.unfreeze()
-                if reporter is not None:
-                    reporter.cancel()
-                    await asyncio.gather(reporter, return_exceptions=True)
-                for task in self.workers:
-                    if not task.done():
-                        task.cancel()
-            # Requests never answered within the drain count at their censored latency
-            # (at least this long): never dropped.
-            while not self.queue.empty():
-                item = self.queue.get_nowait()
-                if item is not None:
-                    self.pending.setdefault(item[0], (item[1], item[2], math.nan))
-            for k, (due, issued, sent) in sorted(self.pending.items()):
-                self._outcome(k, due, issued, sent, end, f"not completed within the drain ({end - t0 - schedule.end:.1f} s)",
-                              False)
-            self._close_second()
+                gc.unfreeze()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self._close()
+        # Requests never answered within the drain count at their censored latency
+        # (at least this long): never dropped.
+        for k, due, issued in self.backlog:
+            self.pending.setdefault(k, (due, issued, math.nan))
+        self.backlog.clear()
+        for k, (due, issued, sent) in sorted(self.pending.items()):
+            self._outcome(k, due, issued, sent, end, f"not completed within the drain ({end - t0 - schedule.end:.1f} s)",
+                          False)
+        self._close_second()
+        self.tally.connections_opened = sum(c.opened for c in self.conns)
         self.tally.achieved_rate, self.tally.achieved_rate_se = self.done_fit.rate_se(schedule.steady_s)
         self.tally.dispatched_rate = self.issue_fit.rate(schedule.steady_s)
         self.tally.cpu_s = time.process_time() - cpu0
         return self.tally
 
-    async def _schedule(self, session: aiohttp.ClientSession, cap: int, t0: float) -> None:
-        """The scheduler loop: sleep until the next arrival is due, queue every arrival that
-        is due by then (one timer per wake-up, not per request), grow the pool by at most one
-        connection when the queue outgrows the idle workers."""
+    def _close(self) -> None:
+        for conn in self.conns:
+            conn.abort()
+
+    async def _schedule(self, cap: int, t0: float) -> None:
+        """The scheduler loop: sleep until the next arrival is due, dispatch every arrival that
+        is due by then (one timer per wake-up, not per request) to a free connection or the
+        backlog, grow the pool by at most one connection per wake-up while arrivals wait."""
         offsets, first_steady = self.schedule.offsets, self.schedule.first_steady
         limit = lag_limit_s(self.plan.rate)
         tally = self.tally
         series_at = self._series_at
+        dispatch = self._dispatch
+        backlog = self.backlog
         k = self.index
         n = len(offsets)
         clock = time.perf_counter
         max_sleep = self.max_sleep
+        min_sleep = wire.min_sleep_s(asyncio.get_running_loop())
         while k < n:
             delay = t0 + offsets[k] - clock()
             if delay > 0:
-                await asyncio.sleep(delay if delay < max_sleep else max_sleep)
+                await asyncio.sleep(min(max(delay, min_sleep), max_sleep))
             if self.halted:
                 return
             now = clock()
             batch = 0
             while k < n and t0 + offsets[k] <= now:
                 due = t0 + offsets[k]
-                self.queue.put_nowait((k, due, now))
                 series_at(max(0, int(now - t0)))["sent"] += 1
                 if k >= first_steady:
                     tally.steady_dispatched += 1
@@ -1267,13 +1307,14 @@ class _Engine:
                     self.issue_fit.add(now - t0)
                     if now - due > limit:
                         tally.late += 1
+                dispatch(k, due, now)
                 k += self.stride
                 batch += 1
                 if batch >= 64:
-                    break  # let the workers run while catching up
+                    break  # let the answers in while catching up
             self.next_k = k
-            if self.queue.qsize() > self.idle and len(self.workers) < cap:
-                self._grow(session, cap)
+            if backlog and len(self.conns) < cap:
+                self._send(self._connection(), *backlog.popleft())
             if batch >= 64:
                 await asyncio.sleep(0)
         self.schedule_done = True
@@ -1341,7 +1382,7 @@ def run_load(spec: RequestSpec | Workload, plan: LoadPlan, progress: ProgressFn 
              progress_every_s: float = 5.0) -> LoadRun:
     """Run one bounded load test and return what it measured (never raises for target
     failures: they are outcomes, or ``LoadRun.error`` when nothing could be measured)."""
-    return asyncio.run(run_load_async(spec, plan, progress, progress_every_s))
+    return wire.run(run_load_async(spec, plan, progress, progress_every_s))
 
 
 # ----------------------------------------------------------------------------- a stream until stopped
@@ -1410,7 +1451,7 @@ class Stream(threading.Thread):
 
     def run(self) -> None:
         try:
-            asyncio.run(self._main())
+            wire.run(self._main())
         except Exception as exc:
             self.crashed = _client_error(exc, self.spec.timeout_s)
 
@@ -1548,7 +1589,7 @@ def _worker_main() -> int:
     """``python -m checks.throughput.load --worker``: one slice of a schedule, job on stdin, tally out."""
     job = json.loads(sys.stdin.read())
     plan = LoadPlan(**job["plan"])
-    run, tally = asyncio.run(run_slice_async(Workload.from_list(job["workload"]), plan, index=int(job["index"]),
+    run, tally = wire.run(run_slice_async(Workload.from_list(job["workload"]), plan, index=int(job["index"]),
                                              stride=int(job["stride"]), start_at=float(job["start_at"])))
     json.dump({"error": run.error, "tally": tally.to_dict()}, sys.stdout)
     sys.stdout.write("\n")
@@ -1599,7 +1640,9 @@ def measurements(run: LoadRun, percentiles: Sequence[float] = ()) -> ThroughputM
     apm = Measurement(round(run.achieved_apm, 4),
                       f"{fmt_apm(run.achieved_apm)} APM achieved (offered {fmt_apm(run.offered_apm)} APM, "
                       f"{run.ok} of {run.steady} requests ok over {run.steady_s:.3g} s"
-                      + (f", {run.ok_analyses} analyses" if run.analyses_per_request != 1 else "") + ")", ev, unit="APM")
+                      + (f", {run.ok_analyses} analyses" if run.analyses_per_request != 1 else "")
+                      + (f"; counted, not fitted: fewer than {FIT_MIN_COMPLETIONS} completions" if run.rate_counted
+                         else "") + ")", ev, unit="APM")
     q95 = run.quantile(95)
     short = next((why for p in percentiles if (why := too_few_samples(run, p)) is not None), None)
     if short is not None:
@@ -1856,25 +1899,16 @@ def search_capacity(spec: RequestSpec | Workload, *, start_apm: float, max_apm: 
 
 
 async def _probe_once_async(spec: RequestSpec) -> tuple[float, str | None]:
-    connector = _connector(spec, limit=1)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=spec.timeout_s),
-                                     trust_env=False) as session:
-        start = time.perf_counter()
-        try:
-            async with session.request(spec.method, spec.url, data=spec.body, headers=dict(spec.headers),
-                                       allow_redirects=False) as resp:
-                body = await resp.read()
-                why = judge_response(spec, resp.status, body)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            why = _client_error(exc, spec.timeout_s)
-        return (time.perf_counter() - start) * 1000, why
+    start = time.perf_counter()
+    status, body, why = await wire.fetch(prepare(spec))
+    if why is None and status is not None:
+        why = judge_response(spec, status, body)
+    return (time.perf_counter() - start) * 1000, why
 
 
 def probe_once(spec: RequestSpec) -> tuple[float, str | None]:
     """One request on a fresh connection: (latency in ms, failure kind or None)."""
-    return asyncio.run(_probe_once_async(spec))
+    return wire.run(_probe_once_async(spec))
 
 
 def _cool_down(spec: RequestSpec, reference_ms: float, max_s: float = 10.0) -> None:
