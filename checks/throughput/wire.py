@@ -297,7 +297,10 @@ class Connection:
             self._finish(None, connect_error(exc))
             return
         finally:
-            self.opening = None
+            # Only this attempt's own reference: an expired attempt's connection may already
+            # be opening again for the next request.
+            if self.opening is asyncio.current_task():
+                self.opening = None
         self.opened += 1
         if self.link is not link or link.transport is None:  # lost during the handshake
             self._finish(None, DISCONNECTED)
