@@ -313,6 +313,106 @@ http {{
 """
 
 
+def render_app_proxy(layout: NginxLayout, *, lab: str, variant: str, https_port: int, http_port: int,
+                     status_port: int, upstream: str, chain_file: Path, key_file: Path, protocols: str,
+                     ciphers: str, hsts: bool = True, cors_wildcard: bool = False, listen: str = "127.0.0.1",
+                     http_extra: str = "") -> str:
+    """nginx.conf of a seed-system lab's front (ALwrity, DocuSnap, STRV): 80 -> 301 https;
+    443 TLS (``protocols``, ``ciphers``) proxying every path to one ``upstream`` app
+    (host:port) with HSTS (unless ``hsts`` is False), the security headers and CORS for
+    the one allowed origin (``cors_wildcard``: ``*`` for everyone, a broken variant);
+    /metrics is not public; a JSON access log named after ``lab`` and stub_status on the
+    status port.  ``listen`` is the address nginx binds (0.0.0.0 inside a container, whose
+    published ports are bound on the host's loopback); ``http_extra``: more directives for
+    the http block."""
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    tmp = layout.temp_dir
+    if cors_wildcard:
+        maps = ""
+        cors = ('        add_header Access-Control-Allow-Origin "*" always;\n'
+                f'        add_header Access-Control-Allow-Methods "{CORS_METHODS}" always;\n'
+                f'        add_header Access-Control-Allow-Headers "{CORS_HEADERS}" always;\n')
+    else:
+        origin = f'"{ALLOWED_ORIGIN}"'
+        maps = (f'    map $http_origin $cors_origin {{ default ""; {origin} "{ALLOWED_ORIGIN}"; }}\n'
+                f'    map $http_origin $cors_credentials {{ default ""; {origin} "true"; }}\n'
+                f'    map $http_origin $cors_methods {{ default ""; {origin} "{CORS_METHODS}"; }}\n'
+                f'    map $http_origin $cors_headers {{ default ""; {origin} "{CORS_HEADERS}"; }}\n')
+        cors = ("        add_header Access-Control-Allow-Origin $cors_origin always;\n"
+                "        add_header Access-Control-Allow-Credentials $cors_credentials always;\n"
+                "        add_header Access-Control-Allow-Methods $cors_methods always;\n"
+                "        add_header Access-Control-Allow-Headers $cors_headers always;\n"
+                '        add_header Vary "Origin" always;\n')
+    headers = (f'        add_header Strict-Transport-Security "{HSTS_VALUE}" always;\n' if hsts else "") + "".join(
+        f'        add_header {name} "{value}" always;\n' for name, value in SECURITY_HEADERS)
+    return f"""\
+# golive {lab} lab nginx config (generated; variant: {variant})
+{user}worker_processes 1;
+daemon off;
+pid {layout.pid_file};
+error_log {layout.error_log} notice;
+events {{ worker_connections 1024; }}
+http {{
+    default_type application/octet-stream;
+    server_tokens off;
+    log_format {lab.lower()}_json escape=json '{{"time":"$time_iso8601","remote_addr":"$remote_addr",'
+        '"request":"$request","status":$status,"bytes":$body_bytes_sent,"request_time":$request_time,'
+        '"upstream_response_time":"$upstream_response_time","level":"info"}}';
+    access_log {layout.access_log} {lab.lower()}_json;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 2m;
+{http_extra}{maps}
+    upstream {lab.lower()}_app {{
+        server {upstream};
+    }}
+
+    server {{
+        listen {listen}:{https_port} ssl;
+        server_name localhost;
+        ssl_certificate {chain_file};
+        ssl_certificate_key {key_file};
+        ssl_protocols {protocols};
+        ssl_ciphers {ciphers};
+        ssl_ecdh_curve {TLS_CURVES};
+        ssl_session_tickets off;
+{headers}{cors}
+        if ($request_method = OPTIONS) {{
+            return 204;
+        }}
+        location = /metrics {{
+            return 404;  # the app's metrics are for Prometheus on loopback, not the public
+        }}
+        location / {{
+            proxy_pass http://{lab.lower()}_app;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_connect_timeout 2s;
+            proxy_read_timeout 60s;
+        }}
+    }}
+
+    server {{
+        listen {listen}:{status_port};
+        access_log off;
+        location = /nginx_status {{
+            stub_status;
+        }}
+    }}
+
+    server {{
+        listen {listen}:{http_port} default_server;
+        server_name localhost;
+        return 301 https://localhost:{https_port}$request_uri;
+    }}
+}}
+"""
+
+
 def prepare(layout: NginxLayout) -> None:
     """Create the run folder and its temp folders; remove a stale pid file."""
     layout.run_dir.mkdir(parents=True, exist_ok=True)

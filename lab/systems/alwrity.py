@@ -159,85 +159,10 @@ def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, 
     """nginx.conf: 80 -> 301 https; 443 TLS 1.2/1.3 -> uvicorn, HSTS (unless the variant
     drops it), security headers, CORS allowlist; a JSON access log and stub_status on a
     loopback status port (for its metrics)."""
-    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
-    tmp = layout.temp_dir
-    origin = f'"{ALLOWED_ORIGIN}"'
-    hsts = f'        add_header Strict-Transport-Security "{nginx.HSTS_VALUE}" always;\n' if knobs.hsts else ""
-    headers = hsts + "".join(f'        add_header {name} "{value}" always;\n' for name, value in nginx.SECURITY_HEADERS)
-    return f"""\
-# golive ALwrity lab nginx config (generated; variant: {knobs.description})
-{user}worker_processes 1;
-daemon off;
-pid {layout.pid_file};
-error_log {layout.error_log} notice;
-events {{ worker_connections 1024; }}
-http {{
-    default_type application/octet-stream;
-    server_tokens off;
-    log_format alwrity_json escape=json '{{"time":"$time_iso8601","remote_addr":"$remote_addr",'
-        '"request":"$request","status":$status,"bytes":$body_bytes_sent,"request_time":$request_time,'
-        '"upstream_response_time":"$upstream_response_time","level":"info"}}';
-    access_log {layout.access_log} alwrity_json;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    client_max_body_size 2m;
-    map $http_origin $cors_origin {{ default ""; {origin} "{ALLOWED_ORIGIN}"; }}
-    map $http_origin $cors_credentials {{ default ""; {origin} "true"; }}
-    map $http_origin $cors_methods {{ default ""; {origin} "{nginx.CORS_METHODS}"; }}
-    map $http_origin $cors_headers {{ default ""; {origin} "{nginx.CORS_HEADERS}"; }}
-
-    upstream alwrity_app {{
-        server 127.0.0.1:{app_port};
-    }}
-
-    server {{
-        listen 127.0.0.1:{https_port} ssl;
-        server_name localhost;
-        ssl_certificate {chain_file};
-        ssl_certificate_key {key_file};
-        ssl_protocols {MODERN_PROTOCOLS};
-        ssl_ciphers {MODERN_CIPHERS};
-        ssl_ecdh_curve {nginx.TLS_CURVES};
-        ssl_session_tickets off;
-{headers}        add_header Access-Control-Allow-Origin $cors_origin always;
-        add_header Access-Control-Allow-Credentials $cors_credentials always;
-        add_header Access-Control-Allow-Methods $cors_methods always;
-        add_header Access-Control-Allow-Headers $cors_headers always;
-        add_header Vary "Origin" always;
-        if ($request_method = OPTIONS) {{
-            return 204;
-        }}
-        location = /metrics {{
-            return 404;  # the app's metrics are for Prometheus on loopback, not the public
-        }}
-        location / {{
-            proxy_pass http://alwrity_app;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 60s;
-        }}
-    }}
-
-    server {{
-        listen 127.0.0.1:{status_port};
-        access_log off;
-        location = /nginx_status {{
-            stub_status;
-        }}
-    }}
-
-    server {{
-        listen 127.0.0.1:{http_port} default_server;
-        server_name localhost;
-        return 301 https://localhost:{https_port}$request_uri;
-    }}
-}}
-"""
+    return nginx.render_app_proxy(layout, lab="ALwrity", variant=knobs.description, https_port=https_port,
+                                  http_port=http_port, status_port=status_port, upstream=f"127.0.0.1:{app_port}",
+                                  chain_file=chain_file, key_file=key_file, protocols=MODERN_PROTOCOLS,
+                                  ciphers=MODERN_CIPHERS, hsts=knobs.hsts)
 
 
 class RunningAlwrity(StopsOnExit):

@@ -159,95 +159,12 @@ def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, 
     JSON access log and stub_status on a loopback status port (for its metrics).  ``listen``
     is the address nginx binds (0.0.0.0 inside a container, whose published ports are bound
     on the host's loopback); ``upstream`` the app's address (default 127.0.0.1:app_port)."""
-    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
-    upstream = upstream or f"127.0.0.1:{app_port}"
-    tmp = layout.temp_dir
-    if knobs.cors == "wildcard":
-        cors = ('        add_header Access-Control-Allow-Origin "*" always;\n'
-                f'        add_header Access-Control-Allow-Methods "{nginx.CORS_METHODS}" always;\n'
-                f'        add_header Access-Control-Allow-Headers "{nginx.CORS_HEADERS}" always;\n')
-        maps = ""
-    else:
-        origin = f'"{ALLOWED_ORIGIN}"'
-        maps = (f'    map $http_origin $cors_origin {{ default ""; {origin} "{ALLOWED_ORIGIN}"; }}\n'
-                f'    map $http_origin $cors_credentials {{ default ""; {origin} "true"; }}\n'
-                f'    map $http_origin $cors_methods {{ default ""; {origin} "{nginx.CORS_METHODS}"; }}\n'
-                f'    map $http_origin $cors_headers {{ default ""; {origin} "{nginx.CORS_HEADERS}"; }}\n')
-        cors = ("        add_header Access-Control-Allow-Origin $cors_origin always;\n"
-                "        add_header Access-Control-Allow-Credentials $cors_credentials always;\n"
-                "        add_header Access-Control-Allow-Methods $cors_methods always;\n"
-                "        add_header Access-Control-Allow-Headers $cors_headers always;\n"
-                '        add_header Vary "Origin" always;\n')
-    headers = f'        add_header Strict-Transport-Security "{nginx.HSTS_VALUE}" always;\n' + "".join(
-        f'        add_header {name} "{value}" always;\n' for name, value in nginx.SECURITY_HEADERS)
-    return f"""\
-# golive DocuSnap lab nginx config (generated; variant: {knobs.description})
-{user}worker_processes 1;
-daemon off;
-pid {layout.pid_file};
-error_log {layout.error_log} notice;
-events {{ worker_connections 1024; }}
-http {{
-    default_type application/octet-stream;
-    server_tokens off;
-    log_format docusnap_json escape=json '{{"time":"$time_iso8601","remote_addr":"$remote_addr",'
-        '"request":"$request","status":$status,"bytes":$body_bytes_sent,"request_time":$request_time,'
-        '"upstream_response_time":"$upstream_response_time","level":"info"}}';
-    access_log {layout.access_log} docusnap_json;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    client_max_body_size 2m;
-    client_body_buffer_size 2m;
-    proxy_max_temp_file_size 0;
-{maps}
-    upstream docusnap_app {{
-        server {upstream};
-    }}
-
-    server {{
-        listen {listen}:{https_port} ssl;
-        server_name localhost;
-        ssl_certificate {chain_file};
-        ssl_certificate_key {key_file};
-        ssl_protocols {knobs.tls_protocols};
-        ssl_ciphers {knobs.tls_ciphers};
-        ssl_ecdh_curve {nginx.TLS_CURVES};
-        ssl_session_tickets off;
-{headers}{cors}
-        if ($request_method = OPTIONS) {{
-            return 204;
-        }}
-        location = /metrics {{
-            return 404;  # the app's metrics are for Prometheus on loopback, not the public
-        }}
-        location / {{
-            proxy_pass http://docusnap_app;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 60s;
-        }}
-    }}
-
-    server {{
-        listen {listen}:{status_port};
-        access_log off;
-        location = /nginx_status {{
-            stub_status;
-        }}
-    }}
-
-    server {{
-        listen {listen}:{http_port} default_server;
-        server_name localhost;
-        return 301 https://localhost:{https_port}$request_uri;
-    }}
-}}
-"""
+    return nginx.render_app_proxy(layout, lab="DocuSnap", variant=knobs.description, https_port=https_port,
+                                  http_port=http_port, status_port=status_port,
+                                  upstream=upstream or f"127.0.0.1:{app_port}", chain_file=chain_file,
+                                  key_file=key_file, protocols=knobs.tls_protocols, ciphers=knobs.tls_ciphers,
+                                  cors_wildcard=knobs.cors == "wildcard", listen=listen,
+                                  http_extra="    client_body_buffer_size 2m;\n    proxy_max_temp_file_size 0;\n")
 
 
 class RunningDocuSnap(StopsOnExit):
