@@ -115,12 +115,6 @@ MAX_ERROR_KINDS = 20
 #: leaves room for a checking host that is busy with other work.  Above it, a target that
 #: declares worker hosts is loaded from several processes (run_distributed).
 PACING_CEILING_RPS = 5000.0
-#: Below this many successful steady completions the achieved rate is counted (successes
-#: over the steady span), not fitted: a slope through 3-9 completion times is moved by the
-#: latency jitter of its end points more than by the rate (at 6 APM, 3 completions read 5.99
-#: APM against 6.12 offered on a healthy lab); from 10 on that error is under 0.5 % for a
-#: jitter of 3 % of the interval.
-FIT_MIN_COMPLETIONS = 10
 #: Default confidence level of the percentiles' intervals and sample-size rule.
 DEFAULT_CONFIDENCE = 0.95
 #: HdrHistogram range: 1 microsecond to one hour, 3 significant digits.
@@ -803,8 +797,6 @@ class LoadRun:
     achieved_rate: float = 0.0
     #: Standard error of achieved_rate (the completion-time fit's residuals).
     achieved_rate_se: float = 0.0
-    #: The achieved rate is successes / steady span (fewer than FIT_MIN_COMPLETIONS to fit).
-    rate_counted: bool = False
     completed_in_window_rate: float = 0.0
     dispatched_rate: float = 0.0
     corrected: LatencySummary = NO_SAMPLES
@@ -880,7 +872,7 @@ class LoadRun:
             "connections_opened": self.connections_opened, "workers": self.workers,
             "offered_apm": round(self.offered_apm, 4), "achieved_apm": round(self.achieved_apm, 4),
             "offered_rps": round(self.offered_rate, 4), "achieved_rps": round(self.achieved_rate, 4),
-            "achieved_rps_se": round(self.achieved_rate_se, 4), "achieved_rate_counted": self.rate_counted,
+            "achieved_rps_se": round(self.achieved_rate_se, 4),
             "analyses_per_request": round(self.analyses_per_request, 4),
             "completed_in_window_apm": round(self.completed_in_window_rate * 60 * self.analyses_per_request, 4),
             "dispatched_apm": round(self.dispatched_rate * 60 * self.analyses_per_request, 4),
@@ -944,12 +936,8 @@ def finish_run(run: LoadRun, tally: Tally, schedule: Schedule) -> LoadRun:
     run.ok, run.ok_analyses, run.incomplete = tally.ok, tally.ok_analyses, tally.incomplete
     run.total_sent, run.total_completed = tally.total_sent, tally.total_completed
     run.errors = dict(tally.errors.most_common(MAX_ERROR_KINDS))
-    if run.ok < FIT_MIN_COMPLETIONS:
-        run.achieved_rate, run.achieved_rate_se = run.ok / schedule.steady_s, 0.0
-        run.rate_counted = True
-    else:
-        run.achieved_rate = min(tally.achieved_rate, run.ok / schedule.steady_s)
-        run.achieved_rate_se = tally.achieved_rate_se
+    run.achieved_rate = min(tally.achieved_rate, run.ok / schedule.steady_s)
+    run.achieved_rate_se = tally.achieved_rate_se
     run.dispatched_rate = tally.dispatched_rate
     run.completed_in_window_rate = tally.completed_in_window / schedule.steady_s
     run.completion_window = ((tally.first_ok_done, tally.last_ok_done) if tally.ok
@@ -1640,9 +1628,7 @@ def measurements(run: LoadRun, percentiles: Sequence[float] = ()) -> ThroughputM
     apm = Measurement(round(run.achieved_apm, 4),
                       f"{fmt_apm(run.achieved_apm)} APM achieved (offered {fmt_apm(run.offered_apm)} APM, "
                       f"{run.ok} of {run.steady} requests ok over {run.steady_s:.3g} s"
-                      + (f", {run.ok_analyses} analyses" if run.analyses_per_request != 1 else "")
-                      + (f"; counted, not fitted: fewer than {FIT_MIN_COMPLETIONS} completions" if run.rate_counted
-                         else "") + ")", ev, unit="APM")
+                      + (f", {run.ok_analyses} analyses" if run.analyses_per_request != 1 else "") + ")", ev, unit="APM")
     q95 = run.quantile(95)
     short = next((why for p in percentiles if (why := too_few_samples(run, p)) is not None), None)
     if short is not None:
