@@ -96,3 +96,15 @@ Feature: Containers: Docker Engine and Compose deployments
   Scenario: GPU services have GPU access
     When each GPU service's device requests are read and nvidia-smi runs inside its container
     Then the container requests a GPU and sees one
+
+  @medium
+  Scenario: Services start after the services they depend on
+    When each service's depends_on is read from the Compose file, in list or mapping form with its condition
+    Then it lists every service the target says this one must start after
+
+  @high
+  Scenario: Services reach each other by Compose service name
+    When the host part of each declared connection variable is read from the Compose file, without the rest of its value
+    And the networks of both services' containers are read with the names the engine's DNS answers to there
+    Then the host is the target's Compose service name or an alias the Compose file declares, not an address, localhost or a container name
+    And both containers share a user-defined network on which the target answers to that name

@@ -12,8 +12,10 @@ the database password given as ``${DB_PASSWORD}`` from a ``.env`` file of mode 0
 ``api`` or ``db`` with exactly one thing broken (:data:`BROKEN`): a port on 0.0.0.0, an
 extra published port, no healthcheck, a failing healthcheck, restart ``no``, database data
 not on a volume, running as root, ``:latest``, a literal password, no log rotation, no log
-output, a second network, an image changed in the Compose file after ``up`` (drift), and a
-container that Compose did not create.  One project keeps the test session short; each
+output, a second network, an image changed in the Compose file after ``up`` (drift), a
+container that Compose did not create, no ``depends_on`` / one of two dependencies missing,
+and a ``DATABASE_URL`` whose host is the database container's IP address or localhost (the
+one on the second network names the database by its service name but cannot reach it).  One project keeps the test session short; each
 check is judged per service, so each defect is caught by the check meant to catch it.
 
 Both return a :class:`ComposeProject` with the target fragment golive needs
@@ -42,6 +44,8 @@ HEALTH_INTERVAL = "2s"
 API_ENV_NAMES = ("API_HOST", "API_PORT", "NUM_WORKERS", "DB_PASSWORD")
 DB_ENV_NAMES = ("POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD")
 DB_DATA = "/var/lib/db"
+#: how the api reaches the db: by its Compose service name; the password from .env
+DATABASE_URL = "postgres://app:${DB_PASSWORD}@db:5432/app"
 
 #: broken service -> what is broken (the check that must catch it)
 BROKEN: dict[str, str] = {
@@ -59,6 +63,10 @@ BROKEN: dict[str, str] = {
     "split-net": "on a second network (single_network)",
     "drift": "Compose file names another image than the running one (image_matches_compose)",
     "stopped": "its container was stopped (services_running)",
+    "no-order": "no depends_on although it needs db (start_order)",
+    "half-order": "depends_on db but not ok (start_order)",
+    "sd-ip": "DATABASE_URL names the db container's IP address, with a literal password (service_discovery)",
+    "sd-localhost": "DATABASE_URL names localhost (service_discovery)",
 }
 #: declared in the target, never deployed (services_running)
 MISSING = "missing"
@@ -115,6 +123,8 @@ class ComposeProject:
     #: the target's ``services:`` declarations that match this deployment
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     secret: str = ""
+    #: a password written literally into a DATABASE_URL (a canary: only its host may be reported)
+    url_password: str = ""
 
     @property
     def compose_file(self) -> Path:
@@ -176,15 +186,18 @@ def start_compliant(engine: DockerEngine, directory: Path, *, name: str | None =
     name = name or f"glc{secrets.token_hex(3)}"
     (port,) = free_ports(1)
     secret = f"canary-{secrets.token_hex(8)}"
+    api = _api(port)
+    api["environment"]["DATABASE_URL"] = DATABASE_URL
     compose = {
         "version": "2.4",
-        "services": {"api": {**_api(port), "depends_on": ["db"]}, "db": _db("dbdata")},
+        "services": {"api": {**api, "depends_on": ["db"]}, "db": _db("dbdata")},
         "networks": {"app": {}},
         "volumes": {"dbdata": {}},
     }
     _write(directory, compose, secret)
     project = ComposeProject(engine, name, directory, secret=secret, services={
-        "api": {"ports": [f"127.0.0.1:{port}:8000"], "env": list(API_ENV_NAMES)},
+        "api": {"ports": [f"127.0.0.1:{port}:8000"], "env": list(API_ENV_NAMES), "depends_on": ["db"],
+                "connects_to": {"DATABASE_URL": "db"}},
         "db": {"stateful": [DB_DATA], "env": list(DB_ENV_NAMES)},
     })
     try:
@@ -202,6 +215,11 @@ def start_broken(engine: DockerEngine, directory: Path, *, name: str | None = No
     p_public, p_extra, p_extra2, p_other = free_ports(4)
     secret = f"canary-{secrets.token_hex(8)}"
     literal = f"literal-{secrets.token_hex(8)}"
+    url_password = f"urlpw-{secrets.token_hex(8)}"
+
+    def with_url(svc: dict[str, Any], url: str = DATABASE_URL) -> dict[str, Any]:
+        svc["environment"]["DATABASE_URL"] = url
+        return svc
     services: dict[str, dict[str, Any]] = {
         "public-port": _api(p_public, bind="0.0.0.0"),
         "extra-port": {**_api(p_extra), "ports": [f"127.0.0.1:{p_extra}:8000", f"127.0.0.1:{p_extra2}:9000"]},
@@ -216,26 +234,43 @@ def start_broken(engine: DockerEngine, directory: Path, *, name: str | None = No
         "literal-secret": {**_api(None), "environment": {**_api(None)["environment"], "DB_PASSWORD": literal}},
         "no-rotation": {**_api(None), "logging": {"driver": "json-file"}},
         "silent": _db("silentdata", announce=False),
-        "split-net": {**_api(None), "networks": ["other"]},
+        # names the db by its service name, but from the other network
+        "split-net": {**with_url(_api(None)), "networks": ["other"]},
         "drift": _api(None),
         "stopped": _api(None),
-        "ok": {**_api(p_other)},
+        "ok": {**with_url(_api(p_other)), "depends_on": ["db"]},
+        "db": _db("dbdata"),
+        "no-order": _api(None),
+        "half-order": {**_api(None), "depends_on": {"db": {"condition": "service_healthy"}}},
+        # the db's address is known once it runs: the service is recreated with it after `up`
+        "sd-ip": with_url(_api(None)),
+        "sd-localhost": with_url(_api(None), "postgres://app:${DB_PASSWORD}@localhost:5432/app"),
     }
     compose = {"version": "2.4", "services": services, "networks": {"app": {}, "other": {}},
-               "volumes": {"silentdata": {}}}
+               "volumes": {"silentdata": {}, "dbdata": {}}}
     _write(directory, compose, secret)
     declared: dict[str, dict[str, Any]] = {s: {"env": list(API_ENV_NAMES)} for s in services}
-    for s in ("db-no-volume", "silent"):
+    for s in ("db-no-volume", "silent", "db"):
         declared[s] = {"stateful": [DB_DATA], "env": list(DB_ENV_NAMES)}
     declared["public-port"]["ports"] = [f"127.0.0.1:{p_public}:8000"]
     declared["extra-port"]["ports"] = [f"127.0.0.1:{p_extra}:8000"]
     declared["ok"]["ports"] = [f"127.0.0.1:{p_other}:8000"]
+    for s in ("ok", "no-order"):
+        declared[s]["depends_on"] = ["db"]
+    declared["half-order"]["depends_on"] = ["db", "ok"]
+    for s in ("ok", "sd-ip", "sd-localhost", "split-net"):
+        declared[s]["connects_to"] = {"DATABASE_URL": "db"}
     declared[NOT_COMPOSE] = {}
     declared[MISSING] = {}
-    project = ComposeProject(engine, name, directory, secret=secret, services=declared)
-    project.secret = secret
+    project = ComposeProject(engine, name, directory, secret=secret, services=declared, url_password=url_password)
     try:
         _up(engine, directory, name)
+        # sd-ip: DATABASE_URL with the db container's address (and a literal password: a canary)
+        db = engine.client().containers.get(f"{name}_db_1")
+        ip = db.attrs["NetworkSettings"]["Networks"][f"{name}_app"]["IPAddress"]
+        services["sd-ip"]["environment"]["DATABASE_URL"] = f"postgres://app:{url_password}@{ip}:5432/app"
+        (directory / "docker-compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
+        engine.compose(directory, name, "up", "-d", "--no-deps", "--no-build", "sd-ip", timeout=120)
         # drift: the Compose file now names another build than the one running
         services["drift"]["image"] = f"{BASE_IMAGE}:{DRIFT_TAG}"
         (directory / "docker-compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
@@ -275,3 +310,8 @@ def literal_in_compose(project: ComposeProject) -> str:
 
 def env_file_mode(project: ComposeProject) -> int:
     return os.stat(project.directory / ".env").st_mode & 0o777
+
+
+def compose_text(project: ComposeProject) -> str:
+    """The project's Compose file as written (for canary tests)."""
+    return project.compose_file.read_text()

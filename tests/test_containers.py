@@ -39,7 +39,7 @@ REQ = ContainersReq(
     healthcheck={"interval": "30 s", "timeout": "10 s", "retries": 3},  # type: ignore[arg-type]
     restart=["always"], published_ports=True, stateful_volumes=True, single_network=True, non_root=True,
     required_env=True, no_literal_secrets=True, image_pinned=True, image_matches_compose=True, log_rotation=True,
-    logs_present=True, gpu=True,
+    logs_present=True, gpu=True, start_order=True, service_discovery=True,
 )
 
 
@@ -119,6 +119,9 @@ EXPECTED_PASS = {
     "image_matches_compose": lambda lab: r"^golive-lab/busybox:1\.35 \(\w{12}\) as in the Compose file$",
     "log_rotation": lambda lab: r"^json-file, max-(size 10m|file 3), max-(size 10m|file 3)$",
     "logs_present": lambda lab: r"^[1-9]\d* bytes in the last 50 log lines$",
+    "start_order": lambda lab: r"^depends on db \(service_started\)$",
+    "service_discovery": lambda lab: rf"^DATABASE_URL host db is the service name db; db answers as db on "
+                                     rf"{lab.compliant.name}_app$",
 }
 
 
@@ -132,7 +135,16 @@ def test_compliant_project_passes(lab: Lab, check: str) -> None:
         assert r.status is Status.PASS, (r.id, r.measured, r.reason)
         assert re.search(EXPECTED_PASS[check](lab), r.measured), (r.id, r.measured)
         assert r.evidence and r.evidence[0].method and r.evidence[0].tool.startswith("docker SDK")
-    per_service = check not in ("engine_version", "compose_version", "single_network", "no_literal_secrets")
+    per_service = check not in ("engine_version", "compose_version", "single_network", "no_literal_secrets",
+                                "start_order", "service_discovery")
+    if check == "start_order":
+        assert set(results) == {"containers.start_order[api]"}
+        assert results["containers.start_order[api]"].value == {
+            "depends_on": {"db": "service_started"}, "required": ["db"], "missing": []}
+    if check == "service_discovery":
+        assert set(results) == {"containers.service_discovery[api/DATABASE_URL]"}
+        v = results["containers.service_discovery[api/DATABASE_URL]"].value
+        assert (v["host"], v["host_ok"], v["network_ok"]) == ("db", True, True)
     if per_service and check != "stateful_volumes":
         assert set(results) == {f"containers.{check}[api]", f"containers.{check}[db]"}
 
@@ -167,6 +179,8 @@ BROKEN = [
     ("compose_project", compose_lab.NOT_COMPOSE, "_no-compose_1 not created by Compose (no com.docker.compose"),
     ("services_running", "stopped", "_stopped_1 exited"),
     ("services_running", compose_lab.MISSING, "no container"),
+    ("start_order", "no-order", "no depends_on; missing db"),
+    ("start_order", "half-order", "depends on db (service_healthy); missing ok"),
 ]
 
 
@@ -263,6 +277,106 @@ def test_missing_required_variable_fails(lab: Lab) -> None:
     r = _one(results, "containers.required_env[api]")
     assert r.status is Status.FAIL and r.measured == "missing VECTOR_DIMENSION"
     assert _one(results, "containers.required_env[db]").status is Status.PASS
+
+
+# ------------------------------------------------------------------------ start order, service discovery
+
+
+def test_start_order_skips_when_the_target_declares_none(lab: Lab) -> None:
+    api = {k: v for k, v in lab.compliant.services["api"].items() if k != "depends_on"}
+    (r,) = lab.results("start_order", lab.compliant, api=api).values()
+    assert r.status is Status.SKIP and r.reason == "the target declares no start order (services.*.depends_on)"
+    assert r.id == "containers.start_order"
+
+
+SD_BROKEN = [
+    # the db container's address: right network, wrong name (it changes when db is recreated)
+    ("sd-ip", r"^DATABASE_URL host 10\.199\.\d+\.\d+ is an IP address \(glb\w+_db_1 on glb\w+_app: it changes "
+              r"when the container is recreated\), not the service name db; db answers as db on glb\w+_app$",
+     (False, True)),
+    ("sd-localhost", r"^DATABASE_URL host localhost is localhost: the sd-localhost container itself, not the "
+                     r"service db; db answers as db on glb\w+_app$", (False, True)),
+    # the right name, but from a network the db is not on
+    ("split-net", r"^DATABASE_URL host db is the service name db; split-net and db share no user-defined network "
+                  r"\(split-net: glb\w+_other; db: glb\w+_app\)$", (True, False)),
+]
+
+
+@pytest.mark.parametrize(("service", "measured", "oks"), SD_BROKEN, ids=[s for s, _, _ in SD_BROKEN])
+def test_service_discovery_fails_on_a_broken_connection(lab: Lab, service: str, measured: str,
+                                                        oks: tuple[bool, bool]) -> None:
+    import re
+
+    results = lab.results("service_discovery", lab.broken)
+    r = _one(results, f"containers.service_discovery[{service}/DATABASE_URL]")
+    assert r.status is Status.FAIL, (r.id, r.status, r.measured, r.reason)
+    assert re.search(measured, r.measured), r.measured
+    assert (r.value["host_ok"], r.value["network_ok"]) == oks
+    assert r.requirement.ids == ("VO-NET-04", "DS-CT-HA-05", "ST-NET-03")
+    assert ("service name db" in r.remediation) is (not oks[0])
+    assert ("one user-defined network" in r.remediation) is (not oks[1])
+    ok = _one(results, "containers.service_discovery[ok/DATABASE_URL]")
+    assert ok.status is Status.PASS and ok.value["host"] == "db", (ok.measured, ok.reason)
+
+
+def test_service_discovery_never_reports_the_password_in_the_url(lab: Lab) -> None:
+    results = lab.results("service_discovery", lab.broken)
+    r = _one(results, "containers.service_discovery[sd-ip/DATABASE_URL]")
+    assert lab.broken.url_password in compose_lab.compose_text(lab.broken)   # the canary is in the file...
+    everything = json.dumps([x.to_dict() for x in results.values()])
+    assert lab.broken.url_password not in everything                         # ...and nowhere in the results
+    assert "postgres://" not in everything                                 # nor the rest of the URL
+    assert r.value["host"].startswith("10.199.")
+
+
+def test_service_discovery_fails_when_the_variable_is_absent(lab: Lab) -> None:
+    api = {**lab.compliant.services["api"], "connects_to": {"DATABASE_URL": "db", "CACHE_URL": "db"}}
+    results = lab.results("service_discovery", lab.compliant, api=api)
+    r = _one(results, "containers.service_discovery[api/CACHE_URL]")
+    assert r.status is Status.FAIL
+    assert r.measured == f"CACHE_URL is not in api's environment: in the Compose file; db answers as db on " \
+                         f"{lab.compliant.name}_app"
+    assert r.value["in_environment"] is False and r.value["host"] is None
+    assert r.remediation.startswith("set CACHE_URL in the service's environment:")
+    assert _one(results, "containers.service_discovery[api/DATABASE_URL]").status is Status.PASS
+
+
+def test_host_part_of_connection_strings() -> None:
+    assert probes.host_of("postgres://u:p@db:5432/x") == "db"
+    assert probes.host_of("http://api:8000") == "api"
+    assert probes.host_of("db:5432") == "db"
+    assert probes.host_of("db") == "db"
+    assert probes.host_of("[::1]:5432") == "::1"
+    assert probes.host_of("postgres://app:${DB_PASSWORD}@db:5432/app") == "db"
+    assert probes.host_of("postgresql://u:p%40ss@DB/x?sslmode=disable&owner=a@b") == "db"
+    assert probes.host_of("10.199.192.7:5432") == "10.199.192.7"
+    with pytest.raises(probes.HostInterpolated):
+        probes.host_of("postgres://u:p@${DB_HOST}:5432/x")
+    for bad in ("postgres://u:secret-pw/x@db", "db:notaport", "http://", ""):
+        with pytest.raises(probes.HostUnparsable) as exc:
+            probes.host_of(bad)
+        assert "secret-pw" not in str(exc.value) and "notaport" not in str(exc.value)
+
+
+def test_compose_depends_on_and_environment_forms_are_read(tmp_path: Path) -> None:
+    """The list and mapping forms of depends_on and environment:, aliases; only the host of
+    a variable is kept."""
+    f = tmp_path / "docker-compose.yml"
+    f.write_text(yaml.safe_dump({"services": {
+        "web": {"depends_on": ["api"], "environment": ["API_URL=http://api:8000", "TOKEN=secret-9", "FROM_SHELL"]},
+        "api": {"depends_on": {"db": {"condition": "service_healthy"}, "cache": None},
+                "environment": {"DATABASE_URL": "postgres://u:secret-9@${DB_HOST}:5432/x"},
+                "networks": {"back": {"aliases": ["database-client"]}}},
+        "db": {}}}))
+    facts = probes.read_compose_file(f)
+    assert facts.depends_on == {"web": {"api": "service_started"},
+                                "api": {"db": "service_healthy", "cache": "service_started"}, "db": {}}
+    assert facts.aliases["api"] == ("database-client",)
+    hosts = probes.read_env_hosts(f, {"web": ["API_URL", "FROM_SHELL", "NOPE"], "api": ["DATABASE_URL"]})
+    assert hosts[("web", "API_URL")] == probes.EnvHost(present=True, host="api")
+    assert hosts[("web", "NOPE")] == probes.EnvHost(present=False)
+    assert hosts[("web", "FROM_SHELL")].interpolated and hosts[("api", "DATABASE_URL")].interpolated
+    assert "secret-9" not in repr(hosts) and "secret-9" not in repr(facts)
 
 
 def test_versions_below_the_floor_fail(lab: Lab) -> None:
@@ -540,7 +654,8 @@ def _files(tmp_path: Path, project: compose_lab.ComposeProject) -> tuple[str, st
             "compose_min": "1.25", "healthcheck": {"interval": "30 s", "timeout": "10 s", "retries": 3},
             "restart": ["always"], "published_ports": True, "stateful_volumes": True, "single_network": True,
             "non_root": True, "required_env": True, "no_literal_secrets": True, "image_pinned": True,
-            "image_matches_compose": True, "log_rotation": True, "logs_present": True, "gpu": True}}}))
+            "image_matches_compose": True, "log_rotation": True, "logs_present": True, "gpu": True,
+            "start_order": True, "service_discovery": True}}}))
     target = tmp_path / "containers-target.yaml"
     target.write_text(yaml.safe_dump({"name": "compose-lab", "description": "the lab's Compose project",
                                       "containers": project.target_fragment()}))
@@ -556,7 +671,7 @@ def test_end_to_end_compliant_is_go_and_broken_is_no_go(lab: Lab, tmp_path: Path
     statuses = {cid: r["status"] for cid, r in results.items()}
     assert statuses.pop("containers.gpu") == "skip"
     assert set(statuses.values()) == {"pass"}, statuses
-    assert len(statuses) == 27
+    assert len(statuses) == 29
     assert run.one("containers.healthcheck[db]")["measured"] == "interval 2 s, timeout 2 s, retries 3; healthy"
     for name in ("report.json", "report.html"):
         assert lab.compliant.secret not in (run.run_dir / name).read_text()  # type: ignore[operator]
@@ -567,10 +682,13 @@ def test_end_to_end_compliant_is_go_and_broken_is_no_go(lab: Lab, tmp_path: Path
     assert run.report["verdict"]["decision"] == "NO-GO"
     assert run.one("containers.restart_policy[restart-no]")["status"] == "fail"
     assert run.one("containers.no_literal_secrets")["measured"] == "DB_PASSWORD written literally (service literal-secret)"
+    assert run.one("containers.start_order[no-order]")["status"] == "fail"
+    assert run.one("containers.service_discovery[sd-ip/DATABASE_URL]")["status"] == "fail"
     literal = compose_lab.literal_in_compose(lab.broken)
-    assert literal not in run.out
-    for name in ("report.json", "report.html"):
-        assert literal not in (run.run_dir / name).read_text()  # type: ignore[operator]
+    for canary in (literal, lab.broken.url_password):
+        assert canary not in run.out
+        for name in ("report.json", "report.html"):
+            assert canary not in (run.run_dir / name).read_text()  # type: ignore[operator]
 
 
 def test_example_target_is_valid() -> None:

@@ -50,6 +50,10 @@ class ContainersReq(Block):
     log_rotation: bool = False
     logs_present: bool = False
     gpu: bool = False
+    start_order: bool = Field(default=False, description=(
+        "each service starts after the services the target names (depends_on in the Compose file)"))
+    service_discovery: bool = Field(default=False, description=(
+        "each declared connection variable names its target by Compose service name, on a shared network"))
 
 
 class ServiceSpec(Strict):
@@ -63,6 +67,11 @@ class ServiceSpec(Strict):
     healthcheck: bool = Field(default=True, description=(
         "the service must define a healthcheck (false: the deployment's document gives it none, e.g. STRV's "
         "frontend; containers.healthcheck skips it, saying so)"))
+    depends_on: list[str] = Field(default_factory=list, description=(
+        "services this one must start after (its depends_on: in the Compose file must list them)"))
+    connects_to: dict[str, str] = Field(default_factory=dict, description=(
+        "environment variable NAME -> the Compose service it must reach by its service name, e.g. "
+        "{DATABASE_URL: db}; only the host part of the value is read"))
 
     @field_validator("ports")
     @classmethod
@@ -309,6 +318,50 @@ def _gpu(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
     gpus = [n for n, s in spec.services.items() if s.gpu]
     result: dict[str, Measurement] = probes.gpu_access(spec.host, snap_m.value, gpus, timeout_s=spec.timeout)
     return result
+
+
+@_guarded
+def _start_order(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+    from checks.containers import probes
+
+    required = {n: s.depends_on for n, s in _spec(ctx).services.items() if s.depends_on}
+    if not required:
+        return {}
+    snap_m = _snapshot(ctx)
+    if not snap_m.ok:
+        return snap_m
+    result: dict[str, Measurement] = probes.start_order(snap_m.value, required)
+    return result
+
+
+@_guarded
+def _discovery(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
+    from checks.containers import probes
+
+    connects = {n: s.connects_to for n, s in _spec(ctx).services.items() if s.connects_to}
+    if not connects:
+        return {}
+    snap_m = _snapshot(ctx)
+    if not snap_m.ok:
+        return snap_m
+    result: dict[str, Measurement] = probes.service_discovery(snap_m.value, connects)
+    return result
+
+
+def _discovery_ok(v: dict[str, Any] | None) -> bool:
+    return v is not None and bool(v["in_environment"] and v["host_ok"] and v["network_ok"])
+
+
+def _discovery_fix(req: ContainersReq, m: Measurement) -> str:
+    v = m.value or {}
+    target = v.get("target", "the service")
+    if not v.get("in_environment"):
+        return f"set {v.get('variable', 'the variable')} in the service's environment: to reach {target} by name"
+    if not v.get("host_ok"):
+        return (f"write the service name {target} as the host of {v.get('variable')} (Compose's DNS resolves it "
+                "on the project's network; an IP address changes when the container is recreated, localhost is "
+                "the container itself)")
+    return f"put both services on one user-defined network (networks: in the Compose file) where {target} answers"
 
 
 def _version_ok(measured: str | None, minimum: str | None) -> bool:
@@ -595,6 +648,37 @@ FAMILY = Family(
             passes=lambda req, v: bool(v) and bool(v.get("requested")) and bool(v.get("gpus")),
             remediation="reserve the GPU (deploy.resources.reservations.devices: [{capabilities: [gpu]}]) and "
                         "install the NVIDIA Container Toolkit on the host",
+        ),
+        Check(
+            id="containers.start_order",
+            title="Services start after the services they depend on",
+            severity=Severity.MEDIUM,
+            refs=("ST-HA-05",),
+            measures="depends_on of each service in the Compose file (list form, or mapping form with condition:)",
+            applies=_required("start_order"),
+            measure=_start_order,
+            empty="the target declares no start order (services.*.depends_on)",
+            expected=lambda req: "the Compose file's depends_on lists every service the target says this one "
+                                 "starts after",
+            passes=lambda req, v: bool(v) and not v["missing"],
+            remediation=lambda req, m: (f"add depends_on: [{', '.join((m.value or {}).get('missing') or [])}] to the "
+                                        "service in the Compose file (condition: service_healthy where the "
+                                        "dependency has a healthcheck)"),
+        ),
+        Check(
+            id="containers.service_discovery",
+            title="Services reach each other by Compose service name",
+            severity=Severity.HIGH,
+            refs=("VO-NET-04", "DS-CT-HA-05", "ST-NET-03"),
+            measures="host part of each declared connection variable in the Compose file's environment: (the value "
+                     "is never kept) and NetworkSettings.Networks (Aliases, DNSNames) of both services' containers",
+            applies=_required("service_discovery"),
+            measure=_discovery,
+            empty="the target declares no service connections (services.*.connects_to)",
+            expected=lambda req: "the variable's host is the target's service name (or a declared alias), and both "
+                                 "containers share a user-defined network on which the target answers to it",
+            passes=lambda req, v: _discovery_ok(v),
+            remediation=_discovery_fix,
         ),
     ),
 )

@@ -74,6 +74,15 @@ class MountFacts:
 
 
 @dataclass(frozen=True)
+class NetworkFacts:
+    """One network of a container: the names the engine's DNS answers for it there
+    (``Aliases`` and, from Engine 25, ``DNSNames``) and its address on it."""
+
+    names: tuple[str, ...]
+    ip: str = ""
+
+
+@dataclass(frozen=True)
 class ContainerFacts:
     """What golive keeps of one container: no environment values, no log text."""
 
@@ -100,6 +109,7 @@ class ContainerFacts:
     device_requests: tuple[Mapping[str, Any], ...]
     working_dir: str = ""
     config_files: str = ""
+    network_facts: Mapping[str, NetworkFacts] = field(default_factory=dict)   # network -> names, address
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,12 @@ class ComposeFacts:
     env_files: Mapping[str, int]                   # path -> mode
     env_files_tracked: tuple[str, ...] = ()        # env files tracked by git
     error: str | None = None
+    #: service -> {dependency: condition} (the list form's condition is service_started)
+    depends_on: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: service -> the aliases its networks: entries declare
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: service -> names of the variables its environment: sets (values are never kept)
+    environment_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,7 +250,18 @@ def _container(client: Any, summary: Any, project: str) -> ContainerFacts:
                               for d in host_cfg.get("DeviceRequests") or ()),
         working_dir=str(labels.get(WORKDIR_LABEL, "")) if own else "",
         config_files=str(labels.get(FILES_LABEL, "")) if own else "",
+        network_facts=_network_facts((attrs.get("NetworkSettings") or {}).get("Networks")),
     )
+
+
+def _network_facts(networks: Mapping[str, Any] | None) -> dict[str, NetworkFacts]:
+    out: dict[str, NetworkFacts] = {}
+    for name, n in (networks or {}).items():
+        n = n or {}
+        names = [*(n.get("Aliases") or ()), *(n.get("DNSNames") or ())]
+        out[str(name)] = NetworkFacts(names=tuple(dict.fromkeys(str(x) for x in names)),
+                                      ip=str(n.get("IPAddress") or ""))
+    return out
 
 
 def _env_list(env: Any) -> list[tuple[str, str | None]]:
@@ -275,11 +302,17 @@ def read_compose_file(path: Path) -> ComposeFacts:
         return ComposeFacts(str(path), {}, (), {}, error=f"{path}: no 'services:' mapping (not a Compose file?)")
     images: dict[str, str] = {}
     literals: list[str] = []
+    depends: dict[str, dict[str, str]] = {}
+    aliases: dict[str, tuple[str, ...]] = {}
+    env_names: dict[str, tuple[str, ...]] = {}
     env_paths = [path.parent / ".env"]
     for name, svc in doc["services"].items():
         svc = svc if isinstance(svc, dict) else {}
         if svc.get("image"):
             images[str(name)] = str(svc["image"])
+        depends[str(name)] = _depends_on(svc.get("depends_on"))
+        aliases[str(name)] = _aliases(svc.get("networks"))
+        env_names[str(name)] = tuple(var for var, _ in _env_list(svc.get("environment")))
         for var, value in _env_list(svc.get("environment")):
             if SECRET_NAME.search(var) and not var.endswith("_FILE") and _is_literal(value):
                 literals.append(f"{var} written literally (service {name})")
@@ -293,7 +326,29 @@ def read_compose_file(path: Path) -> ComposeFacts:
             modes[str(p)] = os.stat(p).st_mode & 0o777
             if _git_tracked(p):
                 tracked.append(str(p))
-    return ComposeFacts(str(path), images, tuple(literals), modes, tuple(tracked))
+    return ComposeFacts(str(path), images, tuple(literals), modes, tuple(tracked), depends_on=depends,
+                        aliases=aliases, environment_names=env_names)
+
+
+def _depends_on(value: Any) -> dict[str, str]:
+    """A service's ``depends_on:``, list form (``[db]``: condition service_started) or
+    mapping form (``{db: {condition: service_healthy}}``), as {dependency: condition}."""
+    if isinstance(value, dict):
+        return {str(k): str(v.get("condition") or "service_started") if isinstance(v, dict) else "service_started"
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return {str(k): "service_started" for k in value}
+    return {}
+
+
+def _aliases(value: Any) -> tuple[str, ...]:
+    """Aliases a service's ``networks:`` mapping declares (the list form declares none)."""
+    out: list[str] = []
+    if isinstance(value, dict):
+        for cfg in value.values():
+            if isinstance(cfg, dict):
+                out += [str(a) for a in cfg.get("aliases") or ()]
+    return tuple(dict.fromkeys(out))
 
 
 def _client(host: str, timeout_s: float) -> Any:
@@ -761,4 +816,254 @@ def gpu_access(host: str, snap: ProjectSnapshot, services: Sequence[str], *, tim
                    + (", ".join(gpus) if gpus else f"no GPU (exit {rc}: {text.strip()[:120]})"))
         out[service] = Measurement({"requested": True, "gpus": gpus}, display,
                                    _evidence(snap, "gpu", service, method, {**data, "gpus": gpus}))
+    return out
+
+
+# --------------------------------------------------------------------------- start order
+
+
+def _compose_or_fail(snap: ProjectSnapshot, check: str, subject: str, method: str) -> ComposeFacts | Measurement:
+    compose = snap.compose
+    if compose is None:
+        return Measurement.failed("no Compose file known: set containers.compose_file in the target",
+                                  _evidence(snap, check, subject, method, {}))
+    if compose.error:
+        return Measurement.failed(compose.error, _evidence(snap, check, subject, method, {}))
+    return compose
+
+
+def start_order(snap: ProjectSnapshot, required: Mapping[str, Sequence[str]]) -> dict[str, Measurement]:
+    """For each service the target says must start after others: its ``depends_on:`` in the
+    Compose file (list or mapping form, with each dependency's condition).  Value
+    ``{"depends_on": {dependency: condition}, "required": [...], "missing": [...]}``."""
+    method = "Compose file parsed with PyYAML: services.SERVICE.depends_on (list form, or mapping with condition:)"
+    out: dict[str, Measurement] = {}
+    for service, needed in required.items():
+        compose = _compose_or_fail(snap, "start_order", service, method)
+        if isinstance(compose, Measurement):
+            out[service] = compose
+            continue
+        present = service in compose.depends_on
+        deps = dict(compose.depends_on.get(service) or {})
+        missing = [d for d in needed if d not in deps]
+        if not present:
+            display = f"service {service} is not in {compose.path}"
+        elif deps:
+            display = "depends on " + ", ".join(f"{d} ({c})" for d, c in deps.items())
+        else:
+            display = "no depends_on"
+        if missing and present:
+            display += f"; missing {', '.join(missing)}"
+        value = {"depends_on": deps, "required": list(needed), "missing": missing}
+        out[service] = Measurement(value, display, _evidence(snap, "start_order", service, method,
+                                                             {"compose_file": compose.path, **value}))
+    return out
+
+
+# --------------------------------------------------------------------------- service discovery
+
+
+class HostUnparsable(ValueError):
+    """The value is no URL or host[:port].  The message never quotes the value (it may hold
+    a password)."""
+
+
+class HostInterpolated(ValueError):
+    """The host is a ``${VAR}`` Compose fills in at deploy time: not known from the file."""
+
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+#: names that mean the Docker host, not a container (Docker Desktop, Engine's host-gateway)
+DOCKER_HOST_NAMES = frozenset({"host.docker.internal", "gateway.docker.internal", "host-gateway"})
+
+
+def host_of(value: str) -> str:
+    """The host part of a connection string, and nothing else: ``postgres://u:p@db:5432/x``,
+    ``http://api:8000``, ``db:5432``, ``db`` -> ``db``; ``[::1]:5432`` -> ``::1``.  The user
+    information (a password) is dropped by taking what follows the last ``@`` of the
+    authority, as RFC 3986 parses it.  Raises :class:`HostUnparsable` (no URL or
+    host[:port]) or :class:`HostInterpolated` (``${VAR}`` in the host)."""
+    import ipaddress
+
+    text = value.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    authority = re.split(r"[/?#]", text, maxsplit=1)[0]
+    hostport = authority.rpartition("@")[2]
+    if "$" in hostport:
+        raise HostInterpolated("the host is a ${VAR} that Compose fills in at deploy time: not known from the "
+                               "Compose file")
+    if hostport.startswith("["):
+        host, close, rest = hostport[1:].partition("]")
+        if not close or (rest and not re.fullmatch(r":\d{1,5}", rest)):
+            raise HostUnparsable("not a URL or host[:port] (unbalanced [IPv6] address)")
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            raise HostUnparsable("not a URL or host[:port] (no IPv6 address between [ ])") from None
+    try:
+        return str(ipaddress.ip_address(hostport))   # a bare address, IPv6 without brackets included
+    except ValueError:
+        pass
+    host, colon, port = hostport.partition(":")
+    if colon and not re.fullmatch(r"\d{1,5}", port):
+        raise HostUnparsable("not a URL or host[:port] (the part after the host is no port number)")
+    if not _HOSTNAME.match(host):
+        raise HostUnparsable("not a URL or host[:port] (no host name in it)")
+    return host.lower()
+
+
+@dataclass(frozen=True)
+class EnvHost:
+    """What golive keeps of one variable of a service's ``environment:``: whether it is
+    there and its host part (never the value)."""
+
+    present: bool
+    host: str | None = None
+    problem: str | None = None       # unparsable: why (without the value)
+    interpolated: bool = False
+
+
+def read_env_hosts(path: Path, wanted: Mapping[str, Sequence[str]]) -> dict[tuple[str, str], EnvHost]:
+    """For each (service, variable) in ``wanted``: the host part of the variable's value in
+    the Compose file's ``environment:`` (list or mapping form).  Only the named variables
+    are parsed and only their host is kept: the values (a DATABASE_URL holds a password)
+    leave this function in no form."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    services = doc.get("services") if isinstance(doc, dict) else None
+    services = services if isinstance(services, dict) else {}
+    out: dict[tuple[str, str], EnvHost] = {}
+    for service, names in wanted.items():
+        svc = services.get(service)
+        env = dict(_env_list(svc.get("environment"))) if isinstance(svc, dict) else {}
+        for name in names:
+            if name not in env:
+                out[(service, name)] = EnvHost(present=False)
+                continue
+            value = env[name]
+            try:
+                if value is None:   # `- NAME` / `NAME:` alone: taken from the shell at deploy time
+                    raise HostInterpolated("the value is taken from the deploying shell's environment: not "
+                                           "known from the Compose file")
+                out[(service, name)] = EnvHost(present=True, host=host_of(value))
+            except HostInterpolated as exc:
+                out[(service, name)] = EnvHost(present=True, problem=str(exc), interpolated=True)
+            except HostUnparsable as exc:
+                out[(service, name)] = EnvHost(present=True, problem=str(exc))
+    return out
+
+
+def _host_is(snap: ProjectSnapshot, host: str, client: str, target: str, aliases: Sequence[str]) -> tuple[bool, str]:
+    """Is ``host`` the name Compose's DNS gives ``target`` (its service name or an alias the
+    Compose file declares)?  Otherwise, what it is instead."""
+    import ipaddress
+
+    if host == target.lower():
+        return True, f"the service name {target}"
+    if host in (a.lower() for a in aliases):
+        return True, f"an alias of {target} (networks: aliases:)"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        addr = None
+    if addr is not None:
+        if addr.is_loopback:
+            return False, f"a loopback address: the {client} container itself, not the service {target}"
+        owners = [f"{c.name} on {n}" for c in (*snap.containers, *snap.unlabelled)
+                  for n, f in c.network_facts.items() if f.ip and ipaddress.ip_address(f.ip) == addr]
+        whose = f" ({'; '.join(owners)}: it changes when the container is recreated)" if owners else ""
+        return False, f"an IP address{whose}, not the service name {target}"
+    if host == "localhost" or host.endswith(".localhost"):
+        return False, f"localhost: the {client} container itself, not the service {target}"
+    if host in DOCKER_HOST_NAMES:
+        return False, f"the Docker host, not the service {target}"
+    for c in (*snap.containers, *snap.unlabelled):
+        if c.name.lower() == host:
+            return False, f"the container name {c.name}, not the service name {c.service or target}"
+    services = {c.service for c in snap.containers if c.service}
+    if host in {s.lower() for s in services}:
+        return False, f"the service {host}, not {target}"
+    return False, f"not the service name {target} (nor an alias the Compose file declares for it)"
+
+
+def _answers(client: ContainerFacts, targets: Sequence[ContainerFacts], name: str
+             ) -> tuple[list[str], list[str], bool]:
+    """User-defined networks the client shares with the target's containers, those on which
+    every target container answers to ``name``, and whether each target container answers
+    on at least one of them."""
+    shared: set[str] = set()
+    answering: set[str] = set()
+    each = bool(targets)
+    for t in targets:
+        nets = [n for n in client.networks if n in t.networks and n not in NON_USER_NETWORKS]
+        shared.update(nets)
+        ok = [n for n in nets if name.lower() in (x.lower() for x in t.network_facts.get(n, NetworkFacts(())).names)]
+        answering.update(ok)
+        each = each and bool(ok)
+    return sorted(shared), sorted(answering), each
+
+
+def service_discovery(snap: ProjectSnapshot, connects: Mapping[str, Mapping[str, str]]) -> dict[str, Measurement]:
+    """For each (service, variable -> target service) the target declares: (a) the host part
+    of the variable in the Compose file's ``environment:`` (only the host is read out),
+    (b) whether that host is the target's service name or a declared alias (not an IP
+    address, localhost, the Docker host or a container name), (c) whether the two services'
+    containers share a user-defined network on which the target's containers answer to that
+    name (``NetworkSettings.Networks.*.Aliases`` / ``DNSNames``).  Subject ``SERVICE/VAR``."""
+    method = ("Compose file parsed with PyYAML: services.SERVICE.environment.VAR, host part only (the value is "
+              "never kept); GET /containers/ID/json: NetworkSettings.Networks (names, Aliases, DNSNames, IPAddress) "
+              "of both services' containers")
+    out: dict[str, Measurement] = {}
+    subjects = [(s, var, t) for s, m in connects.items() for var, t in m.items()]
+    compose = _compose_or_fail(snap, "service_discovery", "compose file", method)
+    if isinstance(compose, Measurement):
+        return {f"{s}/{var}": compose for s, var, _ in subjects}
+    try:
+        hosts = read_env_hosts(Path(compose.path), {s: list(m) for s, m in connects.items()})
+    except Exception as exc:   # read again since the snapshot: gone or changed since
+        failed = Measurement.failed(f"cannot read the Compose file {compose.path}: {type(exc).__name__}",
+                                    _evidence(snap, "service_discovery", "compose file", method, {}))
+        return {f"{s}/{var}": failed for s, var, _ in subjects}
+    for service, var, target in subjects:
+        subject = f"{service}/{var}"
+        h = hosts[(service, var)]
+        value: dict[str, Any] = {"service": service, "variable": var, "target": target,
+                                 "in_environment": h.present, "host": h.host}
+        if h.interpolated:
+            out[subject] = Measurement.failed(f"{var} of {service}: {h.problem}; write the service name into the "
+                                              "Compose file's environment: (only the password as ${VAR})",
+                                              _evidence(snap, "service_discovery", subject, method, value))
+            continue
+        parts: list[str] = []
+        host_ok = False
+        if not h.present:
+            parts.append(f"{var} is not in {service}'s environment: in the Compose file")
+        elif h.host is None:
+            parts.append(f"{var} of {service}: {h.problem}")
+        else:
+            host_ok, what = _host_is(snap, h.host, service, target, compose.aliases.get(target, ()))
+            parts.append(f"{var} host {h.host} is {what}")
+            value["host_is"] = what
+        clients, targets = snap.of_service(service), snap.of_service(target)
+        name = h.host if host_ok and h.host else target
+        if not clients or not targets:
+            missing = " and ".join(s for s, found in ((service, clients), (target, targets)) if not found)
+            parts.append(f"no container for {missing}")
+            shared, answering, network_ok = list[str](), list[str](), False
+        else:
+            shared, answering, network_ok = _answers(clients[0], targets, name)
+            if network_ok:
+                parts.append(f"{target} answers as {name} on {', '.join(answering)}")
+            elif shared:
+                parts.append(f"{target} does not answer as {name} on {', '.join(shared)} (no such alias)")
+            else:
+                parts.append(f"{service} and {target} share no user-defined network ({service}: "
+                             f"{', '.join(clients[0].networks) or 'none'}; {target}: "
+                             f"{', '.join(sorted({n for t in targets for n in t.networks})) or 'none'})")
+        value.update({"host_ok": host_ok, "shared_networks": shared, "answers_on": answering,
+                      "network_ok": network_ok})
+        out[subject] = Measurement(value, "; ".join(parts), _evidence(snap, "service_discovery", subject, method,
+                                                                      dict(value)))
     return out

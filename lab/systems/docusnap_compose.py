@@ -150,7 +150,8 @@ class RunningDocuSnapCompose(RunningDocuSnap):
             "timeout": "10 s",
             "services": {
                 "nginx": {"ports": nginx_ports},
-                "app": {"stateful": [DATA], "env": list(APP_ENV)},
+                # DS-CT-HA-05: the app reaches the OCR service by its Compose service name
+                "app": {"stateful": [DATA], "env": list(APP_ENV), "connects_to": {"DOCUSNAP_OCR_URL": "ocr"}},
                 "ocr": {},  # publishes nothing: the OCR service is internal
             },
         }

@@ -213,7 +213,9 @@ class RunningStrv(StopsOnExit):
                             "gpu": self.knobs.gpu_extractor},
                     # the document gives the frontend no healthcheck (only the api has one)
                     "frontend": {"ports": [f"127.0.0.1:{p['frontend']}:8501"], "env": list(FRONTEND_ENV),
-                                 "healthcheck": False},
+                                 "healthcheck": False,
+                                 # ST-HA-05: starts after the API; ST-NET-03: reaches it as http://api:8000
+                                 "depends_on": ["api"], "connects_to": {"API_URL": "api"}},
                 },
             },
             "auth": {

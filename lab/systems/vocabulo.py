@@ -232,9 +232,11 @@ class RunningVocabulo(StopsOnExit):
                 "services": {
                     # published: nothing (VO-NET-02); data on a volume (VO-CTR-03)
                     "postgres": {"ports": [], "stateful": [PGDATA], "env": list(DB_ENV)},
-                    "quiz-api": {"ports": [f"127.0.0.1:{self.ports['quiz-api']}:{API_PORT}"], "env": list(API_ENV)},
+                    # VO-NET-04: the APIs reach PostgreSQL by its Compose service name
+                    "quiz-api": {"ports": [f"127.0.0.1:{self.ports['quiz-api']}:{API_PORT}"], "env": list(API_ENV),
+                                 "connects_to": {"DB_HOST": "postgres"}},
                     "junior-api": {"ports": [f"127.0.0.1:{self.ports['junior-api']}:{API_PORT}"],
-                                   "env": list(API_ENV)},
+                                   "env": list(API_ENV), "connects_to": {"DB_HOST": "postgres"}},
                     "pgadmin": {},
                 },
             },
