@@ -131,6 +131,10 @@ def test_compose_lab_passes_its_profile_but_for_this_machine(golive_run: Any) ->
     assert "volume" in value("containers.stateful_volumes[app]")["/data"]
     assert "ZHIPU_API_KEY" in value("containers.required_env[app]")["required"]
     assert value("containers.log_rotation[app]")["max-size"] == "10m"
+    # DS-CT-HA-05: the app resolves the OCR service by its service name (Compose DNS)
+    ocr = value("containers.service_discovery[app/DOCUSNAP_OCR_URL]")
+    assert ocr["host"] == "ocr" and ocr["host_ok"] and ocr["network_ok"]
+    assert results["containers.service_discovery[app/DOCUSNAP_OCR_URL]"]["requirement"]["ids"] == ["DS-CT-HA-05"]
     # the database on the volume belongs to the account the app's container runs as
     [owner] = [v for k, v in results.items() if base_id(k) == "datastores.sqlite_file"]
     assert owner["status"] == "pass" and "/volumes/" in owner["measurement"]["display"]

@@ -141,6 +141,13 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
                for s in ("api", "frontend"))
     assert results["containers.required_env[api]"]["measurement"]["value"]["missing"] == []
     assert results["containers.non_root[api]"]["status"] == "pass"
+    # ST-HA-05: the frontend starts after the API; ST-NET-03: it reaches it as http://api:8000
+    order = results["containers.start_order[frontend]"]
+    assert order["status"] == "pass" and order["measurement"]["display"] == "depends on api (service_started)"
+    assert order["requirement"]["ids"] == ["ST-HA-05"]
+    sd = results["containers.service_discovery[frontend/API_URL]"]
+    assert sd["status"] == "pass" and sd["measurement"]["value"]["host"] == "api", sd
+    assert sd["requirement"]["ids"] == ["ST-NET-03"]
     # the containers' processes seen from the host: uid 10001; the ports Docker publishes are
     # held by docker-proxy (skipped there, judged by containers.published_ports)
     assert results["services.non_root[api@strv]"]["status"] == "pass"

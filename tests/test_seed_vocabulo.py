@@ -139,6 +139,12 @@ def test_vocabulo_lab_passes_its_profile(runs: dict[str, GoliveRun]) -> None:
     network = results["containers.single_network"]["measurement"]["value"]
     assert len(network["networks"]) == 4 and len(network["common"]) == 1
     assert "volume" in results["containers.stateful_volumes[postgres]"]["measurement"]["display"]
+    # VO-NET-04: both APIs reach PostgreSQL by its Compose service name, on the vocabulo network
+    for api in ("quiz-api", "junior-api"):
+        sd = results[f"containers.service_discovery[{api}/DB_HOST]"]
+        assert sd["status"] == "pass" and sd["requirement"]["ids"] == ["VO-NET-04"], sd
+        assert sd["measurement"]["value"]["host"] == "postgres" and sd["measurement"]["value"]["answers_on"] == [
+            f"{run.report['target']['lab_compose_project']}_vocabulo"]
     secrets_value = results["containers.no_literal_secrets"]["measurement"]["value"]
     assert secrets_value == {"problems": [], "env_files": {".env": "0600"}}
     [env_file] = [v for k, v in results.items() if base_id(k) == "services.secret_files"]
