@@ -324,12 +324,12 @@ def _gpu(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
 def _start_order(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
     from checks.containers import probes
 
-    required = {n: s.depends_on for n, s in _spec(ctx).services.items() if s.depends_on}
-    if not required:
-        return {}
     snap_m = _snapshot(ctx)
     if not snap_m.ok:
         return snap_m
+    required = {n: s.depends_on for n, s in _spec(ctx).services.items() if s.depends_on}
+    if not required:
+        return {}
     result: dict[str, Measurement] = probes.start_order(snap_m.value, required)
     return result
 
@@ -338,12 +338,12 @@ def _start_order(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
 def _discovery(ctx: CheckContext) -> Measurement | dict[str, Measurement]:
     from checks.containers import probes
 
-    connects = {n: s.connects_to for n, s in _spec(ctx).services.items() if s.connects_to}
-    if not connects:
-        return {}
     snap_m = _snapshot(ctx)
     if not snap_m.ok:
         return snap_m
+    connects = {n: s.connects_to for n, s in _spec(ctx).services.items() if s.connects_to}
+    if not connects:
+        return {}
     result: dict[str, Measurement] = probes.service_discovery(snap_m.value, connects)
     return result
 
