@@ -5,8 +5,10 @@ A target selects one with ``lab: {system: NAME, variant: V}`` (``system`` defaul
 ``oz``, the lab of :mod:`lab.run`).  A system module ``lab.systems.<NAME>`` provides:
 
 - ``DESCRIPTION``: one line, what the lab builds;
-- ``describe_variants() -> list[tuple[str, str]]``: (variant, one-line description);
-- ``parse_variant(name) -> str``: the variant's canonical name, ``ValueError`` if unknown;
+- ``VARIANTS``: variant name -> its knobs, each with a one-line ``description`` (the
+  variants are listed and parsed from it: :func:`describe_variants`, :func:`variant_key`);
+  a module without it (``oz``, whose variants are :class:`lab.variants.Variant`) provides
+  ``describe_variants()`` and ``parse_variant(name)`` itself;
 - ``start(workdir, variant, **options)``: starts it and returns a running lab with
   ``workdir``, ``variant``, ``target_overrides()``, ``describe()`` and ``stop()``
   (idempotent; registered with :mod:`lab.procs` so it also stops at exit and on signals).
@@ -16,6 +18,7 @@ Imports stay lazy: ``import lab.systems`` loads no system module.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -51,13 +54,31 @@ def module(system: str) -> ModuleType:
     return importlib.import_module(f"lab.systems.{parse_system(system)}")
 
 
+def variant_key(system: str, variants: Mapping[str, Any], name: str) -> str:
+    """``name``'s canonical form (``API-No-Auth`` -> ``api_no_auth``) if it is one of
+    ``variants``; else ``ValueError`` naming the known ones."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in variants:
+        raise ValueError(f"unknown {system} lab variant {name!r}; known variants: {', '.join(variants)}")
+    return key
+
+
 def parse_variant(system: str, variant: str) -> str:
     """``variant``'s canonical name in ``system``; ``ValueError`` naming the known ones."""
-    return str(module(system).parse_variant(variant))
+    mod = module(system)
+    variants = getattr(mod, "VARIANTS", None)
+    if variants is None:
+        return str(mod.parse_variant(variant))
+    return variant_key(parse_system(system), variants, variant)
 
 
 def describe_variants(system: str) -> list[tuple[str, str]]:
-    return list(module(system).describe_variants())
+    """(variant, one-line description) of each of ``system``'s variants."""
+    mod = module(system)
+    variants = getattr(mod, "VARIANTS", None)
+    if variants is None:
+        return list(mod.describe_variants())
+    return [(name, knobs.description) for name, knobs in variants.items()]
 
 
 def start(system: str, workdir: Path, variant: str, **options: Any) -> RunningSystem:

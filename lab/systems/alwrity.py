@@ -67,6 +67,7 @@ from lab.procs import (
     unregister,
     wait_until,
 )
+from lab.systems import variant_key
 from lab.variants import ALLOWED_ORIGIN, LAB_HOSTNAMES, MODERN_CIPHERS, MODERN_PROTOCOLS
 
 DESCRIPTION = ("ALwrity multi-user: nginx 80->443 (TLS 1.3, HSTS) -> uvicorn + FastAPI app, PostgreSQL with "
@@ -115,17 +116,6 @@ VARIANTS: dict[str, Knobs] = {
     "redis_no_auth": Knobs("Redis without requirepass: any client on the network may read and write the cache",
                            redis_auth=False),
 }
-
-
-def describe_variants() -> list[tuple[str, str]]:
-    return [(name, k.description) for name, k in VARIANTS.items()]
-
-
-def parse_variant(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown alwrity lab variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return key
 
 
 def service_account() -> pwd.struct_passwd:
@@ -548,7 +538,7 @@ def start(workdir: Path, variant: str = "compliant", *, start_timeout_s: float =
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise LabError(f"workdir {workdir} is not empty: the ALwrity lab starts in an empty or new folder")
-    lab = RunningAlwrity(workdir, parse_variant(variant), start_timeout_s)
+    lab = RunningAlwrity(workdir, variant_key("alwrity", VARIANTS, variant), start_timeout_s)
     try:
         lab._start()
     except BaseException:

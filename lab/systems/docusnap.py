@@ -69,6 +69,7 @@ from lab.procs import (
     unregister,
     wait_until,
 )
+from lab.systems import variant_key
 from lab.variants import ALLOWED_ORIGIN, LAB_HOSTNAMES, LEGACY_CIPHERS, MODERN_CIPHERS, MODERN_PROTOCOLS
 
 DESCRIPTION = ("DocuSnap-Backend single-server: nginx 80->443 (TLS, HSTS) -> gunicorn on 8000 -> WSGI app, "
@@ -123,17 +124,6 @@ VARIANTS: dict[str, Knobs] = {
                             full_age_days=9.0),
     "cors_wildcard": Knobs("CORS: Access-Control-Allow-Origin * for every origin", cors="wildcard"),
 }
-
-
-def describe_variants() -> list[tuple[str, str]]:
-    return [(name, k.description) for name, k in VARIANTS.items()]
-
-
-def parse_variant(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown docusnap lab variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return key
 
 
 def _status(port: int, path: str, *, tls: bool = False, host: str = "127.0.0.1") -> int:
@@ -574,7 +564,7 @@ def start(workdir: Path, variant: str = "compliant", *, start_timeout_s: float =
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise LabError(f"workdir {workdir} is not empty: the DocuSnap lab starts in an empty or new folder")
-    lab = RunningDocuSnap(workdir, parse_variant(variant), start_timeout_s)
+    lab = RunningDocuSnap(workdir, variant_key("docusnap", VARIANTS, variant), start_timeout_s)
     try:
         lab._start()
     except BaseException:

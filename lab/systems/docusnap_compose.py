@@ -53,7 +53,7 @@ import yaml
 from lab import certs, nginx
 from lab.images import NGINX_IMAGE, nginx_image, python_image
 from lab.procs import LabError, free_ports, port_in_use_error, python_env, register, stop_processes, wait_until
-from lab.systems import docusnap
+from lab.systems import docusnap, variant_key
 from lab.systems.docusnap import APP_ENV, VERSION, WORKERS, RunningDocuSnap, render_nginx
 from lab.variants import LAB_HOSTNAMES
 
@@ -89,17 +89,6 @@ VARIANTS: dict[str, ComposeKnobs] = {
     "no_log_rotation": ComposeKnobs("app and OCR containers log to json-file without max-size (never rotated)",
                                     log_rotation=False),
 }
-
-
-def describe_variants() -> list[tuple[str, str]]:
-    return [(name, k.description) for name, k in VARIANTS.items()]
-
-
-def parse_variant(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown docusnap_compose lab variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return key
 
 
 _DOCKERFILE = """FROM {base}
@@ -360,7 +349,7 @@ def start(workdir: Path, variant: str = "compliant", *, start_timeout_s: float =
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise LabError(f"workdir {workdir} is not empty: the DocuSnap Compose lab starts in an empty or new folder")
-    lab = RunningDocuSnapCompose(workdir, parse_variant(variant), start_timeout_s)
+    lab = RunningDocuSnapCompose(workdir, variant_key("docusnap_compose", VARIANTS, variant), start_timeout_s)
     try:
         lab._start()
     except BaseException:

@@ -47,6 +47,7 @@ import yaml
 from lab import certs
 from lab import nginx as lab_nginx
 from lab.procs import LabError, StopsOnExit, free_ports, register, unregister, wait_until
+from lab.systems import variant_key
 from lab.variants import ALLOWED_ORIGIN, LAB_HOSTNAMES, MODERN_CIPHERS, MODERN_PROTOCOLS
 
 DESCRIPTION = ("Oz Forensics API as a Docker Compose project: nginx (TLS) -> APP -> BIO (inference), "
@@ -93,17 +94,6 @@ VARIANTS: dict[str, Knobs] = {
     "postgres_all_interfaces": Knobs("PostgreSQL published on 0.0.0.0 (every interface) instead of 127.0.0.1",
                                      pg_bind="0.0.0.0"),
 }
-
-
-def describe_variants() -> list[tuple[str, str]]:
-    return [(name, k.description) for name, k in VARIANTS.items()]
-
-
-def parse_variant(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown oz_compose lab variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return key
 
 
 def _https_status(port: int, path: str, *, tls: bool = True) -> int:
@@ -440,7 +430,7 @@ def start(workdir: Path, variant: str = "compliant", *, start_timeout_s: float =
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise LabError(f"workdir {workdir} is not empty: the Oz Compose lab starts in an empty or new folder")
-    lab = RunningOzCompose(workdir, parse_variant(variant), start_timeout_s)
+    lab = RunningOzCompose(workdir, variant_key("oz_compose", VARIANTS, variant), start_timeout_s)
     try:
         lab._start()
     except BaseException as exc:

@@ -71,6 +71,7 @@ from lab.procs import (
     unregister,
     wait_until,
 )
+from lab.systems import variant_key
 from lab.variants import LAB_HOSTNAMES
 
 DESCRIPTION = ("STRV Similarity Search (Docker Compose): API on 8000 (FastAPI, /health healthcheck 30s/10s/3, "
@@ -113,17 +114,6 @@ VARIANTS: dict[str, Knobs] = {
     "gpu_required_absent": Knobs("large-dataset mode: the API extracts features on a GPU (declared), "
                                  "this machine has none", gpu_extractor=True),
 }
-
-
-def describe_variants() -> list[tuple[str, str]]:
-    return [(name, k.description) for name, k in VARIANTS.items()]
-
-
-def parse_variant(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown strv lab variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return key
 
 
 def _status(port: int, path: str, *, tls: bool = False, headers: dict[str, str] | None = None) -> int:
@@ -520,7 +510,7 @@ def start(workdir: Path, variant: str = "compliant", *, start_timeout_s: float =
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise LabError(f"workdir {workdir} is not empty: the STRV lab starts in an empty or new folder")
-    lab = RunningStrv(workdir, parse_variant(variant), start_timeout_s)
+    lab = RunningStrv(workdir, variant_key("strv", VARIANTS, variant), start_timeout_s)
     try:
         lab._start()
     except BaseException:

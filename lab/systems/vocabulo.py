@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from lab.procs import LabError, StopsOnExit, free_ports, port_in_use_error, register, unregister
+from lab.systems import variant_key
 
 DESCRIPTION = ("Vocabulo ML: Docker Compose on the lab's engine - PostgreSQL (volume, lsf_app dump), Quiz and "
                "Junior FastAPI services, pgAdmin stand-in, one network, only the API ports on 127.0.0.1, "
@@ -103,17 +104,6 @@ VARIANTS: dict[str, Knobs] = {
     "service_down": Knobs("the Junior API's container stopped after the deployment (docker-compose ps: Exit)",
                           service_down="junior-api"),
 }
-
-
-def describe_variants() -> list[tuple[str, str]]:
-    return [(name, k.description) for name, k in VARIANTS.items()]
-
-
-def parse_variant(name: str) -> str:
-    key = name.strip().lower().replace("-", "_")
-    if key not in VARIANTS:
-        raise ValueError(f"unknown vocabulo lab variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return key
 
 
 def _dockerfile(image: str, app: str) -> str:
@@ -426,7 +416,7 @@ def start(workdir: Path, variant: str = "compliant") -> RunningVocabulo:
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise LabError(f"workdir {workdir} is not empty: the Vocabulo lab starts in an empty or new folder")
-    lab = RunningVocabulo(workdir, parse_variant(variant))
+    lab = RunningVocabulo(workdir, variant_key("vocabulo", VARIANTS, variant))
     try:
         lab._start()
     except BaseException:
