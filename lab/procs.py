@@ -21,6 +21,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -280,6 +281,24 @@ def port_in_use_error(text: str) -> bool:
     """Does a log excerpt say a port was already taken (so a retry with new ports helps)?"""
     lowered = text.lower()
     return "address already in use" in lowered or f"errno {errno.EADDRINUSE}" in lowered
+
+
+def http_status(host: str, port: int, path: str, *, tls: bool = False, timeout: float = 1.0) -> int:
+    """Status code of ``GET path`` (Host: localhost) on a lab component's address, for
+    readiness polls (:func:`wait_until`); TLS is not verified: readiness only."""
+    conn: http.client.HTTPConnection
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": "localhost"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 def wait_until(

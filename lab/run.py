@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import http.client
 import json
 import os
 import pwd
@@ -43,6 +42,7 @@ from lab.procs import (
     StopsOnExit,
     free_ports,
     group_members,
+    http_status,
     port_in_use_error,
     python_env,
     register,
@@ -68,23 +68,6 @@ SERVICE_PYTHON = "/usr/bin/python3"
 
 # What start_lab creates in a workdir (removed again when a workdir is reused).
 _GENERATED = ("haproxy", "run", "tls", "nginx", "logs", "backups", "app.sqlite3", "app.sqlite3-journal", "lab.json", "secrets", "pg")
-
-
-def _http_get_status(host: str, port: int, path: str, *, tls: bool = False, timeout: float = 1.0) -> int:
-    """Status code of ``GET path`` on a loopback address (TLS unverified: readiness only)."""
-    conn: http.client.HTTPConnection
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Host": "localhost"})
-        return conn.getresponse().status
-    finally:
-        conn.close()
 
 
 def _prepare_workdir(workdir: Path) -> None:
@@ -435,7 +418,7 @@ class RunningLab(StopsOnExit):
     def _wait_instance(self, name: str) -> None:
         port = self.ports[name]
         wait_until(f"inference instance {name} (http://127.0.0.1:{port}/health)",
-                   lambda: _http_get_status("127.0.0.1", port, "/health") == 200,
+                   lambda: http_status("127.0.0.1", port, "/health") == 200,
                    timeout_s=self.start_timeout_s, proc=self._procs[name])
 
     def _write_state(self) -> None:
@@ -504,18 +487,18 @@ class RunningLab(StopsOnExit):
             self._wait_instance(name)
         internal = self.ports["internal"]
         wait_until(f"internal API (http://127.0.0.1:{internal}/health)",
-                   lambda: _http_get_status("127.0.0.1", internal, "/health") == 200,
+                   lambda: http_status("127.0.0.1", internal, "/health") == 200,
                    timeout_s=self.start_timeout_s, proc=self._procs["internal-api"])
         hap_port = self.ports["haproxy"]
         wait_until(f"haproxy (http://127.0.0.1:{hap_port}/health)",
-                   lambda: _http_get_status("127.0.0.1", hap_port, "/health") == 200,
+                   lambda: http_status("127.0.0.1", hap_port, "/health") == 200,
                    timeout_s=self.start_timeout_s, proc=self._procs["haproxy"])
         https, http_port = self.ports["https"], self.ports["http"]
         wait_until(f"nginx (https://localhost:{https}/health through the proxy)",
-                   lambda: _http_get_status("127.0.0.1", https, "/health", tls=True) == 200,
+                   lambda: http_status("127.0.0.1", https, "/health", tls=True) == 200,
                    timeout_s=self.start_timeout_s, proc=self._procs["nginx"])
         wait_until(f"nginx plain-HTTP listener (127.0.0.1:{http_port})",
-                   lambda: _http_get_status("127.0.0.1", http_port, "/health") in (200, 301),
+                   lambda: http_status("127.0.0.1", http_port, "/health") in (200, 301),
                    timeout_s=self.start_timeout_s, proc=self._procs["nginx"])
 
     def _start(self) -> None:

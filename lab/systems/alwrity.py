@@ -40,13 +40,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import http.client
 import json
 import os
 import pwd
 import secrets
 import shutil
-import ssl
 import sys
 import tempfile
 import time
@@ -59,6 +57,7 @@ from lab.procs import (
     ManagedProcess,
     StopsOnExit,
     free_ports,
+    http_status,
     port_in_use_error,
     python_env,
     register,
@@ -126,22 +125,6 @@ def service_account() -> pwd.struct_passwd:
     from lab.sshd import ensure_user
 
     return ensure_user(SERVICE_USER, system=True)
-
-
-def _status(port: int, path: str, *, tls: bool = False) -> int:
-    conn: http.client.HTTPConnection
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path, headers={"Host": "localhost"})
-        return conn.getresponse().status
-    finally:
-        conn.close()
 
 
 def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int, status_port: int,
@@ -440,12 +423,15 @@ class RunningAlwrity(StopsOnExit):
         self._procs["nginx"] = spawn("nginx", nginx.argv(nginx.find_nginx(), layout), layout.error_log,
                                      cwd=layout.run_dir)
         t, p = self.start_timeout_s, self.ports
-        wait_until(f"uvicorn (127.0.0.1:{p['app']}/health)", lambda: _status(p["app"], "/health") == 200,
+        wait_until(f"uvicorn (127.0.0.1:{p['app']}/health)",
+                   lambda: http_status("127.0.0.1", p["app"], "/health", timeout=2.0) == 200,
                    timeout_s=t, proc=self._procs["uvicorn"])
-        wait_until(f"nginx ({self.https_url}/health)", lambda: _status(p["https"], "/health", tls=True) == 200,
+        wait_until(f"nginx ({self.https_url}/health)",
+                   lambda: http_status("127.0.0.1", p["https"], "/health", tls=True, timeout=2.0) == 200,
                    timeout_s=t, proc=self._procs["nginx"])
         wait_until(f"nginx plain-HTTP listener (127.0.0.1:{p['http']})",
-                   lambda: _status(p["http"], "/health") == 301, timeout_s=t, proc=self._procs["nginx"])
+                   lambda: http_status("127.0.0.1", p["http"], "/health", timeout=2.0) == 301, timeout_s=t,
+                   proc=self._procs["nginx"])
         self._start_monitoring()
 
     def _start_monitoring(self) -> None:
@@ -484,9 +470,11 @@ class RunningAlwrity(StopsOnExit):
             mon.find_binary("prometheus"), f"--config.file={prom_conf}", f"--storage.tsdb.path={mdir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--storage.tsdb.retention.time=1h"],
             self.logs_dir / "prometheus.log")
-        wait_until("prometheus (/-/ready)", lambda: _status(p["prometheus"], "/-/ready") == 200, timeout_s=t,
+        wait_until("prometheus (/-/ready)",
+                   lambda: http_status("127.0.0.1", p["prometheus"], "/-/ready", timeout=2.0) == 200, timeout_s=t,
                    proc=self._procs["prometheus"])
-        wait_until("alertmanager (/-/ready)", lambda: _status(p["alertmanager"], "/-/ready") == 200, timeout_s=t,
+        wait_until("alertmanager (/-/ready)",
+                   lambda: http_status("127.0.0.1", p["alertmanager"], "/-/ready", timeout=2.0) == 200, timeout_s=t,
                    proc=self._procs["alertmanager"])
         wait_until("prometheus scraping node, nginx and the app", self._all_up, timeout_s=max(t, 30),
                    proc=self._procs["prometheus"], interval_s=0.2)

@@ -38,7 +38,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import http.client
 import io
 import json
 import os
@@ -47,7 +46,6 @@ import secrets
 import shutil
 import signal
 import sqlite3
-import ssl
 import sys
 import tarfile
 import tempfile
@@ -61,6 +59,7 @@ from lab.procs import (
     ManagedProcess,
     StopsOnExit,
     free_ports,
+    http_status,
     port_in_use_error,
     python_env,
     register,
@@ -124,22 +123,6 @@ VARIANTS: dict[str, Knobs] = {
                             full_age_days=9.0),
     "cors_wildcard": Knobs("CORS: Access-Control-Allow-Origin * for every origin", cors="wildcard"),
 }
-
-
-def _status(port: int, path: str, *, tls: bool = False, host: str = "127.0.0.1") -> int:
-    conn: http.client.HTTPConnection
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection(host, port, timeout=1, context=ctx)
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=1)
-    try:
-        conn.request("GET", path, headers={"Host": "localhost"})
-        return conn.getresponse().status
-    finally:
-        conn.close()
 
 
 def render_nginx(layout: nginx.NginxLayout, *, https_port: int, http_port: int, app_port: int, status_port: int,
@@ -409,15 +392,19 @@ class RunningDocuSnap(StopsOnExit):
                                      layout.error_log, cwd=layout.run_dir, env=env)
         t = self.start_timeout_s
         p = self.ports
-        wait_until(f"OCR service (127.0.0.1:{p['ocr']}/health)", lambda: _status(p["ocr"], "/health") == 200,
+        wait_until(f"OCR service (127.0.0.1:{p['ocr']}/health)",
+                   lambda: http_status("127.0.0.1", p["ocr"], "/health") == 200,
                    timeout_s=t, proc=self._procs["ocr"])
-        wait_until(f"gunicorn (127.0.0.1:{p['app']}/health)", lambda: _status(p["app"], "/health") == 200,
+        wait_until(f"gunicorn (127.0.0.1:{p['app']}/health)",
+                   lambda: http_status("127.0.0.1", p["app"], "/health") == 200,
                    timeout_s=t, proc=self._procs["gunicorn"])
         wait_until("gunicorn's pid file and workers", self._workers_up, timeout_s=t, proc=self._procs["gunicorn"])
-        wait_until(f"nginx ({self.https_url}/health)", lambda: _status(p["https"], "/health", tls=True) == 200,
+        wait_until(f"nginx ({self.https_url}/health)",
+                   lambda: http_status("127.0.0.1", p["https"], "/health", tls=True) == 200,
                    timeout_s=t, proc=self._procs["nginx"])
         wait_until(f"nginx plain-HTTP listener (127.0.0.1:{p['http']})",
-                   lambda: _status(p["http"], "/health") == 301, timeout_s=t, proc=self._procs["nginx"])
+                   lambda: http_status("127.0.0.1", p["http"], "/health") == 301, timeout_s=t,
+                   proc=self._procs["nginx"])
         self._start_monitoring(env)
 
     # ------------------------------------------------------------------ monitoring
@@ -454,9 +441,11 @@ class RunningDocuSnap(StopsOnExit):
             mon.find_binary("prometheus"), f"--config.file={prom_conf}", f"--storage.tsdb.path={mdir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--storage.tsdb.retention.time=1h"],
             self.logs_dir / "prometheus.log")
-        wait_until("prometheus (/-/ready)", lambda: _status(p["prometheus"], "/-/ready") == 200, timeout_s=t,
+        wait_until("prometheus (/-/ready)",
+                   lambda: http_status("127.0.0.1", p["prometheus"], "/-/ready") == 200, timeout_s=t,
                    proc=self._procs["prometheus"])
-        wait_until("alertmanager (/-/ready)", lambda: _status(p["alertmanager"], "/-/ready") == 200, timeout_s=t,
+        wait_until("alertmanager (/-/ready)",
+                   lambda: http_status("127.0.0.1", p["alertmanager"], "/-/ready") == 200, timeout_s=t,
                    proc=self._procs["alertmanager"])
         wait_until("prometheus scraping node, nginx, gunicorn and ocr", self._all_up, timeout_s=max(t, 30),
                    proc=self._procs["prometheus"], interval_s=0.2)

@@ -52,7 +52,16 @@ import yaml
 
 from lab import certs, nginx
 from lab.images import NGINX_IMAGE, nginx_image, python_image
-from lab.procs import LabError, free_ports, port_in_use_error, python_env, register, stop_processes, wait_until
+from lab.procs import (
+    LabError,
+    free_ports,
+    http_status,
+    port_in_use_error,
+    python_env,
+    register,
+    stop_processes,
+    wait_until,
+)
 from lab.systems import docusnap, variant_key
 from lab.systems.docusnap import APP_ENV, VERSION, WORKERS, RunningDocuSnap, render_nginx
 from lab.variants import LAB_HOSTNAMES
@@ -328,13 +337,14 @@ class RunningDocuSnapCompose(RunningDocuSnap):
         for service in ("ocr", "app"):
             self.addresses[service] = self._address(service)
         wait_until(f"OCR service ({self.addresses['ocr']}:{OCR_PORT}/health)",
-                   lambda: docusnap._status(OCR_PORT, "/health", host=self.addresses["ocr"]) == 200, timeout_s=t)
+                   lambda: http_status(self.addresses["ocr"], OCR_PORT, "/health") == 200, timeout_s=t)
         wait_until(f"gunicorn ({self.addresses['app']}:{APP_PORT}/health)",
-                   lambda: docusnap._status(APP_PORT, "/health", host=self.addresses["app"]) == 200, timeout_s=t)
-        wait_until(f"nginx ({self.https_url}/health)", lambda: docusnap._status(p["https"], "/health", tls=True) == 200,
+                   lambda: http_status(self.addresses["app"], APP_PORT, "/health") == 200, timeout_s=t)
+        wait_until(f"nginx ({self.https_url}/health)",
+                   lambda: http_status("127.0.0.1", p["https"], "/health", tls=True) == 200,
                    timeout_s=t)
         wait_until(f"nginx plain-HTTP listener (127.0.0.1:{p['http']})",
-                   lambda: docusnap._status(p["http"], "/health") == 301, timeout_s=t)
+                   lambda: http_status("127.0.0.1", p["http"], "/health") == 301, timeout_s=t)
         # the OCR container's process, for the monitoring drill (SIGSTOP / SIGCONT by pid file)
         ocr = self.engine.client().containers.get(f"{self.project}_ocr_1")
         self._ocr_id = ocr.id

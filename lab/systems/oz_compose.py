@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.client
 import os
 import secrets
 import shutil
-import ssl
 import sys
 import time
 from pathlib import Path
@@ -46,7 +44,7 @@ import yaml
 
 from lab import certs
 from lab import nginx as lab_nginx
-from lab.procs import LabError, StopsOnExit, free_ports, register, unregister, wait_until
+from lab.procs import LabError, StopsOnExit, free_ports, http_status, register, unregister, wait_until
 from lab.systems import variant_key
 from lab.variants import ALLOWED_ORIGIN, LAB_HOSTNAMES, MODERN_CIPHERS, MODERN_PROTOCOLS
 
@@ -94,22 +92,6 @@ VARIANTS: dict[str, Knobs] = {
     "postgres_all_interfaces": Knobs("PostgreSQL published on 0.0.0.0 (every interface) instead of 127.0.0.1",
                                      pg_bind="0.0.0.0"),
 }
-
-
-def _https_status(port: int, path: str, *, tls: bool = True) -> int:
-    conn: http.client.HTTPConnection
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path, headers={"Host": "localhost"})
-        return conn.getresponse().status
-    finally:
-        conn.close()
 
 
 def instance_names(knobs: Knobs) -> list[tuple[str, str]]:
@@ -417,7 +399,8 @@ class RunningOzCompose(StopsOnExit):
         wait_health(self.engine, self.project, {s: "healthy" for s in compose["services"]},
                     timeout_s=self.start_timeout_s)
         p = self.ports
-        wait_until(f"nginx ({self.https_url}/health)", lambda: _https_status(p["https"], "/health") == 200,
+        wait_until(f"nginx ({self.https_url}/health)",
+                   lambda: http_status("127.0.0.1", p["https"], "/health", tls=True, timeout=2.0) == 200,
                    timeout_s=self.start_timeout_s)
         self.start_duration_s = time.monotonic() - started
 

@@ -45,12 +45,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import http.client
 import json
 import os
 import secrets
 import shutil
-import ssl
 import sys
 import tarfile
 import time
@@ -65,6 +63,7 @@ from lab.procs import (
     ManagedProcess,
     StopsOnExit,
     free_ports,
+    http_status,
     register,
     spawn,
     stop_processes,
@@ -114,24 +113,6 @@ VARIANTS: dict[str, Knobs] = {
     "gpu_required_absent": Knobs("large-dataset mode: the API extracts features on a GPU (declared), "
                                  "this machine has none", gpu_extractor=True),
 }
-
-
-def _status(port: int, path: str, *, tls: bool = False, headers: dict[str, str] | None = None) -> int:
-    conn: http.client.HTTPConnection
-    if tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path, headers={"Host": "localhost", **(headers or {})})
-        return conn.getresponse().status
-    except OSError:
-        return 0
-    finally:
-        conn.close()
 
 
 class RunningStrv(StopsOnExit):
@@ -398,11 +379,14 @@ class RunningStrv(StopsOnExit):
         # while the healthcheck's first interval runs: nginx, then the published ports
         self._start_nginx()
         t, p = self.start_timeout_s, self.ports
-        wait_until(f"API (127.0.0.1:{p['api']}/health)", lambda: _status(p["api"], "/health") == 200,
+        wait_until(f"API (127.0.0.1:{p['api']}/health)",
+                   lambda: http_status("127.0.0.1", p["api"], "/health", timeout=2.0) == 200,
                    timeout_s=max(t, 60), interval_s=0.2)
-        wait_until(f"frontend (127.0.0.1:{p['frontend']}/)", lambda: _status(p["frontend"], "/") == 200,
+        wait_until(f"frontend (127.0.0.1:{p['frontend']}/)",
+                   lambda: http_status("127.0.0.1", p["frontend"], "/", timeout=2.0) == 200,
                    timeout_s=t, interval_s=0.2)
-        wait_until(f"nginx ({self.https_url}/health)", lambda: _status(p["https"], "/health", tls=True) == 200,
+        wait_until(f"nginx ({self.https_url}/health)",
+                   lambda: http_status("127.0.0.1", p["https"], "/health", tls=True, timeout=2.0) == 200,
                    timeout_s=t, proc=self._procs["nginx"], interval_s=0.1)
         self._start_monitoring()
         if self.knobs.healthcheck:
@@ -444,9 +428,11 @@ class RunningStrv(StopsOnExit):
             mon.find_binary("prometheus"), f"--config.file={prom_conf}", f"--storage.tsdb.path={mdir / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{p['prometheus']}", "--storage.tsdb.retention.time=1h"],
             self.lab_logs / "prometheus.log")
-        wait_until("prometheus (/-/ready)", lambda: _status(p["prometheus"], "/-/ready") == 200, timeout_s=t,
+        wait_until("prometheus (/-/ready)",
+                   lambda: http_status("127.0.0.1", p["prometheus"], "/-/ready", timeout=2.0) == 200, timeout_s=t,
                    proc=self._procs["prometheus"], interval_s=0.1)
-        wait_until("alertmanager (/-/ready)", lambda: _status(p["alertmanager"], "/-/ready") == 200, timeout_s=t,
+        wait_until("alertmanager (/-/ready)",
+                   lambda: http_status("127.0.0.1", p["alertmanager"], "/-/ready", timeout=2.0) == 200, timeout_s=t,
                    proc=self._procs["alertmanager"], interval_s=0.1)
         wait_until("prometheus scraping node and api", self._all_up, timeout_s=max(t, 30),
                    proc=self._procs["prometheus"], interval_s=0.2)
