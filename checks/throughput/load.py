@@ -1168,33 +1168,19 @@ class _Engine:
 
     async def preflight(self) -> str | None:
         """One request on a fresh connection before any load: None, or why no answer came.
-        The connection then joins the pool."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[str | None] = loop.create_future()
-        spec = self.workload.primary
-
-        def answered(conn: wire.Connection, status: int | None, body: bytes, error: str | None) -> None:
-            # Any HTTP answer will do (whether it is a success is the load run's finding).
-            if not answer.done():
-                answer.set_result(None if status is not None else error or "no answer")
-
-        conn = wire.Connection(loop, answered)
+        Any HTTP answer will do (whether it is a success is the load run's finding); the
+        connection then joins the pool."""
+        conn = self._connection()
         start = time.perf_counter()
-        conn.send(self.prepared[0], None)
         try:
-            why = await asyncio.wait_for(asyncio.shield(answer), timeout=spec.timeout_s + 0.05)
-        except TimeoutError:
-            conn.expire()
-            why = await answer
+            status, _, why = await wire.exchange(conn, self.prepared[0])
         finally:
             self.tally.preflight_ms = (time.perf_counter() - start) * 1000
-        if why is None:
-            conn.answered = self._answered
-            self.conns.append(conn)
-            self.idle.append(conn)
-            return None
-        conn.abort()
-        return why
+        if status is None:
+            conn.abort()
+            return why or "no answer"
+        self.idle.append(conn)
+        return None
 
     async def run(self, run: LoadRun) -> Tally:
         plan, schedule, spec = self.plan, self.schedule, self.workload.primary

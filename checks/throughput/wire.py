@@ -95,10 +95,6 @@ class Origin:
     connect_host: str
     tls: ssl.SSLContext | None = dataclasses.field(compare=False, default=None)
 
-    @property
-    def key(self) -> tuple[str, str, int, str]:
-        return self.scheme, self.host, self.port, self.connect_host
-
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
@@ -242,7 +238,7 @@ class Connection:
         self.answered = answered
         self.loop = loop
         self.link: _Link | None = None
-        self.origin: tuple[str, str, int, str] | None = None
+        self.origin: Origin | None = None  # where the open link goes
         self.parser: httptools.HttpResponseParser | None = None
         self.busy = False
         self.deadline = 0.0
@@ -271,7 +267,8 @@ class Connection:
         self.encoding = b""
         self.close_after = False
         link = self.link
-        if link is not None and link.transport is not None and self.origin == request.origin.key \
+        if link is not None and link.transport is not None \
+                and (self.origin is request.origin or self.origin == request.origin) \
                 and not link.transport.is_closing():
             link.transport.write(request.data)
             return
@@ -305,7 +302,7 @@ class Connection:
         if self.link is not link or link.transport is None:  # lost during the handshake
             self._finish(None, DISCONNECTED)
             return
-        self.origin = o.key
+        self.origin = o
         self.parser = httptools.HttpResponseParser(self)
         link.transport.write(request.data)
 
@@ -423,8 +420,10 @@ class Connection:
 # ----------------------------------------------------------------------------- one request
 
 
-async def fetch(request: Prepared) -> tuple[int | None, bytes, str | None]:
-    """One request on a fresh connection, closed afterwards: (status, body kept, failure kind)."""
+async def exchange(conn: Connection, request: Prepared) -> tuple[int | None, bytes, str | None]:
+    """One request on ``conn``, awaited: (status, body kept, failure kind).  The
+    connection's ``answered`` callback is lent to this request and given back; the
+    connection stays open for its owner."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[tuple[int | None, bytes, str | None]] = loop.create_future()
 
@@ -432,12 +431,22 @@ async def fetch(request: Prepared) -> tuple[int | None, bytes, str | None]:
         if not done.done():
             done.set_result((status, body, error))
 
-    conn = Connection(loop, answered)
-    conn.send(request, None)
+    owner, conn.answered = conn.answered, answered
     try:
-        return await asyncio.wait_for(asyncio.shield(done), timeout=request.timeout_s + 0.05)
-    except TimeoutError:
-        conn.expire()
-        return await done
+        conn.send(request, None)
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), timeout=request.timeout_s + 0.05)
+        except TimeoutError:
+            conn.expire()
+            return await done
+    finally:
+        conn.answered = owner
+
+
+async def fetch(request: Prepared) -> tuple[int | None, bytes, str | None]:
+    """One request on a fresh connection, closed afterwards: (status, body kept, failure kind)."""
+    conn = Connection(asyncio.get_running_loop(), lambda *_: None)
+    try:
+        return await exchange(conn, request)
     finally:
         conn.abort()
