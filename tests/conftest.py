@@ -125,6 +125,12 @@ def base_id(result_id: str) -> str:
     return result_id.split("[", 1)[0]
 
 
+def outcome(results: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str, str | None]]:
+    """Every result as (status, measured display, reason): what a failed assertion prints, so
+    that a lab that could not start says why (the reason) instead of only 'could not measure'."""
+    return {k: (v["status"], v["measurement"]["display"], v.get("reason")) for k, v in results.items()}
+
+
 def assert_no_secret(run: GoliveRun, secret: str) -> None:
     """``secret`` is nowhere in the run's output or in any file of its run folder."""
     assert secret not in run.out

@@ -226,7 +226,9 @@ def test_split_network_fails_single_network(lab: Lab) -> None:
 def test_literal_password_fails_and_never_appears(lab: Lab) -> None:
     (r,) = lab.results("no_literal_secrets", lab.broken).values()
     assert r.status is Status.FAIL
-    assert r.measured == "DB_PASSWORD written literally (service literal-secret)"
+    # the literal DB_PASSWORD, and sd-ip's DATABASE_URL with its password in the URL
+    assert r.measured == ("DB_PASSWORD written literally (service literal-secret); "
+        "DATABASE_URL holds a URL whose password is written literally (service sd-ip)")
     literal = compose_lab.literal_in_compose(lab.broken)
     everything = json.dumps([x.to_dict() for x in lab.results("no_literal_secrets", lab.broken).values()])
     for check in ("required_env", "non_root", "services_running"):
@@ -234,6 +236,34 @@ def test_literal_password_fails_and_never_appears(lab: Lab) -> None:
     assert literal not in everything and lab.broken.secret not in everything
     # the names are evidence, the values are not
     assert "DB_PASSWORD" in everything
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    # from the environment: clean
+    ({"DB_PASSWORD": "${DB_PASSWORD}", "API_TOKEN": "$API_TOKEN", "DB_PASSWORD_FILE": "/run/secrets/db"}, []),
+    ({"DB_PASSWORD": "${DB_PASSWORD:?set DB_PASSWORD in .env}", "SECRET_KEY": "${A:-${B}}"}, []),
+    ({"DATABASE_URL": "postgres://app:${DB_PASSWORD}@db:5432/app", "CACHE_URL": "redis://cache:6379/0",
+      "PASSWORD": None, "SOURCE_URL": "postgres://app@db/app"}, []),
+    # the bypasses of "no $ in the value": a default, text around a reference, an escaped dollar
+    ({"DB_PASSWORD": "${DB_PASSWORD:-changeme}"}, ["DB_PASSWORD written as a literal default (service s)"]),
+    ({"DB_PASSWORD": "${DB_PASSWORD-changeme}"}, ["DB_PASSWORD written as a literal default (service s)"]),
+    ({"API_KEY": "sk-${SUFFIX}"}, ["API_KEY written partly literally (service s)"]),
+    ({"API_KEY": "$$ecret"}, ["API_KEY written literally (service s)"]),
+    # a password inside a connection URL, whatever the variable is called
+    ({"DATABASE_URL": "postgres://app:hunter2@db:5432/app"},
+     ["DATABASE_URL holds a URL whose password is written literally (service s)"]),
+    ({"BROKER": "redis://:hunter2@cache:6379/0"}, ["BROKER holds a URL whose password is written literally (service s)"]),
+    (["DSN=postgres://app:${DB_PASSWORD:-hunter2}@db/app"],
+     ["DSN holds a URL whose password is written as a literal default (service s)"]),
+])
+def test_literal_secret_forms(environment: Any, expected: list[str]) -> None:
+    """What no_literal_secrets reads from one service's ``environment:`` (mapping or list form):
+    names only, never the value."""
+    from checks.containers.probes import literal_secrets_of
+
+    found = literal_secrets_of("s", environment)
+    assert found == expected
+    assert not any(word in line for line in found for word in ("hunter2", "changeme", "ecret\n"))
 
 
 def test_env_file_readable_by_others_fails(lab: Lab) -> None:
@@ -681,7 +711,8 @@ def test_end_to_end_compliant_is_go_and_broken_is_no_go(lab: Lab, tmp_path: Path
     assert run.rc != 0
     assert run.report["verdict"]["decision"] == "NO-GO"
     assert run.one("containers.restart_policy[restart-no]")["status"] == "fail"
-    assert run.one("containers.no_literal_secrets")["measured"] == "DB_PASSWORD written literally (service literal-secret)"
+    assert run.one("containers.no_literal_secrets")["measured"] == ("DB_PASSWORD written literally (service literal-secret); "
+        "DATABASE_URL holds a URL whose password is written literally (service sd-ip)")
     assert run.one("containers.start_order[no-order]")["status"] == "fail"
     assert run.one("containers.service_discovery[sd-ip/DATABASE_URL]")["status"] == "fail"
     literal = compose_lab.literal_in_compose(lab.broken)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_id
+from conftest import base_id, outcome
 from lab import systems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ def test_alwrity_broken_variant_is_caught(tmp_path: Path, golive_run, variant: s
     results = run.results()
     assert results, run.out[-3000:]
     caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
-    assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
+    assert caught, outcome(results)
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])
     value = next(iter(caught.values()))["measurement"]["value"]

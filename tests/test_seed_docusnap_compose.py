@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, ConcurrentRuns, GoliveRun, base_id
+from conftest import ROOT, ConcurrentRuns, GoliveRun, base_id, outcome
 from lab import systems
 
 PROFILE = "docusnap-containerized"
@@ -176,7 +176,7 @@ def test_broken_variant_is_caught(variant_runs: dict[str, GoliveRun], variant: s
     results = run.results()
     assert results, run.out[-3000:]
     caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
-    assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
+    assert caught, outcome(results)
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])
     ports = run.report["target"].get("lab_ports", {})

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, ConcurrentRuns, GoliveRun, assert_no_secret, base_id, unexpected_results
+from conftest import ROOT, ConcurrentRuns, GoliveRun, assert_no_secret, base_id, outcome, unexpected_results
 from lab import systems
 
 CANARY = "golive-canary-4c1d-oz-db-password"
@@ -177,7 +177,7 @@ def test_oz_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: str) -
     results = run.results()
     assert results, run.out[-3000:]
     caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
-    assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
+    assert caught, outcome(results)
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])
     value = next(iter(caught.values()))["measurement"]["value"]

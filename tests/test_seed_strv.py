@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ConcurrentRuns, GoliveRun, base_id
+from conftest import ConcurrentRuns, GoliveRun, base_id, outcome
 from lab import systems
 
 pytestmark = [
@@ -187,7 +187,7 @@ def test_strv_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: str)
     results = run.results()
     assert results, run.out[-3000:]
     caught = {k: v for k, v in results.items() if (k == check or base_id(k) == check) and v["status"] == "fail"}
-    assert caught, {k: (v["status"], v["measurement"]["display"]) for k, v in results.items()}
+    assert caught, outcome(results)
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])
     value = next(iter(caught.values()))["measurement"]["value"]

@@ -275,9 +275,68 @@ def _env_list(env: Any) -> list[tuple[str, str | None]]:
     return out
 
 
-def _is_literal(value: str | None) -> bool:
-    """A value written into the file, not taken from the environment/.env (``${VAR}``)."""
-    return bool(value) and "$" not in str(value)
+#: Compose interpolation: ``$$`` (an escaped dollar: literal text), ``${VAR}``, ``${VAR:-default}``,
+#: ``${VAR-default}``, ``${VAR:?error}``, ``${VAR:+replacement}`` (one level of nesting in the
+#: argument), ``$VAR``
+_REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>(?:[^{}]|\{[^{}]*\})*))?\}"
+                        r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)")
+#: ``scheme://user:password@host``: the userinfo of a connection URL
+_URL_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?P<netloc>[^/?#\s]*)")
+
+
+def _literal_part(value: str | None) -> str | None:
+    """How much of ``value`` is text written into the Compose file rather than taken from the
+    environment or .env: None (all of it comes from ``${VAR}``/``$VAR``), ``"literally"``,
+    ``"partly literally"`` (text around a reference), or ``"as a literal default"`` (the text
+    after ``:-``/``-``/``:+``/``+`` is in the file and is used whenever the variable is unset).
+    ``${VAR:?message}``'s message is not a value."""
+    if not value:
+        return None
+    defaulted, references = False, 0
+
+    def drop(m: re.Match[str]) -> str:
+        nonlocal defaulted, references
+        if m.group(0) == "$$":
+            return "$"
+        references += 1
+        op, arg = m.group("op") or "", m.group("arg") or ""
+        if op and op[-1] in "-+" and _literal_part(arg) is not None:
+            defaulted = True
+        return ""
+
+    rest = _REFERENCE.sub(drop, str(value))
+    if not references:
+        return "literally"
+    if rest.strip():
+        return "partly literally"
+    return "as a literal default" if defaulted else None
+
+
+def _url_password(value: str | None) -> str | None:
+    """The password of a ``scheme://user:password@host/...`` value, or None (no URL, no password)."""
+    m = _URL_USERINFO.match(value or "")
+    if m is None or "@" not in m.group("netloc"):
+        return None
+    userinfo = m.group("netloc").rpartition("@")[0]
+    return userinfo.partition(":")[2] if ":" in userinfo else None
+
+
+def literal_secrets_of(service: str, environment: Any) -> list[str]:
+    """One line per variable of a service's ``environment:`` that carries a secret written in
+    the Compose file: a secret-named variable (:data:`SECRET_NAME`, not ``*_FILE``) whose value
+    is not all ``${VAR}``, or any variable holding a URL whose password is (``DATABASE_URL=
+    postgres://app:hunter2@db/app``).  Names only: the line never holds the value."""
+    lines = []
+    for var, value in _env_list(environment):
+        how = _literal_part(value) if SECRET_NAME.search(var) and not var.endswith("_FILE") else None
+        if how is not None:
+            lines.append(f"{var} written {how} (service {service})")
+            continue
+        password = _url_password(value)
+        how = _literal_part(password) if password else None
+        if how is not None:
+            lines.append(f"{var} holds a URL whose password is written {how} (service {service})")
+    return lines
 
 
 def _git_tracked(path: Path) -> bool:
@@ -313,9 +372,7 @@ def read_compose_file(path: Path) -> ComposeFacts:
         depends[str(name)] = _depends_on(svc.get("depends_on"))
         aliases[str(name)] = _aliases(svc.get("networks"))
         env_names[str(name)] = tuple(var for var, _ in _env_list(svc.get("environment")))
-        for var, value in _env_list(svc.get("environment")):
-            if SECRET_NAME.search(var) and not var.endswith("_FILE") and _is_literal(value):
-                literals.append(f"{var} written literally (service {name})")
+        literals += literal_secrets_of(str(name), svc.get("environment"))
         env_file = svc.get("env_file")
         for f in [env_file] if isinstance(env_file, str) else (env_file or ()):
             env_paths.append(path.parent / str(f))
@@ -708,7 +765,8 @@ def no_literal_secrets(snap: ProjectSnapshot, env_mode_max: int) -> Measurement:
     """Secret-named variables with a literal value in the Compose file (names only); env
     files more open than ``env_mode_max`` or tracked by git.  Value ``{"problems": [...]}``."""
     method = ("Compose file parsed with PyYAML: environment variables named like "
-              f"{SECRET_NAME.pattern} whose value is written in the file (not ${{VAR}}); stat of .env and "
+              f"{SECRET_NAME.pattern} whose value is not all ${{VAR}} references (text, a :- default), and "
+              "any variable holding a URL whose password is; stat of .env and "
               "env_file entries; git ls-files for those")
     compose = snap.compose
     if compose is None:
