@@ -9,7 +9,8 @@ without cleaning up (``kill -9``).  Stopping is SIGTERM to the group, a bounded 
 SIGKILL.  A process-wide registry stops whatever is still running at interpreter exit and on
 SIGINT/SIGTERM (chaining to the handlers that were installed before).
 
-Only loopback addresses are ever used by helpers here (free ports are found on 127.0.0.1).
+Only loopback addresses are ever used by helpers here (free ports are found on 127.0.0.1, below
+the ephemeral range and reserved across processes: :func:`free_port`).
 """
 from __future__ import annotations
 
@@ -240,21 +241,71 @@ def stop_processes(
 # --------------------------------------------------------------------------- ports
 
 
-def free_port(host: str = "127.0.0.1", exclude: Iterable[int] = ()) -> int:
-    """A TCP port that is free on ``host`` right now (bind port 0, read it, close).
+#: how long a handed-out port stays reserved for the server it was picked for (it binds it
+#: within seconds; afterwards the bind itself keeps every other picker off it)
+PORT_LEASE_S = 180.0
+_leases: dict[int, tuple[float, socket.socket]] = {}
+_leases_lock = threading.Lock()
 
-    The port may be taken by someone else before the caller binds it; callers retry the
-    whole start on "address already in use".
+
+def _lab_port_range() -> range:
+    """Where lab ports are picked: the 12,000 ports just below the kernel's ephemeral range
+    (``net.ipv4.ip_local_port_range``), which outgoing connections never take -- a port from
+    ``bind(0)`` is in that range, and a busy lab's own connections (Prometheus scrapes, load)
+    could take it between the pick and the server's bind.  Empty where the range starts too low."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(10000, low - 12000), low) if low > 11024 else range(0)
+
+
+def _reserve(port: int) -> socket.socket | None:
+    """Reserve ``port`` against every other process on this machine that picks lab ports: an
+    abstract-namespace Unix socket named after it (exclusive per network namespace, gone when
+    closed or when the process dies: no file is left behind).  None: someone holds it."""
+    lease = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lease.bind(f"\0golive-lab-port-{port}")
+    except OSError:
+        lease.close()
+        return None
+    return lease
+
+
+def free_port(host: str = "127.0.0.1", exclude: Iterable[int] = ()) -> int:
+    """A TCP port that is free on ``host`` and reserved for the caller for :data:`PORT_LEASE_S`.
+
+    Picked at random below the ephemeral range (:func:`_lab_port_range`), bound once to prove
+    it free, and reserved (:func:`_reserve`) so that labs started at the same time in other
+    processes never pick it too.  Nothing outside golive's own pickers is kept off it: callers
+    that can retry the whole start on "address already in use" still do.
     """
+    import random
+
     if not host.startswith("127."):
         raise ValueError(f"free_port only probes loopback addresses, not {host!r}")
     excluded = set(exclude)
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port not in excluded:
-            return port
+    candidates = _lab_port_range()
+    now = time.monotonic()
+    with _leases_lock:
+        for port, (since, held) in list(_leases.items()):
+            if now - since > PORT_LEASE_S:
+                held.close()
+                del _leases[port]
+        for _ in range(200):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, random.choice(candidates) if candidates else 0))
+                except OSError:
+                    continue
+                port = int(s.getsockname()[1])
+            if port in excluded or port in _leases:
+                continue
+            lease = _reserve(port)
+            if lease is not None:
+                _leases[port] = (now, lease)
+                return port
     raise LabError("could not find a free TCP port on loopback")
 
 

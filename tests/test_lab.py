@@ -335,3 +335,26 @@ def test_port_probe_helpers_refuse_non_loopback() -> None:
         free_port("0.0.0.0")
     with pytest.raises(ValueError):
         can_connect("192.0.2.1", 80)
+
+
+def test_lab_ports_are_reserved_across_processes_and_below_the_ephemeral_range() -> None:
+    """Five labs starting at once (the seed tests' ConcurrentRuns) each pick ~10 ports: a port
+    from bind(0) could be handed to another lab, or taken by a lab's own outgoing connection,
+    before its server binds it ('alertmanager: bind: address already in use', seen in CI).
+    Ports come from below the ephemeral range and are reserved until the lease ends; the
+    reservation is gone with the process that held it."""
+    from lab.procs import _lab_port_range, _reserve, free_ports
+
+    mine = free_ports(40)
+    code = "from lab.procs import free_ports; print(' '.join(map(str, free_ports(40))))"
+    theirs = [int(p) for p in subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                             check=True, timeout=60, cwd=Path(__file__).resolve().parent.parent
+                                             ).stdout.split()]
+    assert len(theirs) == 40 and not set(mine) & set(theirs)
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(p in _lab_port_range() and p < low for p in mine + theirs)
+    # held here, free again once the other process exited
+    assert _reserve(mine[0]) is None
+    lease = _reserve(theirs[0])
+    assert lease is not None
+    lease.close()
