@@ -23,3 +23,8 @@ Feature: HTTP: redirect to HTTPS, HSTS, security headers and health
   Scenario: The health endpoint answers
     When the health endpoint is requested
     Then it answers with the expected status
+
+  @high
+  Scenario: Every page the deployment must serve answers
+    When each page the profile requires and the target declares is requested
+    Then each answers with its declared status, content type and body

@@ -57,8 +57,8 @@ class Checks:
         self.started_at = utcnow()
 
     def _finish(self, result: CheckResult) -> CheckResult:
-        if result.status == Status.ERROR:
-            result = dataclasses.replace(result, remediation=VERIFY_REMEDIATION)
+        if result.status == Status.ERROR:  # the check's own hint where it has one, else the general advice
+            result = dataclasses.replace(result, remediation=result.remediation or VERIFY_REMEDIATION)
         if self.attestations is not None:
             result = self.attestations.apply(result)
         result = self.waivers.apply(result)
@@ -119,6 +119,6 @@ def _remediation(status: Status, fix: str, verify_hint: str) -> str:
     verifiable (the fix for a failure would be the wrong advice); a pass gets nothing."""
     if status == Status.PASS:
         return ""
-    if status == Status.ERROR and verify_hint:
+    if status == Status.ERROR:
         return verify_hint
     return fix

@@ -161,6 +161,13 @@ def test_strv_lab_passes_its_profile_but_for_this_machine(runs: dict[str, Golive
     assert "ST-DB-01" in store["requirement"]["ids"]
     assert results["datastores.feature_store_access"]["measurement"]["value"]["mode"] == "0640"
     assert results["datastores.feature_store_paths"]["measurement"]["value"]["missing_count"] == 0
+    # ST-NET-02: the frontend's own page answers (its title, as HTML); ST-NET-04: the API's and the
+    # frontend's published ports are closed from outside (the proxy fronts them)
+    page = results["http.pages[frontend]"]
+    assert page["status"] == "pass" and page["measurement"]["value"]["status"] == 200, page
+    assert page["measurement"]["value"]["body_ok"] is True and page["requirement"]["ids"] == ["ST-NET-02"]
+    closed = [v for k, v in results.items() if base_id(k) == "ports.internal_closed"]
+    assert len(closed) == 2 and all(v["status"] == "pass" and "ST-NET-04" in v["requirement"]["ids"] for v in closed)
     limited = results["auth.rate_limit"]
     assert limited["status"] == "pass" and limited["measurement"]["value"]["statuses"].get("429", 0) > 0
     assert all(v["measurement"]["value"] in (401, 403) for k, v in results.items()

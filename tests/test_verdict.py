@@ -436,6 +436,12 @@ def test_error_results_carry_verifiability_remediation() -> None:
                       remediation="give a 2 vCPU")
     assert r.status == Status.ERROR and "make the item verifiable" in r.remediation and "2 vCPU" not in r.remediation
     assert Requirement().to_dict()["basis"] == {}
+    # a check that says how to make it verifiable keeps its own hint (declared checks' verify_hint)
+    r = checks.record("http.health", block=None, expected="HTTP 200", measurement=_unverifiable(), ok=bool,
+                      remediation="fix the endpoint", verify_hint="make endpoints.health reachable")
+    assert r.status == Status.ERROR and r.remediation == "make endpoints.health reachable"
+    assert checks.error("x.y", "unreachable", verify_hint="name the host").remediation == "name the host"
+    assert "make the item verifiable" in checks.error("x.y", "unreachable").remediation
 
 
 def test_example_waiver_and_attestation_files_load() -> None:

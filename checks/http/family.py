@@ -1,10 +1,12 @@
-"""The HTTP family, declared: the plain-HTTP redirect to HTTPS, HSTS, the security headers
-and the health endpoint.
+"""The HTTP family, declared: the plain-HTTP redirect to HTTPS, HSTS, the security headers,
+the health endpoint and the pages the deployment must serve.
 
-Reads ``requirements.http`` and the target's ``endpoints`` (http, public, health, ca_file).
+Reads ``requirements.http``, the target's ``endpoints`` (http, public, health, ca_file) and
+its ``http`` block (health_body, pages).
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from golive.blocks import Block, Strict
-from golive.checkdef import Check, CheckContext, Family, MeasureResult, NotApplicable
+from golive.checkdef import Check, CheckContext, Family, Judged, MeasureResult, NotApplicable
 from golive.model import Evidence, Measurement, Severity
 from golive.units import Duration, fmt_duration
 
@@ -29,6 +31,9 @@ class HttpReq(Block):
                                                           "includeSubDomains and preload")
     security_headers: list[str] = Field(default_factory=list)
     health_status: int = Field(default=200, ge=100, le=599)
+    pages: list[str] = Field(default_factory=list, description=(
+        "pages the deployment must serve, by name (a Web UI, a frontend, a media file); the target says "
+        "where each is and what it answers (http.pages.<name>); a name the target does not declare is error"))
 
 
 class HealthBody(Strict):
@@ -59,10 +64,34 @@ class HealthBody(Strict):
         return self
 
 
+class PageSpec(Strict):
+    """Where one page is and what it answers (target: http.pages.<name>).  A status alone is
+    what a catch-all answers too (an SPA fallback, a default page, a proxy's error page with
+    200): name what only the real page holds -- a pattern, a JSON field, a Content-Type."""
+
+    url: str = Field(description="http(s) URL, fetched with one GET, no redirect followed")
+    status: int = Field(default=200, ge=100, le=599)
+    body: HealthBody | None = Field(default=None, description="what the body holds (json_field/equals, pattern)")
+    content_type: str | None = Field(default=None, description="what the Content-Type starts with (image/, text/html)")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError("url must be an http:// or https:// URL with a host")
+        if u.username or u.password:
+            raise ValueError("url must not carry credentials (user:password@)")
+        return v
+
+
 class HttpSpec(Strict):
     """What the deployment's HTTP answers hold beyond status codes (target: http)."""
 
     health_body: HealthBody | None = Field(default=None, description="what a healthy health answer's body holds")
+    pages: dict[str, PageSpec] = Field(default_factory=dict, description="the pages the deployment serves, by name")
 
 
 def _no_public(ctx: CheckContext, probe: str) -> Measurement:
@@ -149,6 +178,45 @@ def _healthy(r: HttpReq, v: dict[str, Any]) -> bool:
     return bool(v["status"] == r.health_status and v["body_ok"] is not False)
 
 
+# ----------------------------------------------------------------------------- pages
+
+def _page_expected(page: PageSpec) -> str:
+    extra = [f"Content-Type {page.content_type}*"] if page.content_type else []
+    if page.body is not None:
+        extra += [f"{page.body.json_field} = {page.body.equals!r}" if page.body.equals is not None
+                  else f"{page.body.json_field} truthy"] if page.body.json_field else []
+        extra += [f"body matches /{page.body.pattern}/"] if page.body.pattern else []
+    return f"HTTP {page.status}" + (f"; {'; '.join(extra)}" if extra else "")
+
+
+def _pages(ctx: CheckContext) -> dict[str, Measurement | Judged]:
+    """Every page the profile requires and every page the target declares: one GET each."""
+    from checks.http import probes
+
+    declared: dict[str, PageSpec] = ctx.spec.pages if ctx.spec else {}
+    names = list(dict.fromkeys([*ctx.req.pages, *declared]))
+    if not names:
+        raise NotApplicable("the profile requires no pages and the target declares none (http.pages)")
+    out: dict[str, Measurement | Judged] = {}
+    for name in names:
+        page = declared.get(name)
+        if page is None:
+            out[name] = Measurement.failed(
+                f"the profile requires the page '{name}' and the target does not say where it is "
+                f"(http.pages.{name}.url)", Evidence(probe="http.pages", subject=ctx.target.name, method="target file"))
+            continue
+        body = page.body
+        m = probes.page(page.url, ca_file=ctx.target.endpoints.ca_file, content_type=page.content_type,
+                        json_field=body.json_field if body else None, equals=body.equals if body else None,
+                        pattern=body.pattern if body else None)
+        out[name] = Judged(m, ctx.req, _page_expected(page), passes=functools.partial(_page_ok, page))
+    return out
+
+
+def _page_ok(page: PageSpec, v: dict[str, Any]) -> bool:
+    return bool(v["status"] == page.status and v["body_ok"] is not False and v["content_type_ok"] is not False)
+
+
 def pinning(measure: Callable[[CheckContext], MeasureResult]) -> Callable[[CheckContext], MeasureResult]:
     """``measure`` with the target's ``endpoints.resolve`` pins in force (name -> address);
     the CORS and auth families use it too."""
@@ -222,6 +290,21 @@ FAMILY = Family(
             remediation="make the health endpoint answer once the service is ready, and report its dependencies' "
                         "state honestly (a degraded service must not answer healthy)",
             verify_hint="make endpoints.health reachable from the checking host",
+        ),
+        Check(
+            id="http.pages",
+            title="Every page the deployment must serve answers",
+            severity=Severity.HIGH,
+            refs=("ST-NET-02", "OZ-NET-02", "OZ-NET-03"),
+            measures="one GET per page (no redirect followed) of the pages the profile requires and the target "
+                     "declares (http.pages.<name>.url): the status, and where the target says, the Content-Type "
+                     "and what the body holds (a pattern, a JSON field)",
+            measure=pinning(_pages),
+            expected="each page answers as the target declares it (status, Content-Type, body)",
+            remediation="serve the page at the declared URL (a redirect, an error page or a catch-all answer is "
+                        "not the page), or correct http.pages in the target",
+            verify_hint="declare the page's URL in the target (http.pages.<name>.url) and make it reachable from "
+                        "the checking host",
         ),
     ),
 )

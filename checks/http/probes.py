@@ -388,22 +388,40 @@ def health(url: str, *, ca_file: str | None = None, timeout_s: float = 5.0, json
     """The health endpoint's status and, when the target says what a healthy body holds (a
     JSON field, a pattern), whether the body says so.  Value: ``{"status", "body_ok"}``
     (``body_ok`` None when nothing is expected of the body) plus ``body`` (the verdict)."""
+    return page(url, probe="http.health", ca_file=ca_file, timeout_s=timeout_s, json_field=json_field,
+                equals=equals, pattern=pattern, body_words=("body healthy", "body unhealthy"))
+
+
+def page(url: str, *, probe: str = "http.pages", ca_file: str | None = None, timeout_s: float = 5.0,
+         json_field: str | None = None, equals: Any = None, pattern: str | None = None,
+         content_type: str | None = None, body_words: tuple[str, str] = ("body as expected", "body not as expected"),
+         ) -> Measurement:
+    """One GET (no redirect followed): the status, and where the target says what the answer
+    holds, whether the body does (a JSON field, a pattern: :func:`body_verdict`) and whether
+    the Content-Type starts with ``content_type``.  Value: ``{"status", "body_ok",
+    "content_type", "content_type_ok", "body"}`` (``*_ok`` None when nothing is expected)."""
     started = time.monotonic()
     try:
         ex = send_despite_trust(url, ca_file=ca_file, timeout_s=timeout_s)
     except HttpFailure as exc:
-        return Measurement.failed(str(exc), _evidence("http.health", url, "GET", timeout_s, started=started))
+        return Measurement.failed(str(exc), _evidence(probe, url, "GET", timeout_s, started=started))
     excerpt = redact(ex.body[:400].decode("utf-8", "replace"))
-    value: dict[str, Any] = {"status": ex.status, "body_ok": None, "body": None}
+    ctype = ex.headers.get("content-type")
+    value: dict[str, Any] = {"status": ex.status, "body_ok": None, "body": None, "content_type": ctype,
+                             "content_type_ok": None}
     display = f"HTTP {ex.status}"
+    if content_type:
+        value["content_type_ok"] = (ctype or "").lower().startswith(content_type.lower())
+        display += f", {ctype or 'no Content-Type'}"
     if json_field or pattern:
         verdict = body_verdict(ex.body, json_field=json_field, equals=equals, pattern=pattern)
         value.update(body_ok=verdict["ok"], body=verdict)
-        display += ", body healthy" if verdict["ok"] else f", body unhealthy: {'; '.join(verdict['why'])}"
+        display += f", {body_words[0]}" if verdict["ok"] else f", {body_words[1]}: {'; '.join(verdict['why'])}"
     display += UNVERIFIED_NOTE if ex.unverified else ""
-    raw = ex.raw(["content-type"]) + (f"\n\n{excerpt}" if excerpt else "")
-    ev = _evidence("http.health", url, "GET", timeout_s, raw,
+    shown = ["content-type", "location"] if 300 <= ex.status < 400 else ["content-type"]  # where a redirect goes
+    raw = ex.raw(shown) + (f"\n\n{excerpt}" if excerpt else "")
+    ev = _evidence(probe, url, "GET", timeout_s, raw,
                    {"server_addr": ex.server_addr, "tls_unverified": ex.unverified, "status": ex.status,
-                    "elapsed_ms": ex.elapsed_ms,
+                    "elapsed_ms": ex.elapsed_ms, "content_type": ctype,
                     "body_excerpt": excerpt, "body": value["body"]}, started)
     return Measurement(value, display, ev)

@@ -189,6 +189,9 @@ class RunningStrv(StopsOnExit):
                                  "depends_on": ["api"], "connects_to": {"API_URL": "api"}},
                 },
             },
+            # ST-NET-02: the frontend's own page (a catch-all 200 would not carry its title)
+            "http": {"pages": {"frontend": {"url": f"http://127.0.0.1:{p['frontend']}/", "content_type": "text/html",
+                                            "body": {"pattern": "<title>STRV Similarity Search</title>"}}}},
             "auth": {
                 "protected_paths": ["/api/stats", "/api/images/0", "POST /api/search"],
                 "token_file": str(self.key_file), "scheme": "Bearer",
