@@ -177,10 +177,53 @@ def _health_location(knobs: Knobs | None) -> str:
     return f"        location = /health {{\n{_PROXY}        }}\n"
 
 
-def _app_locations(knobs: Knobs | None = None) -> str:
+#: The Oz front's static content (OZ-NET-02 "Nginx serves static media files", OZ-NET-03 the
+#: Web UI): a stand-in page for the Web UI and one known media file, served by nginx itself
+WEB_UI_TITLE = "Oz Forensics Web UI"
+MEDIA_SAMPLE = "sample-001.png"
+
+
+def png_1x1() -> bytes:
+    """A valid 1x1 grey PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
+
+
+def write_static_site(root: Path) -> None:
+    """``root/ui/index.html`` (the Web UI's page) and ``root/media/`` with :data:`MEDIA_SAMPLE`,
+    world-readable: nginx's workers run as nobody."""
+    for sub in ("ui", "media"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub).chmod(0o755)
+    (root / "ui" / "index.html").write_text(
+        f"<!doctype html><html><head><title>{WEB_UI_TITLE}</title></head>"
+        "<body><h1>Oz Forensics</h1><p>Upload media for liveness and biometry analyses.</p></body></html>\n")
+    (root / "media" / MEDIA_SAMPLE).write_bytes(png_1x1())
+    for f in (root / "ui" / "index.html", root / "media" / MEDIA_SAMPLE):
+        f.chmod(0o644)
+
+
+def _static_locations(static_root: Path | None) -> str:
+    if static_root is None:
+        return ""
+    # the http block's default_type is application/octet-stream: each location names its types
+    return (f"        location /media/ {{\n            types {{ image/png png; image/jpeg jpg jpeg; }}\n"
+            f"            alias {static_root}/media/;\n        }}\n"
+            f"        location /ui/ {{\n            types {{ text/html html; }}\n"
+            f"            alias {static_root}/ui/;\n        }}\n")
+
+
+def _app_locations(knobs: Knobs | None = None, static_root: Path | None = None) -> str:
     return (
         f"        location /v1/ {{\n{_api_guard(knobs)}{_PROXY}        }}\n"
         f"{_health_location(knobs)}"
+        f"{_static_locations(static_root)}"
         "        location / { return 404; }\n"
     )
 
@@ -196,8 +239,10 @@ def render_config(
     knobs: Knobs,
     api_token: str | None = None,
     dhparam_file: Path | None = None,
+    static_root: Path | None = None,
 ) -> str:
-    """The nginx.conf text for one lab (see the module docstring for what it asserts)."""
+    """The nginx.conf text for one lab (see the module docstring for what it asserts);
+    ``static_root``: :func:`write_static_site`'s folder, served under /ui/ and /media/."""
     if not upstreams:
         raise ValueError("nginx needs at least one upstream instance")
     tmp = layout.temp_dir
@@ -307,7 +352,7 @@ http {{
             return 204;
         }}
 
-{_app_locations(knobs)}    }}
+{_app_locations(knobs, static_root)}    }}
 
 {http_servers}}}
 """

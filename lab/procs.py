@@ -317,6 +317,31 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     return ports
 
 
+def reap_stale_tmp(prefixes: Sequence[str]) -> list[Path]:
+    """Remove ``/tmp/<prefix><pid>-*`` folders whose owner process is gone (a SIGKILLed run
+    cannot remove its scratch folders: the next start does); returns what was removed.
+    Folders without an owner pid in their name (older versions) are removed once they are an
+    hour old.  Nothing else is touched."""
+    import shutil
+
+    removed = []
+    for prefix in prefixes:
+        for path in Path("/tmp").glob(f"{prefix}*"):
+            rest = path.name[len(prefix):]
+            owner = rest.split("-", 1)[0]
+            if owner.isdigit() and "-" in rest:
+                stale = not pid_alive(int(owner))
+            else:
+                try:
+                    stale = time.time() - path.stat().st_mtime > 3600
+                except OSError:
+                    continue
+            if stale and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
 def can_connect(host: str, port: int, timeout: float = 0.5) -> bool:
     """True when a TCP connection to ``host:port`` is accepted (loopback only)."""
     if not host.startswith("127.") and host not in ("localhost", "::1"):

@@ -45,6 +45,7 @@ from lab.procs import (
     http_status,
     port_in_use_error,
     python_env,
+    reap_stale_tmp,
     register,
     spawn,
     stop_processes,
@@ -62,6 +63,9 @@ RESTART_DELAY_S = 2.0  # the instances' restart policy delay (systemd RestartSec
 #: (ST-AUTH-03, ST-SYS-04: services as their own unprivileged account).  Created for the run
 #: through lab.sshd's account bookkeeping and removed by the last lab holding it.
 SERVICE_USER = "golive-oz"
+#: /tmp/<prefix><pid>-*: the static content nginx serves (a run killed with SIGKILL leaves it;
+#: the next start removes it: lab.procs.reap_stale_tmp)
+STATIC_PREFIX = "golive-lab-www-"
 #: Debian's interpreter (python3-aiohttp: scripts/setup.sh): the service account can run it,
 #: unlike a virtual environment under a private home
 SERVICE_PYTHON = "/usr/bin/python3"
@@ -127,6 +131,9 @@ class RunningLab(StopsOnExit):
         self.nginx_layout = nginx.NginxLayout(workdir / "nginx")
         self.haproxy_layout = haproxy.HaproxyLayout(workdir / "haproxy")
         self.run_dir = workdir / "run"  # pid files of the supervised instances
+        #: the Web UI page and media nginx serves (nginx.write_static_site): a folder of its own
+        #: under /tmp, world-traversable, because the lab folder may sit under a private one
+        self.static_dir: Path | None = None
         self.api_token_file = workdir / "secrets" / "api_token"
         self.api_token: str | None = None
         self.tls: certs.TlsFiles | None = None
@@ -188,7 +195,11 @@ class RunningLab(StopsOnExit):
             },
             "services": self.service_overrides(),
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
-            "http": {"health_body": {"json_field": "status", "equals": "ok"}},
+            "http": {"health_body": {"json_field": "status", "equals": "ok"}, "pages": {
+                # OZ-NET-02 a known media URL served by nginx; OZ-NET-03 the Web UI
+                "media": {"url": f"https://localhost:{https}/media/{nginx.MEDIA_SAMPLE}", "content_type": "image/png"},
+                "web_ui": {"url": f"https://localhost:{https}/ui/", "content_type": "text/html",
+                           "body": {"pattern": f"<title>{nginx.WEB_UI_TITLE}</title>"}}}},
             **self._auth_overrides(),
             "inference": {
                 "url": f"https://localhost:{https}/v1/analyze",
@@ -332,6 +343,8 @@ class RunningLab(StopsOnExit):
                 self.pg.stop()
             if self.ds is not None:
                 self.ds.stop()
+            if self.static_dir is not None:
+                shutil.rmtree(self.static_dir, ignore_errors=True)
             if self.account is not None:
                 from lab.sshd import release_user
 
@@ -476,7 +489,7 @@ class RunningLab(StopsOnExit):
             layout, https_port=self.ports["https"], http_port=self.ports["http"],
             upstreams=[("127.0.0.1", self.ports["haproxy"])],
             chain_file=self.tls.chain_file, key_file=self.tls.key_file, knobs=self.knobs,
-            api_token=self.api_token, dhparam_file=self._dhparam(layout.run_dir),
+            api_token=self.api_token, dhparam_file=self._dhparam(layout.run_dir), static_root=self.static_dir,
         ))
         nginx_bin = nginx.find_nginx()
         # nginx writes its own errors to error.log; its stdout/stderr go to the same file.
@@ -509,6 +522,12 @@ class RunningLab(StopsOnExit):
         self._prepare_files()
         register(self)
         self._take_account()
+        import tempfile
+
+        reap_stale_tmp((STATIC_PREFIX,))
+        self.static_dir = Path(tempfile.mkdtemp(prefix=f"{STATIC_PREFIX}{os.getpid()}-", dir="/tmp"))
+        self.static_dir.chmod(0o755)
+        nginx.write_static_site(self.static_dir)
         if self.knobs.postgres:
             from lab.postgres import start_postgres
 

@@ -34,6 +34,7 @@ from lab.procs import (
     free_port,
     pid_alive,
     port_in_use_error,
+    reap_stale_tmp,
     register,
     spawn,
     stop_processes,
@@ -194,25 +195,8 @@ CONTROL_PREFIX = "glcm-"
 
 def reap_stale_scratch() -> list[Path]:
     """Remove ``/tmp/golive-sshd-<pid>-*`` and ``/tmp/glcm-<pid>-*`` folders whose owner is
-    gone (a SIGKILLed test run cannot stop its server); returns what was removed.  Folders
-    without an owner pid in their name (older versions) are removed once they are an hour
-    old.  Nothing else is touched."""
-    removed = []
-    for prefix in (SCRATCH_PREFIX, CONTROL_PREFIX):
-        for path in Path("/tmp").glob(f"{prefix}*"):
-            rest = path.name[len(prefix):]
-            owner = rest.split("-", 1)[0]
-            if owner.isdigit() and "-" in rest:
-                stale = not pid_alive(int(owner))
-            else:
-                try:
-                    stale = time.time() - path.stat().st_mtime > 3600
-                except OSError:
-                    continue
-            if stale and path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-    return removed
+    gone (:func:`lab.procs.reap_stale_tmp`); returns what was removed."""
+    return reap_stale_tmp((SCRATCH_PREFIX, CONTROL_PREFIX))
 
 
 def _keygen(path: Path, comment: str) -> None:

@@ -152,8 +152,7 @@ def test_compliant_lab_is_go_for_tls_http_and_cors_with_poc(runs: dict[str, Goli
     st = {r["status"] for r in run.report["results"]}
     assert st <= {"pass", "skip"}, run.report["results"]
     assert {rid.split("[")[0] for rid, s in _statuses(run, "").items() if s == "skip"} == {
-        "tls.tls13", "tls.mozilla", "tls.starttls_offered",  # the lab names no STARTTLS service
-        "http.pages"}  # poc requires no pages and the reference lab declares none
+        "tls.tls13", "tls.mozilla", "tls.starttls_offered"}  # the lab names no STARTTLS service
     assert run.one("http.redirect")["measured"].startswith("HTTP 301 -> https://localhost:")
 
 
@@ -161,9 +160,9 @@ def test_reference_lab_passes_every_http_cors_and_auth_check_when_all_are_asked_
         runs: dict[str, GoliveRun]) -> None:
     run = runs["strict_api_auth"]
     assert run.rc == 0, run.out[-3000:]
-    asked = {k: v for k, v in _statuses(run, "").items() if k != "http.pages"}  # no page required or declared
-    assert set(asked.values()) == {"pass"}, asked
-    assert set(run.results()) - {"http.pages"} == {"http.redirect", "http.hsts", "http.security_headers", "http.health",
+    assert set(_statuses(run, "").values()) == {"pass"}, _statuses(run, "")
+    # OZ-NET-02/03: the media file and the Web UI nginx serves (poc requires both)
+    assert set(run.results()) == {"http.pages[media]", "http.pages[web_ui]", "http.redirect", "http.hsts", "http.security_headers", "http.health",
                                   "cors.allowed_origin[https://app.golive.test]", "cors.disallowed_origin",
                                   "cors.wildcard_credentials", "cors.reflection", "cors.null_origin",
                                   "cors.bypass_matrix[https://app.golive.test]",
@@ -337,8 +336,7 @@ def test_unreachable_target_is_error_everywhere(runs: dict[str, GoliveRun]) -> N
     run = runs["dead"]
     assert run.rc == 1 and run.report["verdict"]["decision"] == "NO-GO"
     st = _statuses(run, "")
-    assert st and {v for k, v in st.items()
-                   if not k.startswith(("tls.tls13", "tls.mozilla", "tls.starttls_offered", "http.pages"))} == {"error"}, st
+    assert st and {v for k, v in st.items() if not k.startswith(("tls.tls13", "tls.mozilla", "tls.starttls_offered"))} == {"error"}, st
     assert {rid.split("[")[0] for rid in st} >= {
         "tls.protocols_forbidden", "tls.cert_trusted", "http.redirect", "http.hsts", "http.health",
         "cors.allowed_origin", "cors.disallowed_origin", "cors.reflection", "auth.anonymous_refused",
@@ -355,7 +353,8 @@ def test_health_answering_200_with_a_degraded_body_fails(runs: dict[str, GoliveR
     assert '"database": "unreachable"' in health["evidence"][0]["data"]["body_excerpt"]
     # everything else of the family still passes: only the body gives it away
     assert {rid: r["status"] for rid, r in run.results("http.").items() if rid != "http.health"} == {
-        "http.redirect": "pass", "http.hsts": "pass", "http.security_headers": "pass", "http.pages": "skip"}
+        "http.redirect": "pass", "http.hsts": "pass", "http.security_headers": "pass",
+        "http.pages[media]": "pass", "http.pages[web_ui]": "pass"}
 
 
 def test_an_untrusted_chain_fails_trust_and_the_http_checks_still_measure(runs: dict[str, GoliveRun]) -> None:

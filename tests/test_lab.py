@@ -209,10 +209,14 @@ def test_start_and_stop_leave_nothing_behind(tmp_path: Path) -> None:
         assert duration < 15
         time.sleep(1.3)  # the backup job keeps writing (names have 1 s resolution)
         assert len(database.list_backups(lab.backup_dir)) >= 2
+        static = lab.static_dir  # the media and Web UI page nginx serves (OZ-NET-02/03), outside the lab folder
+        assert static is not None and (static / "media" / "sample-001.png").read_bytes().startswith(b"\x89PNG")
+        assert oct(static.stat().st_mode & 0o777) == "0o755"
     finally:
         lab.stop()
     lab.stop()  # idempotent
     assert lab.stop_duration_s < 5
+    assert not static.exists()
     alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
              and Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"]
     assert alive == []

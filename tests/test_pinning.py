@@ -41,7 +41,11 @@ endpoints:
   health: https://{PINNED_NAME}:{https}/health
   ca_file: {lab.ca_file}
 {resolve}cors: {{allowed_origins: ["https://app.golive.test"]}}
-http: {{health_body: {{json_field: status, equals: ok}}}}
+http:
+  health_body: {{json_field: status, equals: ok}}
+  pages:
+    media: {{url: "https://{PINNED_NAME}:{https}/media/sample-001.png", content_type: image/png}}
+    web_ui: {{url: "https://{PINNED_NAME}:{https}/ui/", body: {{pattern: "<title>Oz Forensics Web UI</title>"}}}}
 """, f"pinned-{pin}.yaml")
 
 
@@ -64,7 +68,7 @@ def test_a_pinned_name_validates_the_lab_before_dns_points_at_it(lab: RunningLab
     assert f"address 127.0.0.1 pinned in endpoints.resolve, SNI {PINNED_NAME}" in host["evidence"][0]["method"]
     redirect = run.one("http.redirect")
     assert redirect["measured"] == f"HTTP 301 -> https://{PINNED_NAME}:{https}/", redirect
-    for rid in ("http.hsts", "http.health", "cors.reflection"):
+    for rid in ("http.hsts", "http.health", "cors.reflection", "http.pages[web_ui]"):
         raw = run.one(rid)["evidence"][0]["raw"]
         assert raw.startswith(f"! connected to 127.0.0.1 (pinned in endpoints.resolve; name and SNI stay "
                               f"{PINNED_NAME})"), (rid, raw[:200])
@@ -73,7 +77,7 @@ def test_a_pinned_name_validates_the_lab_before_dns_points_at_it(lab: RunningLab
 def test_without_the_pin_the_same_target_cannot_be_verified(lab: RunningLab, tmp_path: Path,
                                                             golive_run: Any) -> None:
     run: GoliveRun = golive_run("--profile=poc", f"--target={_target(tmp_path, lab, pin=False)}", "-m", "http")
-    statuses = {rid: r["status"] for rid, r in run.results("http.").items() if rid != "http.pages"}  # none asked
+    statuses = {rid: r["status"] for rid, r in run.results("http.").items()}
     assert set(statuses.values()) == {"error"}, statuses
 
 

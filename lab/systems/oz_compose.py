@@ -164,6 +164,9 @@ http {{
         location /media/ {{
             alias /srv/media/;
         }}
+        location /ui/ {{
+            alias /srv/ui/;
+        }}
         location = /health {{
 {proxy}            proxy_read_timeout 3s;
         }}
@@ -241,7 +244,11 @@ class RunningOzCompose(StopsOnExit):
                 "ca_file": str(self.ca_file),
             },
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
-            "http": {"health_body": {"json_field": "status", "equals": "ok"}},
+            "http": {"health_body": {"json_field": "status", "equals": "ok"}, "pages": {
+                # OZ-NET-02 a known media URL served by nginx; OZ-NET-03 the Web UI
+                "media": {"url": f"{self.https_url}/media/{lab_nginx.MEDIA_SAMPLE}", "content_type": "image/png"},
+                "web_ui": {"url": f"{self.https_url}/ui/", "content_type": "text/html",
+                           "body": {"pattern": f"<title>{lab_nginx.WEB_UI_TITLE}</title>"}}}},
             "inference": {
                 "url": f"{self.https_url}/v1/analyze", "method": "POST", "body": dict(SAMPLE_BODY),
                 "expect_status": 200, "success_field": "status", "success_value": "ok",
@@ -335,7 +342,8 @@ class RunningOzCompose(StopsOnExit):
         services["nginx"] = {
             **common, "image": ngx, "user": str(APP_UID),
             "command": ["nginx", "-c", "/etc/oz/nginx.conf"],
-            "volumes": ["./nginx.conf:/etc/oz/nginx.conf:ro", "./tls:/etc/oz/tls:ro", "./media:/srv/media:ro"],
+            "volumes": ["./nginx.conf:/etc/oz/nginx.conf:ro", "./tls:/etc/oz/tls:ro", "./media:/srv/media:ro",
+                        "./ui:/srv/ui:ro"],
             "ports": [f"127.0.0.1:{p['https']}:8443", f"127.0.0.1:{p['http']}:8080"],
             "depends_on": {app: {"condition": "service_healthy"} for app, _ in instance_names(k)},
             # the TLS listener accepts (plain HTTP only redirects: busybox wget would follow it)
@@ -358,6 +366,7 @@ class RunningOzCompose(StopsOnExit):
         shutil.copy2(tls.key_file, key)
         key.chmod(0o600)
         (d / "media" / "shot-001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+        lab_nginx.write_static_site(d)  # ui/index.html (the Web UI's stand-in) and media/sample-001.png
         (d / "nginx.conf").write_text(render_nginx(self.knobs, https_port=self.ports["https"]))
         db_password = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(18)
         ro_password = secrets.token_hex(16)
