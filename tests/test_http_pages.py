@@ -82,7 +82,8 @@ http {{
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(pages: dict[str, Any], required: list[str]) -> dict[str, CheckResult]:
+def _run(pages: dict[str, Any], required: list[str] | dict[str, Any],
+         block_ref: tuple[str, ...] = ()) -> dict[str, CheckResult]:
     from checks.http.family import HttpReq, HttpSpec
     from golive.target import Target
 
@@ -91,7 +92,8 @@ def _run(pages: dict[str, Any], required: list[str]) -> dict[str, CheckResult]:
     assert check is not None
     spec = HttpSpec.model_validate({"pages": pages})
     target = Target.model_validate({"name": "pages-test"})
-    ctx = CheckContext.for_test(req=HttpReq(pages=required), spec=spec, target=target)
+    req = HttpReq.model_validate({"pages": required, "ref": list(block_ref)})
+    ctx = CheckContext.for_test(req=req, spec=spec, target=target)
     return {r.id: r for r in evaluate(check, ctx)}
 
 
@@ -173,3 +175,16 @@ def test_page_urls_are_validated() -> None:
         with pytest.raises(ValidationError, match=why) as exc:
             PageSpec(url=bad)
         assert "hunter2" not in str(exc.value).split("input_value")[0]
+
+
+def test_each_required_page_cites_its_own_requirement(site: str) -> None:
+    """The profile's mapping form: media answers OZ-NET-02 and the Web UI OZ-NET-03, not both
+    of them each (the list form cites the block's ids)."""
+    block = ("DS-NET-01", "AW-TLS-04", "OZ-NET-02", "OZ-NET-03")
+    results = _run({"media": {"url": f"{site}/media/known.jpg", "content_type": "image/"}},
+                   required={"media": {"ref": "OZ-NET-02"}, "web_ui": {"ref": "OZ-NET-03"}}, block_ref=block)
+    media, ui = results["http.pages[media]"], results["http.pages[web_ui]"]
+    assert media.status is Status.PASS and media.requirement.ids == ("OZ-NET-02",)
+    assert ui.status is Status.ERROR and ui.requirement.ids == ("OZ-NET-03",)  # required, not located
+    listed = _run({"media": {"url": f"{site}/media/known.jpg"}}, required=["media"], block_ref=block)
+    assert listed["http.pages[media]"].requirement.ids == ("OZ-NET-02", "OZ-NET-03")

@@ -19,6 +19,11 @@ from golive.model import Evidence, Measurement, Severity
 from golive.units import Duration, fmt_duration
 
 
+class PageReq(Block):
+    """A page the deployment must serve (profile: requirements.http.pages.<name>): the
+    catalogue ids its result cites (``ref``) and, optionally, its own severity."""
+
+
 class HttpReq(Block):
     """The HTTP->HTTPS redirect, HSTS, security headers and the health status the public
     entrypoint must give (profile: requirements.http)."""
@@ -31,9 +36,14 @@ class HttpReq(Block):
                                                           "includeSubDomains and preload")
     security_headers: list[str] = Field(default_factory=list)
     health_status: int = Field(default=200, ge=100, le=599)
-    pages: list[str] = Field(default_factory=list, description=(
-        "pages the deployment must serve, by name (a Web UI, a frontend, a media file); the target says "
-        "where each is and what it answers (http.pages.<name>); a name the target does not declare is error"))
+    pages: dict[str, PageReq] | list[str] = Field(default_factory=list, description=(
+        "pages the deployment must serve, by name (a Web UI, a frontend, a media file), each with the catalogue "
+        "ids it answers ({web_ui: {ref: OZ-NET-03}}) or as a list of names; the target says where each is and "
+        "what it answers (http.pages.<name>); a name the target does not declare is error"))
+
+    def page_reqs(self) -> dict[str, PageReq]:
+        """The required pages by name (the list form: no ids of their own)."""
+        return dict(self.pages) if isinstance(self.pages, dict) else {name: PageReq() for name in self.pages}
 
 
 class HealthBody(Strict):
@@ -194,22 +204,27 @@ def _pages(ctx: CheckContext) -> dict[str, Measurement | Judged]:
     from checks.http import probes
 
     declared: dict[str, PageSpec] = ctx.spec.pages if ctx.spec else {}
-    names = list(dict.fromkeys([*ctx.req.pages, *declared]))
+    required = ctx.req.page_reqs()
+    names = list(dict.fromkeys([*required, *declared]))
     if not names:
         raise NotApplicable("the profile requires no pages and the target declares none (http.pages)")
     out: dict[str, Measurement | Judged] = {}
     for name in names:
+        # a page the profile cites ids for answers those ids (media: OZ-NET-02), not the block's all
+        own = required.get(name)
+        block = own if own is not None and (own.ref or own.severity) else ctx.req
         page = declared.get(name)
         if page is None:
-            out[name] = Measurement.failed(
+            missing = Measurement.failed(
                 f"the profile requires the page '{name}' and the target does not say where it is "
                 f"(http.pages.{name}.url)", Evidence(probe="http.pages", subject=ctx.target.name, method="target file"))
+            out[name] = Judged(missing, block, "the page answers as the target declares it")
             continue
         body = page.body
         m = probes.page(page.url, ca_file=ctx.target.endpoints.ca_file, content_type=page.content_type,
                         json_field=body.json_field if body else None, equals=body.equals if body else None,
                         pattern=body.pattern if body else None)
-        out[name] = Judged(m, ctx.req, _page_expected(page), passes=functools.partial(_page_ok, page))
+        out[name] = Judged(m, block, _page_expected(page), passes=functools.partial(_page_ok, page))
     return out
 
 
