@@ -22,7 +22,8 @@ CANARIES = {
     "INFER_URL": "cnry-infer-url-9c0f",    # inference.url ?access_token=${...} (the case)
     "HEADER": "cnry-header-3a5e",          # inference.headers X-Trace: ${...} (a name not like a secret)
     "AUTH_TOKEN": "cnry-auth-token-5d21",  # auth.token
-    "PG": "pgsecret/zz+ab12/cd34",          # backups[].database postgresql://app:${...}@ (holds '/')
+    "PG": "pgsecret/zz+qx12/wy34",          # backups[].database postgresql://app:${...}@ (holds '/'; pieces
+                                            # not hex: a sha256 in manifest.json once held "cd34")
     "HA": "cnry-ha-key-60f3",              # ha.entrypoint ?key=${...}
     "DESCRIPTION": "cnry-descr-8e8e",      # description: a plain text field
 }
