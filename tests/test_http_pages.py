@@ -170,8 +170,10 @@ def test_page_urls_are_validated() -> None:
 
     from checks.http.family import PageSpec
 
-    for bad, why in (("ftp://host/x", "http:// or https://"), ("http:///x", "with a host"),
-                     ("https://admin:hunter2@host/ui", "must not carry credentials")):
+    for bad, why in (("ftp://host/x", "is not an https/http URL"), ("http:///x", "has no host"),
+                     ("https://h:99999/ui", "invalid port"),
+                     ("https://admin:hunter2@host/ui", "must not carry credentials"),
+                     ("https://admin:hunter2@host:99999/ui", "must not carry credentials")):
         with pytest.raises(ValidationError, match=why) as exc:
             PageSpec(url=bad)
         assert "hunter2" not in str(exc.value).split("input_value")[0]

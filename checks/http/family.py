@@ -89,12 +89,11 @@ class PageSpec(Strict):
     def _http_url(cls, v: str) -> str:
         from urllib.parse import urlsplit
 
-        u = urlsplit(v)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError("url must be an http:// or https:// URL with a host")
-        if u.username or u.password:
+        from golive.urls import http_url
+
+        if "@" in urlsplit(v).netloc:  # refused before http_url, whose messages repeat the value
             raise ValueError("url must not carry credentials (user:password@)")
-        return v
+        return http_url(v)
 
 
 class HttpSpec(Strict):
@@ -192,11 +191,12 @@ def _healthy(r: HttpReq, v: dict[str, Any]) -> bool:
 
 def _page_expected(page: PageSpec) -> str:
     extra = [f"Content-Type {page.content_type}*"] if page.content_type else []
-    if page.body is not None:
-        extra += [f"{page.body.json_field} = {page.body.equals!r}" if page.body.equals is not None
-                  else f"{page.body.json_field} truthy"] if page.body.json_field else []
-        extra += [f"body matches /{page.body.pattern}/"] if page.body.pattern else []
-    return f"HTTP {page.status}" + (f"; {'; '.join(extra)}" if extra else "")
+    body = page.body
+    if body is not None and body.json_field:
+        extra.append(f"{body.json_field} = {body.equals!r}" if body.equals is not None else f"{body.json_field} truthy")
+    if body is not None and body.pattern:
+        extra.append(f"body matches /{body.pattern}/")
+    return "; ".join([f"HTTP {page.status}", *extra])
 
 
 def _pages(ctx: CheckContext) -> dict[str, Measurement | Judged]:
