@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lab.procs import LabError
 from lab.variants import ALLOWED_ORIGIN, Knobs
@@ -207,6 +208,14 @@ def write_static_site(root: Path) -> None:
     (root / "media" / MEDIA_SAMPLE).write_bytes(png_1x1())
     for f in (root / "ui" / "index.html", root / "media" / MEDIA_SAMPLE):
         f.chmod(0o644)
+
+
+def static_pages(base_url: str) -> dict[str, Any]:
+    """The target's ``http.pages`` for :func:`write_static_site`'s content behind ``base_url``:
+    OZ-NET-02 a known media URL served by nginx, OZ-NET-03 the Web UI's page (its title)."""
+    return {"media": {"url": f"{base_url}/media/{MEDIA_SAMPLE}", "content_type": "image/png"},
+            "web_ui": {"url": f"{base_url}/ui/", "content_type": "text/html",
+                       "body": {"pattern": f"<title>{WEB_UI_TITLE}</title>"}}}
 
 
 def _static_locations(static_root: Path | None) -> str:

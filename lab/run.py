@@ -29,6 +29,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -195,11 +196,8 @@ class RunningLab(StopsOnExit):
             },
             "services": self.service_overrides(),
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
-            "http": {"health_body": {"json_field": "status", "equals": "ok"}, "pages": {
-                # OZ-NET-02 a known media URL served by nginx; OZ-NET-03 the Web UI
-                "media": {"url": f"https://localhost:{https}/media/{nginx.MEDIA_SAMPLE}", "content_type": "image/png"},
-                "web_ui": {"url": f"https://localhost:{https}/ui/", "content_type": "text/html",
-                           "body": {"pattern": f"<title>{nginx.WEB_UI_TITLE}</title>"}}}},
+            "http": {"health_body": {"json_field": "status", "equals": "ok"},
+                     "pages": nginx.static_pages(f"https://localhost:{https}")},
             **self._auth_overrides(),
             "inference": {
                 "url": f"https://localhost:{https}/v1/analyze",
@@ -522,8 +520,6 @@ class RunningLab(StopsOnExit):
         self._prepare_files()
         register(self)
         self._take_account()
-        import tempfile
-
         reap_stale_tmp((STATIC_PREFIX,))
         self.static_dir = Path(tempfile.mkdtemp(prefix=f"{STATIC_PREFIX}{os.getpid()}-", dir="/tmp"))
         self.static_dir.chmod(0o755)

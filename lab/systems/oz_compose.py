@@ -244,11 +244,8 @@ class RunningOzCompose(StopsOnExit):
                 "ca_file": str(self.ca_file),
             },
             "cors": {"allowed_origins": [ALLOWED_ORIGIN]},
-            "http": {"health_body": {"json_field": "status", "equals": "ok"}, "pages": {
-                # OZ-NET-02 a known media URL served by nginx; OZ-NET-03 the Web UI
-                "media": {"url": f"{self.https_url}/media/{lab_nginx.MEDIA_SAMPLE}", "content_type": "image/png"},
-                "web_ui": {"url": f"{self.https_url}/ui/", "content_type": "text/html",
-                           "body": {"pattern": f"<title>{lab_nginx.WEB_UI_TITLE}</title>"}}}},
+            "http": {"health_body": {"json_field": "status", "equals": "ok"},
+                     "pages": lab_nginx.static_pages(self.https_url)},
             "inference": {
                 "url": f"{self.https_url}/v1/analyze", "method": "POST", "body": dict(SAMPLE_BODY),
                 "expect_status": 200, "success_field": "status", "success_value": "ok",
