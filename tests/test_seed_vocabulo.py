@@ -24,11 +24,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from conftest import ROOT, ConcurrentRuns, GoliveRun, base_id
+from conftest import ROOT, ConcurrentRuns, GoliveRun, base_id, outcome
 from lab import systems
 
 PROFILE = "vocabulo"
@@ -58,10 +57,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GoliveR
         yield jobs.finish()
     finally:
         jobs.kill_all()
-
-
-def _summary(results: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str]]:
-    return {k: (v["status"], v["measurement"]["display"]) for k, v in results.items() if v["status"] != "skip"}
 
 
 def test_vocabulo_variants_are_listed_and_validated() -> None:
@@ -121,7 +116,8 @@ def test_vocabulo_lab_passes_its_profile(runs: dict[str, GoliveRun]) -> None:
     # VO-TLS-00: plain HTTP on localhost, the profile switches the TLS and HTTP rules off
     assert not {"tls", "http"} & ran
     # nothing on this machine stands in the way: every judged check passes
-    assert {k: v for k, v in _summary(results).items() if v[0] != "pass"} == {}, _summary(results)
+    unexpected = {k: v for k, v in outcome(results).items() if v[0] not in ("pass", "skip")}
+    assert unexpected == {}, unexpected
     assert run.rc == 0, run.out[-3000:]
 
     ports = run.report["target"]["lab_ports"]
@@ -171,7 +167,7 @@ def test_vocabulo_broken_variant_is_caught(runs: dict[str, GoliveRun], variant: 
     results = run.results()
     assert results, run.out[-3000:]
     caught = {k: v for k, v in results.items() if base_id(k) == check and v["status"] == "fail"}
-    assert caught, _summary(results)
+    assert caught, outcome(results)
     for rid, r in caught.items():
         assert ref in r["requirement"]["ids"], (rid, r["requirement"])
     assert run.rc != 0
